@@ -1,0 +1,46 @@
+# synlearner: `make demo` tries it on the embedded default, `make test` runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Wheels are kept in a wheelhouse outside the clone, so a second set-up fetches nothing big.
+WHEELHOUSE ?= $(HOME)/.cache/synlearner/wheels
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+# The CPU build of PyTorch pinned for set-up (pyproject keeps a loose range for users).
+TORCH_PIN ?= torch==2.13.0
+DEMO_DIR ?= demo-run
+
+.PHONY: venv demo test test-unit test-integration lint bench clean
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+	  print("\n".join(p["dependencies"] + p["optional-dependencies"]["test"]))' > $(VENV)/requirements.txt
+	echo "$(TORCH_PIN)" >> $(VENV)/requirements.txt
+	$(PY) -m pip download -q -d $(WHEELHOUSE) -r $(VENV)/requirements.txt
+	$(PY) -m pip install -q --no-index --find-links $(WHEELHOUSE) -r $(VENV)/requirements.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	$(VENV)/bin/synlearner demo --config configs/demo.yaml --workdir $(DEMO_DIR)
+
+test: venv
+	$(PY) -m pytest tests/unit -q
+	$(PY) -m pytest tests/integration -q -m integration
+
+test-unit: venv
+	$(PY) -m pytest tests/unit -q
+
+lint: venv
+	$(PY) -m pip install -q -e ".[dev]"
+	$(VENV)/bin/ruff check . && $(VENV)/bin/mypy daemon stream memory
+
+bench: venv
+	$(PY) bench/bench_memory.py
+
+clean:
+	rm -rf $(DEMO_DIR) .pytest_cache build *.egg-info

@@ -1,0 +1,1 @@
+"""The daemon: config, main loop, metrics, HTTP endpoints, systemd integration, CLI."""

@@ -1,0 +1,172 @@
+"""`synlearner` command line: run, submit, status, report, predict, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from synlearner.daemon.config import Config, ConfigError, load_config
+
+log = logging.getLogger("synlearner")
+
+
+def _config(args: argparse.Namespace, **overrides: Any) -> Config:
+    return load_config(Path(args.config) if args.config else None, overrides)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from synlearner.daemon.build import build_daemon, setup_logging
+    from synlearner.daemon.service import Service
+
+    cfg = _config(args, **({"daemon.drain": True} if args.drain else {}))
+    setup_logging(cfg)
+    Service(cfg, build_daemon(cfg)).run()
+    return 0
+
+
+def _read_task_files(paths: list[str]) -> list[tuple[str, bytes]]:
+    out: list[tuple[str, bytes]] = []
+    for name in paths:
+        path = Path(name)
+        files = sorted(path.glob("*.json*")) if path.is_dir() else [path]
+        for f in files:
+            if f.suffix == ".jsonl":
+                out += [(f"{f.stem}-{i}", line) for i, line in
+                        enumerate(f.read_bytes().splitlines()) if line.strip()]
+            else:
+                out.append((f.stem, f.read_bytes()))
+    return out
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from synlearner.daemon.build import build_publisher
+
+    publisher = build_publisher(_config(args))
+    for key, raw in _read_task_files(args.files):
+        try:
+            key = str(json.loads(raw).get("task_id", key))
+        except (ValueError, AttributeError):
+            pass  # the daemon dead-letters it with the reason
+        print(f"submitted {key}: {publisher.submit(raw, key)}")  # noqa: T201  # CLI output
+    publisher.close()
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from synlearner.daemon.state import State
+    from synlearner.memory.store import read_counts
+    from synlearner.stream.spool import SpoolSource
+
+    cfg = _config(args)
+    state = State.load(cfg.state_dir)
+    body: dict[str, Any] = {
+        "state_dir": str(cfg.state_dir),
+        "tasks": [{"task": e.column, "version": e.version, "final": e.final,
+                   "adapter": e.adapter} for e in state.entries],
+        "memory": read_counts(cfg.state_dir / "memory"),
+        "latest_accuracy": state.latest_scores(),
+        "transfer": state.metrics().as_dict() if state.entries else {},
+    }
+    if cfg.stream.kind == "spool":
+        body["pending"] = SpoolSource(cfg.spool_dir).pending()
+    print(json.dumps(body, indent=2))  # noqa: T201  # CLI output
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from synlearner.daemon.report import build_report, render_text, write_report
+    from synlearner.daemon.state import State
+
+    cfg = _config(args)
+    state = State.load(cfg.state_dir)
+    paths = write_report(state, Path(args.out) if args.out else cfg.state_dir / "report")
+    print(render_text(build_report(state)))  # noqa: T201  # CLI output
+    print("\n" + "\n".join(f"wrote {p}" for p in paths.values()))  # noqa: T201  # CLI output
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from synlearner.daemon.build import build_learners
+    from synlearner.daemon.state import State
+
+    cfg = _config(args)
+    state = State.load(cfg.state_dir)
+    entry = state.latest(args.task)
+    if entry is None:
+        print(f"predict: task {args.task!r} has not been learned", file=sys.stderr)  # noqa: T201
+        return 2
+    task = state.load_task(args.task)
+    learner = build_learners(cfg)[task.kind]
+    learner.load_adapter(args.task, state.root / entry.adapter)
+    for text, answer in zip(args.text, learner.predict(task, args.text, args.task)):
+        print(json.dumps({"input": text, "prediction": answer}))  # noqa: T201  # CLI output
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from synlearner.daemon.build import build_daemon, setup_logging
+    from synlearner.daemon.report import build_report, render_text, write_report
+    from synlearner.daemon.service import Service
+    from synlearner.stream.demo import demo_messages
+    from synlearner.stream.spool import SpoolPublisher
+
+    work = Path(args.workdir)
+    cfg = _config(args, state_dir=str(work / "state"), **{"daemon.drain": True})
+    setup_logging(cfg)
+    if cfg.stream.kind != "spool":
+        raise ConfigError("demo: stream.kind must be 'spool'")
+    publisher = SpoolPublisher(cfg.spool_dir)
+    for task_id, raw in demo_messages(args.seed):
+        publisher.submit(raw, task_id)
+    log.info("demo: %s tasks submitted to %s", len(demo_messages(args.seed)), cfg.spool_dir)
+    started = time.perf_counter()
+    parts = build_daemon(cfg)
+    Service(cfg, parts).run()
+    paths = write_report(parts.daemon.state, work / "report")
+    print(render_text(build_report(parts.daemon.state)))  # noqa: T201  # CLI output
+    print(f"\nlearning took {time.perf_counter() - started:.1f} s")  # noqa: T201  # CLI output
+    print("\n".join(f"wrote {p}" for p in paths.values()))  # noqa: T201  # CLI output
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="synlearner", description=__doc__)
+    parser.add_argument("--config", help="YAML config (default: built-in defaults)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="run the daemon until stopped")
+    p.add_argument("--drain", action="store_true", help="exit once the stream is empty")
+    p.set_defaults(fn=cmd_run)
+    p = sub.add_parser("submit", help="publish task files (JSON, JSONL, or folders of them)")
+    p.add_argument("files", nargs="+")
+    p.set_defaults(fn=cmd_submit)
+    sub.add_parser("status", help="learned tasks, memory size, latest metrics").set_defaults(
+        fn=cmd_status)
+    p = sub.add_parser("report", help="render the report from the state directory")
+    p.add_argument("--out", help="output folder (default: <state_dir>/report)")
+    p.set_defaults(fn=cmd_report)
+    p = sub.add_parser("predict", help="answer with a task's adapter")
+    p.add_argument("--task", required=True)
+    p.add_argument("text", nargs="+")
+    p.set_defaults(fn=cmd_predict)
+    p = sub.add_parser("demo", help="learn the bundled demo stream and print the report")
+    p.add_argument("--workdir", default="demo-run")
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(fn=cmd_demo)
+    # allow --config after the subcommand too
+    for action in sub.choices.values():
+        action.add_argument("--config", default=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except ConfigError as exc:
+        print(f"synlearner: {exc}", file=sys.stderr)  # noqa: T201  # CLI output
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

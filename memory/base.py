@@ -1,0 +1,101 @@
+"""Interfaces of the memory package."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+Vectors = npt.NDArray[np.float32]
+RecordKind = Literal["experience", "error"]
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 vectors of a fixed width."""
+
+    @property
+    def dim(self) -> int: ...
+
+    def embed(self, texts: Sequence[str]) -> Vectors: ...
+
+
+@dataclass(frozen=True)
+class Record:
+    """One example the daemon saw (`experience`) or got wrong (`error`)."""
+
+    task_id: str
+    input: str
+    target: str
+    kind: RecordKind = "experience"
+    split: str = "train"
+    prediction: str = ""
+    correct: bool = True
+    loss: float = 0.0
+    timestamp: float = 0.0
+    id: int = -1
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    task_id: str
+    kind: str
+    instruction: str
+    labels: tuple[str, ...]
+    examples: int
+
+
+@dataclass(frozen=True)
+class ReplayItem:
+    """A recalled example with what is needed to train on it (its own task's label set)."""
+
+    record: Record
+    task: TaskInfo
+
+
+@dataclass(frozen=True)
+class Hit:
+    record: Record
+    score: float
+
+
+@dataclass(frozen=True)
+class ReplayRequest:
+    task_id: str
+    queries: Vectors  # embeddings of the new task's training inputs
+    n: int
+    seed: int = 0
+    kinds: tuple[RecordKind, ...] = field(default=("experience", "error"))
+
+
+class Memory(Protocol):
+    def register_task(self, info: TaskInfo, vectors: Vectors) -> None: ...
+
+    def add(self, records: Sequence[Record]) -> list[int]: ...
+
+    def forget_task(self, task_id: str) -> int: ...
+
+    @property
+    def embedder(self) -> Embedder: ...
+
+    def search(
+        self, query: Vectors, k: int, task_id: str | None = None, kind: RecordKind | None = None,
+        exclude_task: str | None = None,
+    ) -> list[list[Hit]]: ...
+
+    def similar_tasks(
+        self, vectors: Vectors, k: int, exclude: str | None = None
+    ) -> list[tuple[str, float]]: ...
+
+    def task_info(self, task_id: str) -> TaskInfo | None: ...
+
+    def replay(self, policy: str, request: ReplayRequest) -> list[ReplayItem]: ...
+
+    def counts(self) -> dict[str, int]: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,42 @@
+"""Embedders that need no model: used by fast tests and by `memory.embedder: hashing`.
+
+The sentence-transformer embedder (MiniLM) lives in `synlearner.learner.embedding`
+because it needs torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from synlearner.memory.base import Vectors
+
+_TOKEN = re.compile(r"[a-z0-9']+")
+
+
+class HashingEmbedder:
+    """Feature hashing of word unigrams and bigrams, signed, L2-normalised."""
+
+    def __init__(self, dim: int = 256) -> None:
+        self._dim = dim
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def _bucket(self, feature: str) -> tuple[int, float]:
+        h = int.from_bytes(hashlib.blake2b(feature.encode(), digest_size=8).digest(), "little")
+        return h % self._dim, 1.0 if (h >> 63) & 1 else -1.0
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        out = np.zeros((len(texts), self._dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            tokens = _TOKEN.findall(text.lower())
+            for feat in tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:])]:
+                col, sign = self._bucket(feat)
+                out[row, col] += sign
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-12)

@@ -1,0 +1,101 @@
+"""FAISS index kinds behind a small registry; every kind is wrapped in `IndexIDMap2`.
+
+Vectors are L2-normalised, so inner product is cosine similarity.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from synlearner.memory.base import Vectors
+
+
+def _flat(dim: int) -> faiss.Index:
+    return faiss.IndexFlatIP(dim)
+
+
+def _hnsw(dim: int) -> faiss.Index:
+    index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efSearch = 64
+    return index
+
+
+INDEX_KINDS: dict[str, Callable[[int], faiss.Index]] = {"flat": _flat, "hnsw": _hnsw}
+
+
+def build_index(kind: str, dim: int) -> faiss.IndexIDMap2:
+    try:
+        inner = INDEX_KINDS[kind](dim)
+    except KeyError:
+        raise ValueError(
+            f"memory.index: unknown kind {kind!r} (known: {sorted(INDEX_KINDS)})"
+        ) from None
+    return faiss.IndexIDMap2(inner)
+
+
+def add_vectors(index: faiss.IndexIDMap2, ids: list[int], vectors: Vectors) -> None:
+    if ids:
+        index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, "int64"))
+
+
+def remove_ids(index: faiss.IndexIDMap2, ids: list[int]) -> bool:
+    """Remove ids in place; False when the inner index cannot remove (HNSW): rebuild then."""
+    try:
+        index.remove_ids(np.asarray(ids, dtype="int64"))
+    except RuntimeError:
+        return False
+    return True
+
+
+def search(
+    index: faiss.IndexIDMap2, queries: Vectors, k: int, allowed: list[int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    if allowed is None:
+        return index.search(queries, k)  # type: ignore[no-any-return]  # faiss is untyped
+    selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype="int64"))
+    params = faiss.SearchParametersHNSW(sel=selector) if _is_hnsw(index) else faiss.SearchParameters(sel=selector)
+    return index.search(queries, k, params=params)  # type: ignore[no-any-return]  # faiss is untyped
+
+
+def _is_hnsw(index: faiss.IndexIDMap2) -> bool:
+    return isinstance(faiss.downcast_index(index.index), faiss.IndexHNSW)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_snapshot(index: faiss.IndexIDMap2, path: Path) -> None:
+    """Write the index to `path` atomically (temp file, fsync, rename, fsync dir)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    faiss.write_index(index, str(tmp))
+    _fsync(tmp)
+    os.replace(tmp, path)
+    _fsync(path.parent)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    _fsync(tmp)
+    os.replace(tmp, path)
+    _fsync(path.parent)
+
+
+def read_snapshot(path: Path) -> faiss.IndexIDMap2 | None:
+    if not path.exists():
+        return None
+    try:
+        return faiss.downcast_index(faiss.read_index(str(path)))
+    except RuntimeError:  # torn or foreign file: the caller rebuilds from SQLite
+        return None

@@ -1,0 +1,343 @@
+"""`ExperienceMemory`: records in SQLite, their vectors in a FAISS index kept in step.
+
+Durability: every write is one SQLite transaction (WAL, synchronous=FULL) that also bumps a
+`generation` counter. `flush()` writes the FAISS snapshot atomically together with the
+generation it reflects. On open, a snapshot whose generation or size disagrees with SQLite
+is discarded and the index is rebuilt from the vectors stored in SQLite, so a crash at any
+point leaves a consistent memory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from synlearner.memory import index as fx
+from synlearner.memory.base import (
+    Embedder,
+    Hit,
+    Record,
+    RecordKind,
+    ReplayItem,
+    ReplayRequest,
+    TaskInfo,
+    Vectors,
+)
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (
+    task_id TEXT PRIMARY KEY, kind TEXT NOT NULL, instruction TEXT NOT NULL,
+    labels TEXT NOT NULL, examples INTEGER NOT NULL, centroid BLOB NOT NULL,
+    updated_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS records (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, task_id TEXT NOT NULL, kind TEXT NOT NULL,
+    split TEXT NOT NULL, input TEXT NOT NULL, target TEXT NOT NULL, prediction TEXT NOT NULL,
+    correct INTEGER NOT NULL, loss REAL NOT NULL, ts REAL NOT NULL, vector BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS records_task ON records(task_id, kind);
+CREATE INDEX IF NOT EXISTS records_kind_ts ON records(kind, ts);
+"""
+_COLS = "id, task_id, kind, split, input, target, prediction, correct, loss, ts"
+EXACT_FILTER_LIMIT = 20_000  # filtered searches over fewer records are exact (numpy)
+
+
+def _row_to_record(row: tuple[Any, ...]) -> Record:
+    rid, task_id, kind, split, inp, target, pred, correct, loss, ts = row
+    return Record(
+        task_id=task_id, input=inp, target=target, kind="error" if kind == "error" else "experience",
+        split=split, prediction=pred, correct=bool(correct), loss=float(loss), timestamp=float(ts),
+        id=int(rid),
+    )
+
+
+class ExperienceMemory:
+    def __init__(
+        self,
+        root: Path,
+        embedder: Embedder,
+        index_kind: str = "flat",
+        capacity: int = 200_000,
+    ) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.embedder = embedder
+        self.index_kind = index_kind
+        self.capacity = capacity
+        self._db = sqlite3.connect(self.root / "memory.sqlite3", isolation_level=None,
+                                   check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        self._check_dim()
+        self._index_path = self.root / "index.faiss"
+        self._index = self._load_index()
+
+    # -- opening -------------------------------------------------------------------------
+    def _meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _check_dim(self) -> None:
+        dim = self._meta("dim")
+        if dim is None:
+            with self._tx():
+                self._db.execute("INSERT INTO meta VALUES ('dim', ?)", (str(self.embedder.dim),))
+                self._db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
+        elif int(dim) != self.embedder.dim:
+            raise ValueError(
+                f"memory: stored vectors have dim {dim}, the embedder gives {self.embedder.dim}"
+            )
+
+    def _generation(self) -> int:
+        return int(self._meta("generation") or 0)
+
+    def _load_index(self) -> fx.faiss.IndexIDMap2:
+        snap = fx.read_snapshot(self._index_path)
+        meta_path = self._index_path.with_suffix(".json")
+        count = self._db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+        if snap is not None and meta_path.exists():
+            meta = json.loads(meta_path.read_text())
+            if (
+                meta.get("generation") == self._generation()
+                and meta.get("kind") == self.index_kind
+                and snap.ntotal == count
+            ):
+                return snap
+        log.info("memory: rebuilding the %s index from %d stored vectors", self.index_kind, count)
+        return self._rebuild()
+
+    def _rebuild(self) -> fx.faiss.IndexIDMap2:
+        index = fx.build_index(self.index_kind, self.embedder.dim)
+        ids, vecs = self._vectors("SELECT id, vector FROM records ORDER BY id", ())
+        fx.add_vectors(index, ids, vecs)
+        return index
+
+    def _vectors(self, sql: str, args: tuple[object, ...]) -> tuple[list[int], Vectors]:
+        rows = self._db.execute(sql, args).fetchall()
+        ids = [int(r[0]) for r in rows]
+        if not rows:
+            return ids, np.zeros((0, self.embedder.dim), dtype=np.float32)
+        return ids, np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+
+    class _Tx:
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self.db = db
+
+        def __enter__(self) -> None:
+            self.db.execute("BEGIN IMMEDIATE")
+
+        def __exit__(self, exc_type: object, *_: object) -> None:
+            if exc_type is None:
+                self.db.execute(
+                    "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'"
+                )
+                self.db.execute("COMMIT")
+            else:
+                self.db.execute("ROLLBACK")
+
+    def _tx(self) -> ExperienceMemory._Tx:
+        return ExperienceMemory._Tx(self._db)
+
+    # -- writing -------------------------------------------------------------------------
+    def register_task(self, info: TaskInfo, vectors: Vectors) -> None:
+        """Remember a task's label set and the centroid of its inputs (for `similar_tasks`)."""
+        centroid = np.asarray(vectors, dtype=np.float32).mean(axis=0)
+        centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
+        with self._tx():
+            self._db.execute(
+                "INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (info.task_id, info.kind, info.instruction, json.dumps(list(info.labels)),
+                 info.examples, centroid.astype(np.float32).tobytes(), time.time()),
+            )
+
+    def add(self, records: Sequence[Record]) -> list[int]:
+        if not records:
+            return []
+        vectors = self.embedder.embed([r.input for r in records])
+        now = time.time()
+        ids: list[int] = []
+        with self._tx():
+            for rec, vec in zip(records, vectors):
+                cur = self._db.execute(
+                    f"INSERT INTO records ({_COLS[4:]}, vector) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (rec.task_id, rec.kind, rec.split, rec.input, rec.target, rec.prediction,
+                     int(rec.correct), rec.loss, rec.timestamp or now, vec.tobytes()),
+                )
+                ids.append(int(cur.lastrowid or 0))
+        fx.add_vectors(self._index, ids, vectors)
+        self._evict()
+        return ids
+
+    def forget_task(self, task_id: str) -> int:
+        """Drop every record of `task_id` and its profile (used before re-learning it)."""
+        ids = [r[0] for r in self._db.execute("SELECT id FROM records WHERE task_id=?", (task_id,))]
+        self._delete(ids)
+        with self._tx():
+            self._db.execute("DELETE FROM tasks WHERE task_id=?", (task_id,))
+        return len(ids)
+
+    def _delete(self, ids: list[int]) -> None:
+        if not ids:
+            return
+        with self._tx():
+            self._db.executemany("DELETE FROM records WHERE id=?", [(i,) for i in ids])
+        if not fx.remove_ids(self._index, ids):
+            self._index = self._rebuild()
+
+    def _evict(self) -> None:
+        """Over capacity: drop the oldest experience records first, errors last."""
+        over = self.counts()["records"] - self.capacity
+        if over <= 0:
+            return
+        rows = self._db.execute(
+            "SELECT id FROM records ORDER BY (kind = 'error'), ts, id LIMIT ?", (over,)
+        ).fetchall()
+        self._delete([int(r[0]) for r in rows])
+
+    def flush(self) -> None:
+        """Persist the FAISS snapshot for the current SQLite generation."""
+        fx.write_snapshot(self._index, self._index_path)
+        meta = {"generation": self._generation(), "kind": self.index_kind}
+        fx.write_bytes_atomic(self._index_path.with_suffix(".json"), json.dumps(meta).encode())
+
+    # -- reading -------------------------------------------------------------------------
+    def search(
+        self,
+        query: Vectors,
+        k: int,
+        task_id: str | None = None,
+        kind: RecordKind | None = None,
+        exclude_task: str | None = None,
+    ) -> list[list[Hit]]:
+        query = np.atleast_2d(np.asarray(query, dtype=np.float32))
+        if task_id is None and kind is None and exclude_task is None:
+            scores, ids = fx.search(self._index, query, k)
+        else:
+            scores, ids = self._filtered_search(query, k, task_id, kind, exclude_task)
+        records = self._records_by_id({int(i) for i in ids.ravel() if i >= 0})
+        return [
+            [Hit(records[int(i)], float(s)) for s, i in zip(srow, irow) if int(i) in records]
+            for srow, irow in zip(scores, ids)
+        ]
+
+    def _filtered_search(
+        self, query: Vectors, k: int, task_id: str | None, kind: str | None,
+        exclude_task: str | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        where, args = ["1=1"], []
+        if task_id is not None:
+            where.append("task_id = ?")
+            args.append(task_id)
+        if exclude_task is not None:
+            where.append("task_id != ?")
+            args.append(exclude_task)
+        if kind is not None:
+            where.append("kind = ?")
+            args.append(kind)
+        cond = " AND ".join(where)
+        n = self._db.execute(f"SELECT COUNT(*) FROM records WHERE {cond}", args).fetchone()[0]
+        if n > EXACT_FILTER_LIMIT:
+            allowed = [r[0] for r in self._db.execute(f"SELECT id FROM records WHERE {cond}", args)]
+            return fx.search(self._index, query, k, allowed)
+        ids, vecs = self._vectors(f"SELECT id, vector FROM records WHERE {cond}", tuple(args))
+        scores = query @ vecs.T if ids else np.zeros((len(query), 0), dtype=np.float32)
+        kk = min(k, len(ids))
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :kk]
+        id_arr = np.asarray(ids, dtype=np.int64)
+        out_ids = np.full((len(query), k), -1, dtype=np.int64)
+        out_scores = np.full((len(query), k), -np.inf, dtype=np.float32)
+        out_ids[:, :kk] = id_arr[order]
+        out_scores[:, :kk] = np.take_along_axis(scores, order, axis=1)
+        return out_scores, out_ids
+
+    def _records_by_id(self, ids: Iterable[int]) -> dict[int, Record]:
+        ids = list(ids)
+        out: dict[int, Record] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self._db.execute(f"SELECT {_COLS} FROM records WHERE id IN ({marks})", chunk):
+                out[int(row[0])] = _row_to_record(row)
+        return out
+
+    def records(self, task_id: str | None = None, kind: RecordKind | None = None) -> list[Record]:
+        sql, args = f"SELECT {_COLS} FROM records WHERE 1=1", []
+        if task_id is not None:
+            sql += " AND task_id = ?"
+            args.append(task_id)
+        if kind is not None:
+            sql += " AND kind = ?"
+            args.append(kind)
+        return [_row_to_record(r) for r in self._db.execute(sql + " ORDER BY id", args)]
+
+    def task_info(self, task_id: str) -> TaskInfo | None:
+        row = self._db.execute(
+            "SELECT task_id, kind, instruction, labels, examples FROM tasks WHERE task_id=?",
+            (task_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return TaskInfo(row[0], row[1], row[2], tuple(json.loads(row[3])), int(row[4]))
+
+    def similar_tasks(
+        self, vectors: Vectors, k: int, exclude: str | None = None
+    ) -> list[tuple[str, float]]:
+        """Past tasks ranked by cosine between their input centroid and that of `vectors`."""
+        rows = self._db.execute("SELECT task_id, centroid FROM tasks").fetchall()
+        rows = [r for r in rows if r[0] != exclude]
+        if not rows or len(vectors) == 0:
+            return []
+        centroid = np.asarray(vectors, dtype=np.float32).mean(axis=0)
+        centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
+        mat = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+        sims = mat @ centroid
+        order = np.argsort(-sims, kind="stable")[:k]
+        return [(str(rows[i][0]), float(sims[i])) for i in order]
+
+    def replay(self, policy: str, request: ReplayRequest) -> list[ReplayItem]:
+        from synlearner.memory.replay import get_policy
+
+        records = get_policy(policy)(self, request)
+        infos: dict[str, TaskInfo | None] = {}
+        out = []
+        for rec in records:
+            if rec.task_id not in infos:
+                infos[rec.task_id] = self.task_info(rec.task_id)
+            info = infos[rec.task_id]
+            if info is not None:
+                out.append(ReplayItem(rec, info))
+        return out
+
+    def counts(self) -> dict[str, int]:
+        rows = dict(self._db.execute("SELECT kind, COUNT(*) FROM records GROUP BY kind").fetchall())
+        tasks = self._db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
+        exp, err = int(rows.get("experience", 0)), int(rows.get("error", 0))
+        return {"experience": exp, "error": err, "records": exp + err, "tasks": int(tasks),
+                "indexed": int(self._index.ntotal)}
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def read_counts(root: Path) -> dict[str, int]:
+    """Record counts of a memory on disk, read-only, without an embedder."""
+    path = Path(root) / "memory.sqlite3"
+    if not path.exists():
+        return {"experience": 0, "error": 0, "records": 0, "tasks": 0}
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = dict(db.execute("SELECT kind, COUNT(*) FROM records GROUP BY kind").fetchall())
+        tasks = db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
+    finally:
+        db.close()
+    exp, err = int(rows.get("experience", 0)), int(rows.get("error", 0))
+    return {"experience": exp, "error": err, "records": exp + err, "tasks": int(tasks)}

@@ -1,0 +1,61 @@
+"""Interfaces of the stream package.
+
+Contract every `TaskSource` keeps (the contract tests in `tests/unit/test_stream_contract.py`
+run it over each implementation):
+
+* `poll(timeout_s)` hands out at most one `Delivery`, or `None` when nothing arrived in time.
+  A delivery stays claimed until it is `ack`ed or `fail`ed; a delivery neither acked nor
+  failed when the process dies is handed out again after a restart (at-least-once).
+* `ack(delivery)` is called only after everything the task produced is durable.
+* `fail(delivery, reason)` dead-letters the message with its original bytes and the reason,
+  then releases it: it is never handed out again.
+* `close()` releases resources; unacknowledged deliveries stay pending.
+
+A `ResultSink` receives one `TaskResult` per consumed message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from synlearner.stream.schema import TaskResult
+
+
+@dataclass(frozen=True)
+class Delivery:
+    raw: bytes
+    ref: str  # source-specific handle: a file name, "topic/partition/offset", ...
+    published_at: float = 0.0  # seconds since the epoch when the producer sent it (0: unknown)
+    attrs: dict[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class TaskSource(Protocol):
+    def poll(self, timeout_s: float) -> Delivery | None: ...
+
+    def ack(self, delivery: Delivery) -> None: ...
+
+    def fail(self, delivery: Delivery, reason: str) -> None: ...
+
+    def pending(self) -> int:
+        """Messages waiting (not yet handed out), as far as the source can tell."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class ResultSink(Protocol):
+    def publish(self, result: TaskResult) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class TaskPublisher(Protocol):
+    """What `synlearner submit` uses: put one raw task message on the stream."""
+
+    def submit(self, raw: bytes, key: str) -> str: ...
+
+    def close(self) -> None: ...
