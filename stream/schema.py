@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 SCHEMA_V1 = "synlearner.task/v1"
 RESULT_SCHEMA_V1 = "synlearner.result/v1"
-TASK_ID_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"
+TASK_ID_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$"  # never ".", ".." or hidden
 _TASK_ID_RE = re.compile(TASK_ID_PATTERN)
 
 

@@ -1,0 +1,179 @@
+"""The main loop's bookkeeping, with a small numpy learner that keeps the `Learner` contract:
+nearest label centroid per task, "adapters" saved as JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from synlearner.daemon.loop import Daemon, LoopSettings, Stopped
+from synlearner.daemon.metrics import Metrics
+from synlearner.daemon.state import State
+from synlearner.learner.base import Learner, LearnOutcome, Prediction, Progress, no_progress
+from synlearner.memory import ExperienceMemory, HashingEmbedder, ReplayItem
+from synlearner.stream import InMemoryResultSink, InMemorySource, Limits, Task
+from tests.conftest import raw
+
+EMB = HashingEmbedder(128)
+
+
+class CentroidLearner:
+    kind = "classification"
+
+    def __init__(self) -> None:
+        self.adapters: dict[str, dict[str, list[float]]] = {}
+        self.trained: list[str] = []
+        self.stop_after: str | None = None
+
+    @property
+    def embedder(self) -> HashingEmbedder:
+        return EMB
+
+    def _fit(self, task: Task, replay: Sequence[ReplayItem]) -> dict[str, list[float]]:
+        cents = {}
+        for label in task.labels:
+            texts = [e.input for e in task.train if e.output == label]
+            texts += [r.record.input for r in replay if r.record.target == label]
+            cents[label] = EMB.embed(texts).mean(0).tolist()
+        return cents
+
+    def predict(self, task: Task, texts: Sequence[str], adapter: str | None) -> list[str]:
+        if adapter is None:
+            return [task.labels[0]] * len(texts)
+        cents = self.adapters[adapter]
+        vecs = EMB.embed(list(texts))
+        return [max(task.labels, key=lambda lab: float(v @ np.array(cents[lab]))) for v in vecs]
+
+    def evaluate(self, task: Task, adapter: str | None) -> float:
+        preds = self.predict(task, [e.input for e in task.eval], adapter)
+        return float(np.mean([p == e.output for p, e in zip(preds, task.eval)]))
+
+    def learn(self, task: Task, replay: Sequence[ReplayItem], init_from: str | None,
+              progress: Progress = no_progress) -> LearnOutcome:
+        zero = self.evaluate(task, None)
+        progress("train", 1, 2, 0.5)
+        if self.stop_after == task.task_id:
+            progress("train", 2, 2, 0.4)
+        self.adapters[task.task_id] = self._fit(task, replay)
+        self.trained.append(task.task_id)
+        preds = []
+        for split, exs in (("train", task.train), ("eval", task.eval)):
+            for e, p in zip(exs, self.predict(task, [x.input for x in exs], task.task_id)):
+                preds.append(Prediction(split, e.input, e.output, p, p == e.output, 0.0))
+        return LearnOutcome(zero, zero, self.evaluate(task, task.task_id), init_from, 1,
+                            len(task.train), len(replay), 0.1, preds)
+
+    def has_adapter(self, task_id: str) -> bool:
+        return task_id in self.adapters
+
+    def save_adapter(self, task_id: str, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "centroids.json").write_text(json.dumps(self.adapters[task_id]))
+
+    def load_adapter(self, task_id: str, path: Path) -> None:
+        self.adapters[task_id] = json.loads((path / "centroids.json").read_text())
+
+
+def build(tmp_path: Path, source: InMemorySource, learner: CentroidLearner) -> Daemon:
+    mem = ExperienceMemory(tmp_path / "memory", EMB)
+    settings = LoopSettings(limits=Limits(), poll_timeout_s=0.01, drain=True, replay_ratio=1.0)
+    return Daemon(settings, source, InMemoryResultSink(), mem, {"classification": learner},
+                  State.load(tmp_path), Metrics())
+
+
+def task_raw(task_id: str, flip: bool = False) -> bytes:
+    pos, neg = ("positive", "negative") if not flip else ("negative", "positive")
+    train = [{"input": f"great tasty lovely {i}", "output": pos} for i in range(3)]
+    train += [{"input": f"awful cold sour {i}", "output": neg} for i in range(3)]
+    evals = [{"input": "great lovely", "output": pos}, {"input": "awful sour", "output": neg}]
+    return raw(task_id, train=train, eval=evals)
+
+
+def test_learns_each_task_and_keeps_the_matrix(tmp_path: Path) -> None:
+    learner = CentroidLearner()
+    source = InMemorySource([task_raw("a"), task_raw("b"), b"not json", task_raw("c")])
+    daemon = build(tmp_path, source, learner)
+    daemon.run()
+    assert learner.trained == ["a", "b", "c"]
+    assert len(source.acked) == 3 and source.dead_letters[0][1].startswith("message: not valid")
+    statuses = [(r.task_id, r.status) for r in daemon.results.results]  # type: ignore[attr-defined]
+    assert statuses == [("a", "learned"), ("b", "learned"), ("", "invalid"), ("c", "learned")]
+    state = State.load(tmp_path)
+    assert [e.column for e in state.entries] == ["a", "b", "c"]
+    assert [len(r) for r in state.matrix] == [2, 3, 3] and state.matrix[-1] == [1.0, 1.0, 1.0]
+    assert state.entries[1].init_from == "a"  # nearest similar past task
+    assert state.entries[1].replay_examples > 0
+    assert (tmp_path / "adapters" / "c" / "centroids.json").exists()
+    assert json.loads((tmp_path / "tasks" / "b.json").read_bytes())["task_id"] == "b"
+    m = daemon.metrics
+    assert m.tasks_learned._value.get() == 3 and m.tasks_dead_lettered._value.get() == 1
+
+
+def test_redelivered_task_is_acknowledged_without_retraining(tmp_path: Path) -> None:
+    learner = CentroidLearner()
+    source = InMemorySource([task_raw("a"), task_raw("a")])
+    daemon = build(tmp_path, source, learner)
+    daemon.run()
+    assert learner.trained == ["a"]
+    assert [r.status for r in daemon.results.results] == ["learned", "duplicate"]  # type: ignore[attr-defined]
+
+
+def test_new_content_is_a_new_version(tmp_path: Path) -> None:
+    learner = CentroidLearner()
+    daemon = build(tmp_path, InMemorySource([task_raw("a"), task_raw("a", flip=True)]), learner)
+    daemon.run()
+    state = State.load(tmp_path)
+    assert [(e.column, e.version) for e in state.entries] == [("a", 1), ("a#v2", 2)]
+    assert state.metrics().tasks == 2
+
+
+def test_stop_mid_task_leaves_it_unacknowledged_and_restart_learns_it_once(
+    tmp_path: Path,
+) -> None:
+    learner = CentroidLearner()
+    source = InMemorySource([task_raw("a"), task_raw("b"), task_raw("c")])
+    daemon = build(tmp_path, source, learner)
+
+    def stop_during_b(phase: str, step: int, total: int, loss: float) -> None:
+        raise Stopped("b")
+
+    original = learner.learn
+
+    def learn(task: Task, replay: Sequence[ReplayItem], init_from: str | None,
+              progress: Progress = no_progress) -> LearnOutcome:
+        return original(task, replay, init_from, stop_during_b if task.task_id == "b" else progress)
+
+    learner.learn = learn  # type: ignore[method-assign]  # interrupt task b once
+    daemon.run()
+    assert [d.raw for d in source.acked] == [task_raw("a")]
+    assert [e.task_id for e in State.load(tmp_path).entries] == ["a"]
+    daemon.memory.close()
+    source.restart()
+    learner2 = CentroidLearner()
+    daemon2 = build(tmp_path, source, learner2)
+    daemon2.run()
+    assert learner2.trained == ["b", "c"] and learner2.has_adapter("a")  # a restored from disk
+    assert [e.task_id for e in State.load(tmp_path).entries] == ["a", "b", "c"]
+    records = daemon2.memory.records(task_id="b")  # type: ignore[attr-defined]
+    assert len(records) == len({(r.input, r.kind, r.split) for r in records})  # no duplicates
+
+
+def test_learner_is_a_learner() -> None:
+    assert isinstance(CentroidLearner(), Learner)
+
+
+def test_unknown_kind_is_dead_lettered(tmp_path: Path) -> None:
+    gen = raw("g", kind="generation", labels=[], train=[{"input": "1+1", "output": "2"}],
+              eval=[{"input": "2+2", "output": "4"}])
+    source = InMemorySource([gen])
+    build(tmp_path, source, CentroidLearner()).run()
+    assert source.dead_letters[0][1] == "kind: no learner for 'generation' tasks is configured"
+
+
+def test_idle_drain_returns(tmp_path: Path) -> None:
+    daemon = build(tmp_path, InMemorySource(), CentroidLearner())
+    daemon.run()
+    assert daemon.phase == "stopped" and daemon.state.entries == []

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from synlearner.memory import ExperienceMemory, HashingEmbedder, Record, ReplayRequest, TaskInfo
+
+EMB = HashingEmbedder(256)
+
+
+@pytest.fixture
+def mem(tmp_path: Path) -> ExperienceMemory:
+    m = ExperienceMemory(tmp_path, EMB)
+    data = {
+        "food": [f"the pasta number {i} was tasty" for i in range(20)],
+        "tech": [f"the battery model {i} drains fast" for i in range(6)],
+        "new": [f"the soup number {i} was tasty" for i in range(5)],
+    }
+    for task_id, texts in data.items():
+        m.register_task(TaskInfo(task_id, "classification", "?", ("pos", "neg"), len(texts)),
+                        EMB.embed(texts))
+        m.add([Record(task_id, t, "pos") for t in texts])
+    m.add([Record("tech", "the battery model 0 drains fast", "neg", "error", prediction="pos",
+                  correct=False)])
+    return m
+
+
+def req(n: int) -> ReplayRequest:
+    return ReplayRequest("new", EMB.embed(["the soup was tasty", "the soup number 3 was tasty"]), n)
+
+
+def test_reservoir_is_uniform_over_past_tasks_and_seeded(mem: ExperienceMemory) -> None:
+    items = mem.replay("reservoir", req(10))
+    assert len(items) == 10 and all(i.record.task_id != "new" for i in items)
+    again = mem.replay("reservoir", req(10))
+    assert [i.record.id for i in items] == [i.record.id for i in again]
+    assert items[0].task.labels == ("pos", "neg")
+    assert len(mem.replay("reservoir", req(1000))) == 26  # all 26 past experiences
+
+
+def test_balanced_takes_equally_from_each_task(mem: ExperienceMemory) -> None:
+    counts = Counter(i.record.task_id for i in mem.replay("balanced", req(8)))
+    assert counts == {"food": 4, "tech": 4}
+    counts = Counter(i.record.task_id for i in mem.replay("balanced", req(16)))
+    assert counts == {"food": 10, "tech": 6}  # tech runs out, food fills up
+
+
+def test_nearest_returns_examples_closest_to_the_new_task(mem: ExperienceMemory) -> None:
+    items = mem.replay("nearest", req(5))
+    assert len(items) == 5 and all(i.record.task_id == "food" for i in items)
+    assert "the pasta number 3 was tasty" in {i.record.input for i in items[:2]}
+    assert len({i.record.id for i in items}) == 5
+
+
+def test_errors_first_puts_past_mistakes_first(mem: ExperienceMemory) -> None:
+    items = mem.replay("errors_first", req(4))
+    assert items[0].record.kind == "error" and items[0].record.task_id == "tech"
+    assert [i.record.task_id for i in items[1:]] == ["food", "food", "food"]
+
+
+def test_unknown_policy_names_the_field(mem: ExperienceMemory) -> None:
+    with pytest.raises(ValueError, match="memory.replay.policy"):
+        mem.replay("newest", req(3))

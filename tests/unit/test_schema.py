@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from synlearner.stream import InvalidTask, Limits, parse_task
+from tests.conftest import message, raw
+
+
+def reason(data: bytes, limits: Limits | None = None) -> str:
+    with pytest.raises(InvalidTask) as info:
+        parse_task(data, limits or Limits())
+    return info.value.reason
+
+
+def test_valid_message_becomes_a_frozen_task() -> None:
+    task = parse_task(raw(), Limits())
+    assert task.task_id == "t1" and task.labels == ("positive", "negative")
+    assert task.train[0].input == "great food" and len(task.eval) == 1
+    assert len(task.content_hash) == 16
+    assert parse_task(raw(), Limits()).content_hash == task.content_hash
+    other = parse_task(raw(instruction="changed"), Limits())
+    assert other.content_hash != task.content_hash
+    with pytest.raises(AttributeError):
+        task.task_id = "x"  # type: ignore[misc]  # frozen on purpose
+
+
+@pytest.mark.parametrize(
+    "bad_id", ["../etc", "a/b", "..", ".", ".hidden", "", "x" * 129, "a b", "é", "a\\b", "/abs"]
+)
+def test_task_id_that_could_escape_is_rejected(bad_id: str) -> None:
+    assert reason(raw(bad_id)).startswith("task_id:")
+
+
+def test_task_id_limits_accept_plain_names() -> None:
+    assert parse_task(raw("x" * 128), Limits()).task_id == "x" * 128
+    assert parse_task(raw("reviews-v2.1_en"), Limits()).task_id == "reviews-v2.1_en"
+
+
+def test_unknown_field_and_wrong_schema() -> None:
+    assert "extra" in reason(raw(surprise=1)).lower() or "surprise" in reason(raw(surprise=1))
+    assert "schema" in reason(raw(schema="synlearner.task/v0"))
+    assert "not valid JSON" in reason(b"{nope")
+    assert "JSON object" in reason(b"[1, 2]")
+
+
+def test_each_limit_names_the_field_and_the_limit() -> None:
+    lim = Limits(max_message_bytes=10_000, max_train_examples=3, max_eval_examples=1,
+                 max_field_chars=20, max_labels=3)
+    assert "max_message_bytes=100" in reason(raw(), Limits(max_message_bytes=100))
+    many = [{"input": f"x{i}", "output": "positive"} for i in range(4)]
+    assert reason(raw(train=many), lim).startswith("train: 4 examples exceeds max_train_examples=3")
+    assert "max_eval_examples=1" in reason(raw(eval=many[:2]), lim)
+    long = [{"input": "y" * 21, "output": "positive"}]
+    short = {"instruction": "Which?"}
+    assert reason(raw(train=long, **short), lim) == (
+        "train[0].input: 21 chars exceeds max_field_chars=20")
+    assert reason(raw(instruction="z" * 25), lim) == (
+        "instruction: 25 chars exceeds max_field_chars=20")
+    assert "max_labels=3" in reason(raw(labels=["a", "b", "c", "d"]), lim)
+
+
+def test_labels_and_outputs_must_agree() -> None:
+    assert "not one of labels" in reason(raw(train=[{"input": "x", "output": "meh"}]))
+    assert "at least 2 labels" in reason(raw(labels=["only"]))
+    assert "unique" in reason(raw(labels=["a", "a"]))
+    assert "train" in reason(raw(train=[]))
+    gen = message(kind="generation", labels=[], train=[{"input": "2+2", "output": "4"}],
+                  eval=[{"input": "1+1", "output": "2"}])
+    assert parse_task(json.dumps(gen).encode(), Limits()).kind == "generation"
+
+
+def test_data_files_only_under_allowed_roots(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    root.mkdir()
+    rows = [{"input": "nice", "output": "positive"}, {"input": "bad", "output": "negative"}]
+    (root / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    (tmp_path / "secret.jsonl").write_text(json.dumps(rows[0]))
+    lim = Limits(allowed_data_roots=(root,))
+    task = parse_task(raw(train=[], data={"train": "train.jsonl"}), lim)
+    assert [e.input for e in task.train] == ["nice", "bad"]
+    task = parse_task(raw(train=[], data={"train": f"file://{root / 'train.jsonl'}"}), lim)
+    assert len(task.train) == 2
+    assert "outside the allowed data roots" in reason(
+        raw(train=[], data={"train": "../secret.jsonl"}), lim)
+    assert "outside" in reason(raw(train=[], data={"train": str(tmp_path / "secret.jsonl")}), lim)
+    assert "disabled" in reason(raw(train=[], data={"train": "train.jsonl"}))
+    assert "only local paths" in reason(raw(train=[], data={"train": "s3://b/k"}), lim)
+
+
+def test_parquet_data(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"input": ["good", "bad"], "output": ["positive", "negative"]})
+    pq.write_table(table, tmp_path / "eval.parquet")
+    task = parse_task(raw(eval=[], data={"eval": "eval.parquet"}),
+                      Limits(allowed_data_roots=(tmp_path,)))
+    assert [e.output for e in task.eval] == ["positive", "negative"]
