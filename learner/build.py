@@ -36,5 +36,7 @@ def build_learners(
 
         settings = GenerationSettings(seed=seed, **{k: v for k, v in generation.items()
                                                     if k != "model_path"})
-        learners["generation"] = SftGenerator(generation["model_path"], settings, device=device)
+        learners["generation"] = SftGenerator(
+            generation["model_path"], settings, classifier.embedder, device=device
+        )
     return learners
