@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 TORCH_PIN ?= torch==2.13.0
 DEMO_DIR ?= demo-run
 
-.PHONY: venv demo test test-unit test-integration lint bench clean
+.PHONY: venv tools demo test test-unit lint bench clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,11 @@ venv: $(VENV)/.installed
 demo: venv
 	$(VENV)/bin/synlearner demo --config configs/demo.yaml --workdir $(DEMO_DIR)
 
-test: venv
+# Prometheus and promtool for the operations tests (Debian's package, unpacked into a cache).
+tools:
+	bash .ci/tools.sh
+
+test: venv tools
 	$(PY) -m pytest tests/unit -q
 	$(PY) -m pytest tests/integration -q -m integration
 
@@ -41,6 +45,7 @@ lint: venv
 
 bench: venv
 	$(PY) bench/bench_memory.py
+	$(PY) bench/bench_train.py
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache build *.egg-info
