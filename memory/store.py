@@ -47,7 +47,7 @@ CREATE INDEX IF NOT EXISTS records_task ON records(task_id, kind);
 CREATE INDEX IF NOT EXISTS records_kind_ts ON records(kind, ts);
 """
 _COLS = "id, task_id, kind, split, input, target, prediction, correct, loss, ts"
-EXACT_FILTER_LIMIT = 20_000  # filtered searches over fewer records are exact (numpy)
+EXACT_FILTER_LIMIT = 5_000  # filtered searches over fewer records are exact (numpy)
 
 
 def _row_to_record(row: tuple[Any, ...]) -> Record:
