@@ -51,21 +51,29 @@ def balanced(memory: ExperienceMemory, req: ReplayRequest) -> list[Record]:
 
 
 def _nearest(memory: ExperienceMemory, req: ReplayRequest, kind: str, n: int) -> list[Record]:
-    """Round robin over the queries' nearest neighbours, most similar first, unique."""
+    """Round robin over the queries' nearest neighbours, most similar first, unique.
+
+    Neighbour lists of similar queries overlap, so the search widens until `n` distinct
+    records are found or every candidate has been seen.
+    """
     if n <= 0 or len(req.queries) == 0:
         return []
-    k = max(1, min(64, -(-n // len(req.queries)) * 2))
-    hits = memory.search(req.queries, k, kind=kind, exclude_task=req.task_id)  # type: ignore[arg-type]  # RecordKind
-    seen: set[int] = set()
-    out: list[Record] = []
-    for depth in range(k):
-        for row in hits:
-            if depth < len(row) and row[depth].record.id not in seen:
-                seen.add(row[depth].record.id)
-                out.append(row[depth].record)
-                if len(out) == n:
-                    return out
-    return out
+    k = max(1, -(-n // len(req.queries)) * 2)
+    while True:
+        hits = memory.search(req.queries, k, kind=kind, exclude_task=req.task_id)  # type: ignore[arg-type]  # RecordKind
+        seen: set[int] = set()
+        out: list[Record] = []
+        for depth in range(k):
+            for row in hits:
+                if depth < len(row) and row[depth].record.id not in seen:
+                    seen.add(row[depth].record.id)
+                    out.append(row[depth].record)
+                    if len(out) == n:
+                        return out
+        exhausted = all(len(row) < k for row in hits)
+        if exhausted or k >= 1024:
+            return out
+        k *= 4
 
 
 def nearest(memory: ExperienceMemory, req: ReplayRequest) -> list[Record]:

@@ -63,3 +63,9 @@ def test_errors_first_puts_past_mistakes_first(mem: ExperienceMemory) -> None:
 def test_unknown_policy_names_the_field(mem: ExperienceMemory) -> None:
     with pytest.raises(ValueError, match="memory.replay.policy"):
         mem.replay("newest", req(3))
+
+
+def test_nearest_widens_when_neighbour_lists_overlap(mem: ExperienceMemory) -> None:
+    same = EMB.embed(["the soup was tasty"] * 10)  # ten identical queries: k=6 finds only 6
+    items = mem.replay("nearest", ReplayRequest("new", same, 25))
+    assert len(items) == 25 and len({i.record.id for i in items}) == 25
