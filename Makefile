@@ -39,9 +39,14 @@ test: venv tools
 test-unit: venv
 	$(PY) -m pytest tests/unit -q
 
+# mypy sees the folders as the installed `synlearner.*` packages through a symlink tree.
 lint: venv
-	$(PY) -m pip install -q -e ".[dev]"
-	$(VENV)/bin/ruff check . && $(VENV)/bin/mypy daemon stream memory
+	$(PY) -m pip install -q ruff mypy types-PyYAML
+	$(VENV)/bin/ruff check .
+	rm -rf .typecheck && mkdir -p .typecheck/synlearner
+	for p in daemon stream memory learner; do ln -s ../../$$p .typecheck/synlearner/$$p; done
+	MYPYPATH=.typecheck $(VENV)/bin/mypy --namespace-packages --explicit-package-bases \
+	  -p synlearner.daemon -p synlearner.stream -p synlearner.memory
 
 bench: venv
 	$(PY) bench/bench_memory.py

@@ -15,8 +15,10 @@ import numpy as np
 
 from synlearner.memory import ExperienceMemory, HashingEmbedder, Record, ReplayRequest, TaskInfo
 
-WORDS = ("pasta battery room plot team senate chip study clinic refund courier password "
-         "great awful slow fast broken lovely cold warm cheap pricey loud quiet").split()
+WORDS = (
+    "pasta battery room plot team senate chip study clinic refund courier password "
+    "great awful slow fast broken lovely cold warm cheap pricey loud quiet"
+).split()
 
 
 def texts(n: int, seed: int) -> list[str]:

@@ -53,10 +53,7 @@ def build_learners(cfg: Config) -> dict[str, Learner]:
 
 def build_memory(cfg: Config, learners: dict[str, Learner]) -> ExperienceMemory:
     embedder: Embedder
-    if cfg.memory.embedder == "hashing":
-        embedder = HashingEmbedder()
-    else:
-        embedder = learners["classification"].embedder
+    embedder = HashingEmbedder() if cfg.memory.embedder == "hashing" else learners["classification"].embedder
     return ExperienceMemory(cfg.state_dir / "memory", embedder, cfg.memory.index,
                             cfg.memory.capacity)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -48,10 +49,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
     publisher = build_publisher(_config(args))
     for key, raw in _read_task_files(args.files):
-        try:
+        with contextlib.suppress(ValueError, AttributeError):  # dead-lettered by the daemon
             key = str(json.loads(raw).get("task_id", key))
-        except (ValueError, AttributeError):
-            pass  # the daemon dead-letters it with the reason
         print(f"submitted {key}: {publisher.submit(raw, key)}")  # noqa: T201  # CLI output
     publisher.close()
     return 0
@@ -103,7 +102,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     task = state.load_task(args.task)
     learner = build_learners(cfg)[task.kind]
     learner.load_adapter(args.task, state.root / entry.adapter)
-    for text, answer in zip(args.text, learner.predict(task, args.text, args.task)):
+    for text, answer in zip(args.text, learner.predict(task, args.text, args.task), strict=True):
         print(json.dumps({"input": text, "prediction": answer}))  # noqa: T201  # CLI output
     return 0
 

@@ -32,7 +32,8 @@ def build_report(state: State) -> dict[str, Any]:
 
 def render_text(report: dict[str, Any]) -> str:
     lines = ["synlearner report", ""]
-    head = f"{'task':<24} {'init from':<22} {'zero-shot':>9} {'initial':>8} {'final':>7} {'now':>7} {'secs':>7}"
+    head = (f"{'task':<24} {'init from':<22} {'zero-shot':>9} {'initial':>8} {'final':>7} "
+            f"{'now':>7} {'secs':>7}")
     lines += [head, "-" * len(head)]
     for t in report["tasks"]:
         now = "" if t["now"] is None else f"{t['now']:.3f}"

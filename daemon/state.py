@@ -104,7 +104,7 @@ class State:
     def latest_scores(self) -> dict[str, float]:
         if not self.matrix:
             return {}
-        return {e.column: v for e, v in zip(self.entries, self.matrix[-1]) if v is not None}
+        return {e.column: v for e, v in zip(self.entries, self.matrix[-1], strict=True) if v is not None}
 
     # -- the commit point ----------------------------------------------------------------
     def record(self, entry: TaskEntry, row: dict[str, float]) -> None:

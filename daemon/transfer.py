@@ -2,8 +2,9 @@
 
 `R[i][j]` is the score on task j's eval set after learning tasks 0..i (0-based here),
 `b[j]` the score of the base model before any training on task j. Entries not yet
-observable are `None` (or absent: rows may be ragged). `R[j-1][j]` is the score of task j's adapter as initialised
-(fresh, or copied from the nearest past task) before training on j.
+observable are `None` (or absent: rows may be ragged). `R[j-1][j]` is the score of task
+j's adapter as initialised (fresh, or copied from the nearest past task) before training
+on j.
 
 With T tasks (the last row T-1):
     ACC = mean_j R[T-1][j]
@@ -54,6 +55,6 @@ def transfer_metrics(R: Matrix, b: Sequence[float]) -> TransferMetrics:
     bwt = _mean([_get(R, last, j) - _get(R, j, j) for j in range(last)])
     fwt = _mean([_get(R, j - 1, j) - float(b[j]) for j in range(1, T)])
     forgetting = _mean(
-        [max(_get(R, l, j) for l in range(j, last)) - _get(R, last, j) for j in range(last)]
+        [max(_get(R, row, j) for row in range(j, last)) - _get(R, last, j) for j in range(last)]
     )
     return TransferMetrics(T, acc, bwt, fwt, forgetting)

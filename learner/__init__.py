@@ -4,6 +4,6 @@ Only this package imports torch, transformers, peft and trl. `synlearner.learner
 (the interfaces) imports none of them.
 """
 
-from synlearner.learner.base import LearnOutcome, Learner, Prediction, Progress
+from synlearner.learner.base import Learner, LearnOutcome, Prediction, Progress
 
 __all__ = ["LearnOutcome", "Learner", "Prediction", "Progress"]

@@ -113,7 +113,7 @@ class BiEncoderClassifier:
 
     def evaluate(self, task: Task, adapter: str | None) -> float:
         preds = self.predict(task, [e.input for e in task.eval], adapter)
-        return float(np.mean([p == e.output for p, e in zip(preds, task.eval)]))
+        return float(np.mean([p == e.output for p, e in zip(preds, task.eval, strict=True)]))
 
     def _predictions(self, task: Task, adapter: str) -> list[Prediction]:
         out: list[Prediction] = []
@@ -122,7 +122,7 @@ class BiEncoderClassifier:
                 logits = self._logits(task, [e.input for e in examples])
                 targets = torch.tensor([task.labels.index(e.output) for e in examples])
                 losses = F.cross_entropy(logits, targets, reduction="none").tolist()
-                for ex, row, loss in zip(examples, logits.argmax(-1).tolist(), losses):
+                for ex, row, loss in zip(examples, logits.argmax(-1).tolist(), losses, strict=True):
                     pred = task.labels[row]
                     out.append(Prediction(split, ex.input, ex.output, pred, pred == ex.output, loss))
         return out

@@ -110,7 +110,7 @@ class SftGenerator:
     def evaluate(self, task: Task, adapter: str | None) -> float:
         preds = self.predict(task, [e.input for e in task.eval], adapter)
         return float(np.mean([normalise(p) == normalise(e.output)
-                              for p, e in zip(preds, task.eval)]))
+                              for p, e in zip(preds, task.eval, strict=True)]))
 
     # -- learning ------------------------------------------------------------------------
     def _dataset(self, task: Task, replay: Sequence[ReplayItem]) -> Dataset:
@@ -161,7 +161,7 @@ class SftGenerator:
         preds: list[Prediction] = []
         for split, examples in (("train", task.train), ("eval", task.eval)):
             answers = self.predict(task, [e.input for e in examples], task.task_id)
-            for e, a in zip(examples, answers):
+            for e, a in zip(examples, answers, strict=True):
                 ok = normalise(a) == normalise(e.output)
                 preds.append(Prediction(split, e.input, e.output, a, ok, 0.0))
         return LearnOutcome(

@@ -35,8 +35,9 @@ class HashingEmbedder:
         out = np.zeros((len(texts), self._dim), dtype=np.float32)
         for row, text in enumerate(texts):
             tokens = _TOKEN.findall(text.lower())
-            for feat in tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:])]:
+            for feat in tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)]:
                 col, sign = self._bucket(feat)
                 out[row, col] += sign
         norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.maximum(norms, 1e-12)
+        normalised: Vectors = (out / np.maximum(norms, 1e-12)).astype(np.float32)
+        return normalised

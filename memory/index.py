@@ -46,7 +46,7 @@ def add_vectors(index: faiss.IndexIDMap2, ids: list[int], vectors: Vectors) -> N
 def remove_ids(index: faiss.IndexIDMap2, ids: list[int]) -> bool:
     """Remove ids in place; False when the inner index cannot remove (HNSW): rebuild then."""
     try:
-        index.remove_ids(np.asarray(ids, dtype="int64"))
+        index.remove_ids(np.asarray(ids, dtype="int64"))  # type: ignore[arg-type]  # the wrapper takes id arrays
     except RuntimeError:
         return False
     return True
@@ -57,10 +57,13 @@ def search(
 ) -> tuple[np.ndarray, np.ndarray]:
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     if allowed is None:
-        return index.search(queries, k)  # type: ignore[no-any-return]  # faiss is untyped
+        return index.search(queries, k)
     selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype="int64"))
-    params = faiss.SearchParametersHNSW(sel=selector) if _is_hnsw(index) else faiss.SearchParameters(sel=selector)
-    return index.search(queries, k, params=params)  # type: ignore[no-any-return]  # faiss is untyped
+    if _is_hnsw(index):
+        params = faiss.SearchParametersHNSW(sel=selector)  # type: ignore[attr-defined]  # not in faiss's stubs
+    else:
+        params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]  # SWIG takes keyword args
+    return index.search(queries, k, params=params)
 
 
 def _is_hnsw(index: faiss.IndexIDMap2) -> bool:
@@ -96,6 +99,7 @@ def read_snapshot(path: Path) -> faiss.IndexIDMap2 | None:
     if not path.exists():
         return None
     try:
-        return faiss.downcast_index(faiss.read_index(str(path)))
+        index = faiss.downcast_index(faiss.read_index(str(path)))
     except RuntimeError:  # torn or foreign file: the caller rebuilds from SQLite
         return None
+    return index if isinstance(index, faiss.IndexIDMap2) else None

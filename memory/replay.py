@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from synlearner.memory.base import Record, ReplayRequest
+from synlearner.memory.base import Record, RecordKind, ReplayRequest
 
 if TYPE_CHECKING:
     from synlearner.memory.store import ExperienceMemory
@@ -19,8 +19,10 @@ if TYPE_CHECKING:
 Policy = Callable[["ExperienceMemory", ReplayRequest], list[Record]]
 
 
-def _past(memory: ExperienceMemory, req: ReplayRequest, kind: str = "experience") -> list[Record]:
-    return [r for r in memory.records(kind=kind) if r.task_id != req.task_id]  # type: ignore[arg-type]  # kind is a RecordKind literal at every call site
+def _past(
+    memory: ExperienceMemory, req: ReplayRequest, kind: RecordKind = "experience"
+) -> list[Record]:
+    return [r for r in memory.records(kind=kind) if r.task_id != req.task_id]
 
 
 def reservoir(memory: ExperienceMemory, req: ReplayRequest) -> list[Record]:
@@ -50,7 +52,7 @@ def balanced(memory: ExperienceMemory, req: ReplayRequest) -> list[Record]:
     return out[: req.n]
 
 
-def _nearest(memory: ExperienceMemory, req: ReplayRequest, kind: str, n: int) -> list[Record]:
+def _nearest(memory: ExperienceMemory, req: ReplayRequest, kind: RecordKind, n: int) -> list[Record]:
     """Round robin over the queries' nearest neighbours, most similar first, unique.
 
     Neighbour lists of similar queries overlap, so the search widens until `n` distinct
@@ -60,7 +62,7 @@ def _nearest(memory: ExperienceMemory, req: ReplayRequest, kind: str, n: int) ->
         return []
     k = max(1, -(-n // len(req.queries)) * 2)
     while True:
-        hits = memory.search(req.queries, k, kind=kind, exclude_task=req.task_id)  # type: ignore[arg-type]  # RecordKind
+        hits = memory.search(req.queries, k, kind=kind, exclude_task=req.task_id)
         seen: set[int] = set()
         out: list[Record] = []
         for depth in range(k):

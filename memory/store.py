@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import faiss
 import numpy as np
 
 from synlearner.memory import index as fx
@@ -100,7 +101,7 @@ class ExperienceMemory:
     def _generation(self) -> int:
         return int(self._meta("generation") or 0)
 
-    def _load_index(self) -> fx.faiss.IndexIDMap2:
+    def _load_index(self) -> faiss.IndexIDMap2:
         snap = fx.read_snapshot(self._index_path)
         meta_path = self._index_path.with_suffix(".json")
         count = self._db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
@@ -115,7 +116,7 @@ class ExperienceMemory:
         log.info("memory: rebuilding the %s index from %d stored vectors", self.index_kind, count)
         return self._rebuild()
 
-    def _rebuild(self) -> fx.faiss.IndexIDMap2:
+    def _rebuild(self) -> faiss.IndexIDMap2:
         index = fx.build_index(self.index_kind, self.embedder.dim)
         ids, vecs = self._vectors("SELECT id, vector FROM records ORDER BY id", ())
         fx.add_vectors(index, ids, vecs)
@@ -166,7 +167,7 @@ class ExperienceMemory:
         now = time.time()
         ids: list[int] = []
         with self._tx():
-            for rec, vec in zip(records, vectors):
+            for rec, vec in zip(records, vectors, strict=True):
                 cur = self._db.execute(
                     f"INSERT INTO records ({_COLS[4:]}, vector) VALUES (?,?,?,?,?,?,?,?,?,?)",
                     (rec.task_id, rec.kind, rec.split, rec.input, rec.target, rec.prediction,
@@ -225,8 +226,8 @@ class ExperienceMemory:
             scores, ids = self._filtered_search(query, k, task_id, kind, exclude_task)
         records = self._records_by_id({int(i) for i in ids.ravel() if i >= 0})
         return [
-            [Hit(records[int(i)], float(s)) for s, i in zip(srow, irow) if int(i) in records]
-            for srow, irow in zip(scores, ids)
+            [Hit(records[int(i)], float(s)) for s, i in zip(srow, irow, strict=True) if int(i) in records]
+            for srow, irow in zip(scores, ids, strict=True)
         ]
 
     def _filtered_search(

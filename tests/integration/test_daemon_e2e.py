@@ -50,7 +50,7 @@ def test_three_tasks_end_to_end(tmp_path: Path) -> None:
 
     state = State.load(cfg.state_dir)
     assert [e.task_id for e in state.entries] == [m["task_id"] for m in small_stream()]
-    for entry, msg in zip(state.entries, small_stream()):
+    for entry, msg in zip(state.entries, small_stream(), strict=True):
         chance = 1 / len(msg["labels"])
         assert entry.final >= chance + 0.2, (entry.task_id, entry.final)
     electronics = state.entries[2]

@@ -49,7 +49,7 @@ class CentroidLearner:
 
     def evaluate(self, task: Task, adapter: str | None) -> float:
         preds = self.predict(task, [e.input for e in task.eval], adapter)
-        return float(np.mean([p == e.output for p, e in zip(preds, task.eval)]))
+        return float(np.mean([p == e.output for p, e in zip(preds, task.eval, strict=True)]))
 
     def learn(self, task: Task, replay: Sequence[ReplayItem], init_from: str | None,
               progress: Progress = no_progress) -> LearnOutcome:
@@ -61,7 +61,7 @@ class CentroidLearner:
         self.trained.append(task.task_id)
         preds = []
         for split, exs in (("train", task.train), ("eval", task.eval)):
-            for e, p in zip(exs, self.predict(task, [x.input for x in exs], task.task_id)):
+            for e, p in zip(exs, self.predict(task, [x.input for x in exs], task.task_id), strict=True):
                 preds.append(Prediction(split, e.input, e.output, p, p == e.output, 0.0))
         return LearnOutcome(zero, zero, self.evaluate(task, task.task_id), init_from, 1,
                             len(task.train), len(replay), 0.1, preds)

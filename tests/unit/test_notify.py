@@ -17,9 +17,9 @@ def test_notify_reaches_a_real_datagram_socket(tmp_path: Path,
         monkeypatch.setenv("NOTIFY_SOCKET", str(path))
         assert sd_notify("READY=1")
         assert server.recv(64) == b"READY=1"
-        monkeypatch.setenv("NOTIFY_SOCKET", "@synlearner-test-%d" % os.getpid())
+        monkeypatch.setenv("NOTIFY_SOCKET", f"@synlearner-test-{os.getpid()}")
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as abstract:
-            abstract.bind("\0synlearner-test-%d" % os.getpid())
+            abstract.bind(f"\0synlearner-test-{os.getpid()}")
             assert sd_notify("WATCHDOG=1")
             assert abstract.recv(64) == b"WATCHDOG=1"
 
