@@ -143,11 +143,11 @@ class Daemon:
             entry = self.state.latest(task.task_id)
             log.info("task %s: already learned (hash %s), acknowledging", task.task_id,
                      task.content_hash)
-            self.source.ack(delivery)
-            self.metrics.tasks_duplicate.inc()
             self.results.publish(TaskResult(
                 task.task_id, "duplicate", task.content_hash, entry.version if entry else 0,
                 adapter_path=entry.adapter if entry else ""))
+            self.source.ack(delivery)
+            self.metrics.tasks_duplicate.inc()
             return
         self.current = task.task_id
         self.metrics.busy.set(1)
@@ -165,8 +165,10 @@ class Daemon:
         finally:
             self.current = None
             self.metrics.busy.set(0)
-        self.source.ack(delivery)
+        # result before ack: a crash in between redelivers the task, which is then acknowledged
+        # as a duplicate, so every committed task has its "learned" result at least once
         self.results.publish(result)
+        self.source.ack(delivery)
         if delivery.published_at:
             log.info("task %s: learned %.1f s after it was published", task.task_id,
                      time.time() - delivery.published_at)

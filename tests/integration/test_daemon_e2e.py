@@ -119,3 +119,11 @@ def test_every_config_builds_the_real_daemon(path: Path, tmp_path: Path) -> None
     assert set(parts.daemon.learners) == {"classification"}
     assert parts.memory.embedder.dim == 384
     parts.memory.close()
+
+
+def test_learning_is_reproducible(classifier) -> None:  # type: ignore[no-untyped-def]
+    task = parse_task(json.dumps(small_stream()[2]).encode(), Limits())
+    first = classifier.learn(task, [], None)
+    second = classifier.learn(task, [], None)  # same seed: the adapter is re-created
+    assert first.final == second.final and first.train_loss == second.train_loss
+    assert [p.prediction for p in first.predictions] == [p.prediction for p in second.predictions]
