@@ -120,9 +120,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if cfg.stream.kind != "spool":
         raise ConfigError("demo: stream.kind must be 'spool'")
     publisher = SpoolPublisher(cfg.spool_dir)
-    for task_id, raw in demo_messages(args.seed):
+    messages = demo_messages(args.seed)
+    for task_id, raw in messages:
         publisher.submit(raw, task_id)
-    log.info("demo: %s tasks submitted to %s", len(demo_messages(args.seed)), cfg.spool_dir)
+    log.info("demo: %d tasks submitted to %s", len(messages), cfg.spool_dir)
     started = time.perf_counter()
     parts = build_daemon(cfg)
     Service(cfg, parts).run()

@@ -69,6 +69,7 @@ class Daemon:
         self.heartbeat = time.monotonic()
         self.phase = "starting"
         self.current: str | None = None
+        self._snapshot: dict[str, Any] = {}
         self._restore_adapters()
         self.refresh_gauges()
 
@@ -117,10 +118,17 @@ class Daemon:
             learner.load_adapter(task_id, self.state.root / entry.adapter)
 
     def refresh_gauges(self) -> None:
-        self.metrics.set_memory(self.memory.counts())
-        self.metrics.stream_pending.set(self.source.pending())
-        if self.state.entries:
-            self.metrics.set_transfer(self.state.metrics().as_dict(), self.state.latest_scores())
+        """Update gauges and the status snapshot (main thread only: it reads SQLite)."""
+        counts = self.memory.counts()
+        pending = self.source.pending()
+        transfer = self.state.metrics().as_dict() if self.state.entries else {}
+        latest = self.state.latest_scores()
+        self.metrics.set_memory(counts)
+        self.metrics.stream_pending.set(pending)
+        if transfer:
+            self.metrics.set_transfer(transfer, latest)
+        self._snapshot = {"tasks_learned": len(self.state.entries), "memory": counts,
+                          "pending": pending, "transfer": transfer, "latest_accuracy": latest}
 
     # -- one message ---------------------------------------------------------------------
     def handle(self, delivery: Delivery) -> None:
@@ -227,8 +235,12 @@ class Daemon:
 
         self._phase("evaluate", task.task_id)
         row = self._evaluate_all(task, outcome)
-        t = self._timed("evaluate", timings, t)
+        self._timed("evaluate", timings, t)
+        return self._commit(task, outcome, row, timings)
 
+    def _commit(self, task: Task, outcome: LearnOutcome, row: dict[str, float],
+                timings: dict[str, float]) -> TaskResult:
+        adapter_dir = self.state.adapter_dir(task.task_id)
         previous = self.state.latest(task.task_id)
         version = previous.version + 1 if previous else 1
         entry = TaskEntry(
@@ -313,10 +325,5 @@ class Daemon:
         return row
 
     def status(self) -> dict[str, Any]:
-        return {
-            "phase": self.phase, "current_task": self.current,
-            "tasks_learned": len(self.state.entries), "memory": self.memory.counts(),
-            "pending": self.source.pending(),
-            "transfer": self.state.metrics().as_dict() if self.state.entries else {},
-            "latest_accuracy": self.state.latest_scores(),
-        }
+        """For the HTTP thread: the live phase plus the last snapshot of the main loop."""
+        return {"phase": self.phase, "current_task": self.current, **self._snapshot}
