@@ -14,7 +14,8 @@ from synlearner.learner.base import Learner
 from synlearner.memory import ExperienceMemory, HashingEmbedder
 from synlearner.memory.base import Embedder
 from synlearner.stream import InMemoryResultSink, InMemorySource, JsonlResultSink, SpoolSource
-from synlearner.stream.base import ResultSink, TaskPublisher, TaskSource
+from synlearner.stream.base import ResultSink, SourceListener, TaskPublisher, TaskSource
+from synlearner.stream.kafka import KafkaPublisher, KafkaResultSink, KafkaSettings, KafkaTaskSource
 from synlearner.stream.schema import Limits
 from synlearner.stream.spool import SpoolPublisher
 
@@ -28,15 +29,41 @@ def build_limits(cfg: Config) -> Limits:
     )
 
 
-def build_source(cfg: Config) -> tuple[TaskSource, ResultSink]:
+def kafka_settings(cfg: Config) -> KafkaSettings:
+    k = cfg.stream.kafka
+    security = {
+        "security_protocol": k.security_protocol, "sasl_mechanism": k.sasl_mechanism,
+        "sasl_plain_username": k.sasl_username, "sasl_plain_password": k.sasl_password,
+        "ssl_cafile": str(k.ssl_cafile) if k.ssl_cafile else None,
+        "ssl_certfile": str(k.ssl_certfile) if k.ssl_certfile else None,
+        "ssl_keyfile": str(k.ssl_keyfile) if k.ssl_keyfile else None,
+    }
+    return KafkaSettings(
+        bootstrap_servers=tuple(k.bootstrap_servers), topic=k.topic, group_id=k.group_id,
+        results_topic=k.results_topic, dead_letter_topic=k.dead_letter_topic,
+        client_id=k.client_id, max_poll_interval_ms=k.max_poll_interval_ms,
+        session_timeout_ms=k.session_timeout_ms, poll_timeout_ms=k.poll_timeout_ms,
+        max_message_bytes=cfg.stream.limits.max_message_bytes,
+        delivery_timeout_s=k.delivery_timeout_s, security=security,
+    )
+
+
+def build_source(
+    cfg: Config, listener: SourceListener | None = None
+) -> tuple[TaskSource, ResultSink]:
     if cfg.stream.kind == "spool":
         return SpoolSource(cfg.spool_dir), JsonlResultSink(cfg.spool_dir / "results.jsonl")
+    if cfg.stream.kind == "kafka":
+        settings = kafka_settings(cfg)
+        return KafkaTaskSource(settings, listener), KafkaResultSink(settings)
     return InMemorySource(), InMemoryResultSink()
 
 
 def build_publisher(cfg: Config) -> TaskPublisher:
     if cfg.stream.kind == "spool":
         return SpoolPublisher(cfg.spool_dir)
+    if cfg.stream.kind == "kafka":
+        return KafkaPublisher(kafka_settings(cfg))
     raise ValueError("stream.kind: 'memory' lives inside one process; nothing to submit to")
 
 
@@ -78,9 +105,9 @@ class Parts:
 
 def build_daemon(cfg: Config, learners: dict[str, Learner] | None = None) -> Parts:
     learners = learners if learners is not None else build_learners(cfg)
-    source, results = build_source(cfg)
-    memory = build_memory(cfg, learners)
     metrics = Metrics()
+    source, results = build_source(cfg, metrics)
+    memory = build_memory(cfg, learners)
     state = State.load(cfg.state_dir)
     daemon = Daemon(loop_settings(cfg), source, results, memory, learners, state, metrics)
     return Parts(daemon, metrics, memory)
@@ -99,5 +126,5 @@ def setup_logging(cfg: Config) -> None:
         else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
     logging.basicConfig(level=cfg.daemon.log_level, handlers=[handler], force=True)
-    for noisy in ("httpx", "urllib3", "transformers", "peft", "datasets", "apscheduler"):
+    for noisy in ("httpx", "urllib3", "transformers", "peft", "datasets", "apscheduler", "kafka"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -31,11 +31,32 @@ class LimitsConfig(_Section):
     allowed_data_roots: list[Path] = Field(default_factory=list)
 
 
+class KafkaConfig(_Section):
+    bootstrap_servers: list[str] = Field(default_factory=lambda: ["127.0.0.1:9092"])
+    topic: str = "synlearner.tasks"
+    results_topic: str = "synlearner.results"
+    dead_letter_topic: str = "synlearner.tasks.dlq"
+    group_id: str = "synlearner"
+    client_id: str = "synlearner"
+    max_poll_interval_ms: int = Field(300_000, gt=0)
+    session_timeout_ms: int = Field(45_000, gt=0)
+    poll_timeout_ms: int = Field(200, gt=0)
+    delivery_timeout_s: float = Field(120.0, gt=0)
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None  # prefer SYNLEARNER__STREAM__KAFKA__SASL_PASSWORD
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+
+
 class StreamConfig(_Section):
-    kind: Literal["spool", "memory"] = "spool"
+    kind: Literal["spool", "kafka", "memory"] = "spool"
     spool_dir: Path | None = None  # default: <state_dir>/spool
     poll_timeout_s: float = Field(1.0, gt=0)
     limits: LimitsConfig = LimitsConfig()
+    kafka: KafkaConfig = KafkaConfig()
 
 
 class ReplayConfig(_Section):

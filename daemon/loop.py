@@ -178,8 +178,9 @@ class Daemon:
         self.results.publish(result)
         self.source.ack(delivery)
         if delivery.published_at:
-            log.info("task %s: learned %.1f s after it was published", task.task_id,
-                     time.time() - delivery.published_at)
+            latency = time.time() - delivery.published_at
+            self.metrics.publish_to_learned.observe(max(0.0, latency))
+            log.info("task %s: learned %.1f s after it was published", task.task_id, latency)
 
     # -- learning ------------------------------------------------------------------------
     def _phase(self, name: str, task_id: str) -> None:

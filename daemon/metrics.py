@@ -60,9 +60,38 @@ class Metrics:
             "synlearner_stream_pending_messages", "Messages waiting in the stream", registry=r)
         self.busy = Gauge(
             "synlearner_busy", "1 while a task is being learned", registry=r)
+        self.stream_consumed = Counter(
+            "synlearner_stream_consumed_total", "Messages handed out by the stream source",
+            registry=r)
+        self.stream_committed = Counter(
+            "synlearner_stream_committed_total", "Offsets committed (Kafka)", registry=r)
+        self.stream_commit_failures = Counter(
+            "synlearner_stream_commit_failures_total",
+            "Offset commits that failed (rebalance or broker outage)", registry=r)
+        self.stream_rebalances = Counter(
+            "synlearner_stream_rebalances_total", "Consumer group rebalances (partitions assigned)",
+            registry=r)
+        self.stream_lag = Gauge(
+            "synlearner_stream_lag_messages", "Messages behind the end of each assigned partition",
+            ["partition"], registry=r)
+        self.publish_to_learned = Histogram(
+            "synlearner_publish_to_learned_seconds",
+            "From the producer's timestamp to the task's commit", buckets=DURATION_BUCKETS,
+            registry=r)
+        self._source_counters = {
+            "consumed": self.stream_consumed, "committed": self.stream_committed,
+            "commit_failed": self.stream_commit_failures, "rebalance": self.stream_rebalances,
+        }
         self.last_task_timestamp = Gauge(
             "synlearner_last_task_timestamp_seconds", "When the last task was committed",
             registry=r)
+
+    def on_event(self, event: str, value: float = 1.0, partition: str | None = None) -> None:
+        """The stream source's events (a `SourceListener`); may run on its thread."""
+        if event == "lag" and partition is not None:
+            self.stream_lag.labels(partition=partition).set(value)
+        elif event in self._source_counters:
+            self._source_counters[event].inc(value)
 
     def set_transfer(self, summary: dict[str, float], latest: dict[str, float]) -> None:
         self.acc.set(summary["acc"])

@@ -45,6 +45,17 @@ class TaskSource(Protocol):
     def close(self) -> None: ...
 
 
+class SourceListener(Protocol):
+    """Receives a source's operational events (the daemon turns them into metrics).
+
+    Events: "consumed", "committed", "commit_failed", "dead_lettered", "rebalance"
+    (value 1 each), and "lag" (value = messages behind, with the partition's name). It may
+    be called from a source's own thread.
+    """
+
+    def on_event(self, event: str, value: float = 1.0, partition: str | None = None) -> None: ...
+
+
 @runtime_checkable
 class ResultSink(Protocol):
     def publish(self, result: TaskResult) -> None: ...

@@ -1,0 +1,225 @@
+"""The Kafka source and sinks against a real Apache Kafka broker (KRaft, from Maven Central's
+jars), with the daemon running as a real process."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from synlearner.stream.demo import demo_stream
+from tests.kafka_broker.broker import KafkaBroker
+from tests.kafka_broker.harness import Daemon, Topics, committed, produce, read_topic, results, write_config
+
+pytestmark = pytest.mark.integration
+SLOW = "{train: {max_steps: 30, epochs: 8.0, batch_size: 16}}"
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    b = KafkaBroker(tmp_path_factory.mktemp("kafka"))
+    b.start()
+    yield b
+    b.stop()
+
+
+def tasks(prefix: str, n: int, n_train: int = 16) -> list[tuple[str, bytes]]:
+    base = demo_stream(seed=11, n_train=n_train, n_eval=8)
+    out = []
+    for i in range(n):
+        msg = dict(base[i % len(base)])
+        msg["task_id"] = f"{prefix}-{i}"
+        out.append((msg["task_id"], json.dumps(msg).encode()))
+    return out
+
+
+def learned_once(rows: list[dict], ids: list[str]) -> None:  # type: ignore[type-arg]
+    counts = Counter(r["task_id"] for r in rows if r["status"] == "learned")
+    assert counts == {i: 1 for i in ids}, counts
+
+
+def wait_committed(broker: KafkaBroker, topics: Topics, n: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while committed(broker, topics) < n:
+        assert time.monotonic() < deadline, f"only {committed(broker, topics)} of {n} committed"
+        time.sleep(0.5)
+    assert committed(broker, topics) == n
+
+
+def test_tasks_are_learned_once_and_offsets_committed_after_results(
+    broker: KafkaBroker, tmp_path: Path,
+) -> None:
+    topics = Topics(broker, partitions=2)
+    cfg = tmp_path / "config.yaml"
+    port = write_config(cfg, broker, topics, tmp_path / "state")
+    batch = tasks("n", 4)
+    for task_id, raw in batch:
+        (tmp_path / f"{task_id}.json").write_bytes(raw)
+    submit = subprocess.run(
+        [sys.executable, "-m", "synlearner.daemon.cli", "--config", str(cfg), "submit",
+         *[str(tmp_path / f"{t}.json") for t, _ in batch]],
+        capture_output=True, text=True, timeout=120, check=True)
+    assert submit.stdout.count(f"submitted n-") == 4 and f"{topics.tasks}/" in submit.stdout
+    daemon = Daemon(cfg, tmp_path / "daemon.log", port).start()
+    try:
+        rows = results(broker, topics.results, 4)
+        learned_once(rows, [t for t, _ in batch])
+        assert all(r["schema"] == "synlearner.result/v1" and r["adapter_path"] for r in rows)
+        keys = [r.key.decode() for r in read_topic(broker, topics.results, 4)]
+        assert sorted(keys) == sorted(t for t, _ in batch)  # keyed by task id
+        wait_committed(broker, topics, 4)
+        assert daemon.metric("synlearner_stream_committed_total") == 4
+        assert daemon.metric("synlearner_stream_consumed_total") == 4
+        assert daemon.metric("synlearner_publish_to_learned_seconds_count") == 4
+        status = subprocess.run(
+            [sys.executable, "-m", "synlearner.daemon.cli", "--config", str(cfg), "status"],
+            capture_output=True, text=True, timeout=120, check=True)
+        lag = json.loads(status.stdout)["consumer_lag"]
+        assert lag == {f"{topics.tasks}/0": 0, f"{topics.tasks}/1": 0}
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_training_longer_than_max_poll_interval_keeps_the_group(
+    broker: KafkaBroker, tmp_path: Path,
+) -> None:
+    topics = Topics(broker)
+    cfg = tmp_path / "config.yaml"
+    port = write_config(cfg, broker, topics, tmp_path / "state",
+                        kafka_extra="    max_poll_interval_ms: 6000\n",
+                        learner="{train: {max_steps: 60, epochs: 20.0, batch_size: 16}}")
+    batch = tasks("poll", 2, n_train=48)
+    produce(broker, topics.tasks, batch)
+    daemon = Daemon(cfg, tmp_path / "daemon.log", port).start()
+    try:
+        rows = results(broker, topics.results, 2, settle=3)
+        learned_once(rows, [t for t, _ in batch])
+        train_s = [r["timings"]["train"] for r in rows]
+        assert min(train_s) > 6.0, train_s  # each task trained for longer than the interval
+        wait_committed(broker, topics, 2)
+        assert daemon.metric("synlearner_stream_rebalances_total") == 1  # the first join only
+        assert daemon.metric("synlearner_stream_commit_failures_total") == 0
+        assert "kafka: partitions revoked" not in daemon.text()
+        assert "kafka: partitions lost" not in daemon.text()
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_malformed_messages_go_to_the_dead_letter_topic(broker: KafkaBroker, tmp_path: Path) -> None:
+    topics = Topics(broker)
+    cfg = tmp_path / "config.yaml"
+    port = write_config(cfg, broker, topics, tmp_path / "state")
+    good = tasks("good", 2)
+    wrong_schema = json.loads(good[0][1]) | {"schema": "synlearner.task/v0", "task_id": "ws"}
+    oversized = json.loads(good[0][1]) | {"task_id": "big", "instruction": "x" * 250_000}
+    bad_id = json.loads(good[0][1]) | {"task_id": "../../etc/passwd"}
+    produce(broker, topics.tasks, [
+        good[0], ("nj", b"{not json"), ("ws", json.dumps(wrong_schema).encode()),
+        ("big", json.dumps(oversized).encode()), ("id", json.dumps(bad_id).encode()), good[1],
+    ])
+    daemon = Daemon(cfg, tmp_path / "daemon.log", port).start()
+    try:
+        rows = results(broker, topics.results, 6)
+        learned_once(rows, [t for t, _ in good])
+        assert sum(r["status"] == "invalid" for r in rows) == 4
+        dead = read_topic(broker, topics.dlq, 4, settle=2)
+        assert len(dead) == 4
+        reasons = {r.key.decode(): dict(r.headers) for r in dead}
+        assert reasons["nj"]["synlearner.error"].startswith(b"message: not valid JSON")
+        assert b"schema" in reasons["ws"]["synlearner.error"]
+        assert b"exceeds max_message_bytes=200000" in reasons["big"]["synlearner.error"]
+        assert reasons["id"]["synlearner.error"].startswith(b"task_id:")
+        for headers in reasons.values():
+            assert headers["synlearner.source.topic"] == topics.tasks.encode()
+            assert int(headers["synlearner.source.offset"]) in range(1, 5)
+        assert next(r for r in dead if r.key == b"nj").value == b"{not json"  # original bytes
+        wait_committed(broker, topics, 6)
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_kill_9_mid_task_then_restart_learns_each_task_once(broker: KafkaBroker, tmp_path: Path) -> None:
+    topics = Topics(broker)
+    cfg = tmp_path / "config.yaml"
+    state = tmp_path / "state"
+    port = write_config(cfg, broker, topics, state, learner=SLOW)
+    batch = tasks("k", 3, n_train=32)
+    produce(broker, topics.tasks, batch)
+    first = Daemon(cfg, tmp_path / "first.log", port).start()
+    first.wait_log(r"task k-1: train step 3/")
+    assert first.stop(signal.SIGKILL) == -signal.SIGKILL
+    second = Daemon(cfg, tmp_path / "second.log", port).start()
+    try:
+        rows = results(broker, topics.results, 3, settle=3)
+        learned_once(rows, [t for t, _ in batch])
+        wait_committed(broker, topics, 3)
+    finally:
+        assert second.stop() == 0
+    entries = json.loads((state / "state.json").read_text())["entries"]
+    assert [e["task_id"] for e in entries] == [t for t, _ in batch]
+    assert sorted(p.name for p in (state / "adapters").iterdir()) == [t for t, _ in batch]
+    db = sqlite3.connect(state / "memory" / "memory.sqlite3")
+    per_task = dict(db.execute(
+        "SELECT task_id, COUNT(*) FROM records WHERE kind='experience' GROUP BY task_id"))
+    assert per_task == {t: 32 + 8 for t, _ in batch}  # no leftovers of the killed attempt
+    db.close()
+
+
+def test_broker_outage_of_30_s_loses_nothing(tmp_path: Path) -> None:
+    broker = KafkaBroker(tmp_path / "kafka")
+    broker.start()
+    try:
+        topics = Topics(broker)
+        cfg = tmp_path / "config.yaml"
+        port = write_config(cfg, broker, topics, tmp_path / "state", learner=SLOW)
+        batch = tasks("o", 3, n_train=32)
+        produce(broker, topics.tasks, batch)
+        daemon = Daemon(cfg, tmp_path / "daemon.log", port).start()
+        try:
+            daemon.wait_log(r"task o-0: learned v1")
+            broker.stop()
+            time.sleep(30)
+            assert daemon.proc is not None and daemon.proc.poll() is None
+            broker.start()
+            rows = results(broker, topics.results, 3, timeout=400, settle=3)
+            learned_once(rows, [t for t, _ in batch])
+            wait_committed(broker, topics, 3, timeout=120)
+        finally:
+            assert daemon.stop() == 0
+    finally:
+        broker.stop()
+
+
+def test_two_daemons_share_partitions_and_one_takes_over(broker: KafkaBroker, tmp_path: Path) -> None:
+    topics = Topics(broker, partitions=4)
+    cfg_a, cfg_b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    port_a = write_config(cfg_a, broker, topics, tmp_path / "state-a", learner=SLOW)
+    port_b = write_config(cfg_b, broker, topics, tmp_path / "state-b", learner=SLOW)
+    a = Daemon(cfg_a, tmp_path / "a.log", port_a).start()
+    b = Daemon(cfg_b, tmp_path / "b.log", port_b).start()
+    try:
+        a.wait_log(r"partitions assigned: \['")
+        b.wait_log(r"partitions assigned: \['")
+        batch = tasks("s", 8, n_train=24)
+        produce(broker, topics.tasks, batch)
+        a.wait_log(r"task s-\d+: learned v1")
+        a.wait_log(r"task s-\d+: train step 2/", count=2)
+        assert a.stop(signal.SIGKILL) == -signal.SIGKILL  # killed in the middle of a task
+        rows = results(broker, topics.results, 8, timeout=600, settle=5)
+        learned_once(rows, [t for t, _ in batch])
+        wait_committed(broker, topics, 8)
+        learned_by_a = a.text().count(": learned v1")
+        learned_by_b = b.text().count(": learned v1")
+        assert learned_by_a >= 1 and learned_by_b >= 1 and learned_by_a + learned_by_b == 8
+    finally:
+        b.stop()
+        if a.proc is not None and a.proc.poll() is None:
+            a.stop(signal.SIGKILL)
