@@ -126,5 +126,8 @@ def setup_logging(cfg: Config) -> None:
         else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
     logging.basicConfig(level=cfg.daemon.log_level, handlers=[handler], force=True)
-    for noisy in ("httpx", "urllib3", "transformers", "peft", "datasets", "apscheduler", "kafka"):
+    for noisy in ("httpx", "urllib3", "transformers", "peft", "datasets", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # kafka-python logs every refused connection of an outage at ERROR; the Kafka source
+    # logs its own warning once per failed operation instead
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)

@@ -5,8 +5,9 @@
 * One consumer thread owns the `KafkaConsumer` (it is not thread-safe) and calls `poll()`
   all the time, so the daemon stays in its group however long a task trains
   (`max_poll_interval_ms` counts time between polls). While a delivery is out, every
-  assigned partition is paused, newly assigned ones too; a record fetched from a partition
-  that was assigned in the middle of a poll is rewound with `seek`.
+  assigned partition is paused, newly assigned ones too; a record that a poll still returns
+  (from a partition assigned during that poll) waits in a one-record buffer, and is dropped
+  if its partition is revoked before it is handed out (the new owner reads it again).
 * Offsets are committed explicitly (`enable_auto_commit=False`), one record at a time, only
   when the daemon acknowledges the delivery, which it does after the task is durable.
 * A commit that fails because the partition moved to another member (rebalance) is
@@ -110,6 +111,7 @@ class KafkaTaskSource:
         self._deliveries: queue.Queue[Delivery] = queue.Queue(maxsize=1)
         self._commands: queue.Queue[tuple[str, Delivery, str, Future[None]]] = queue.Queue()
         self._held: dict[str, tuple[TopicPartition, int]] = {}
+        self._buffer: list[tuple[TopicPartition, Any]] = []
         self._closing = threading.Event()
         self._ready = threading.Event()
         self._pending = 0
@@ -153,10 +155,17 @@ class KafkaTaskSource:
                     auto_offset_reset="earliest", max_poll_records=1,
                     max_poll_interval_ms=self.s.max_poll_interval_ms,
                     session_timeout_ms=self.s.session_timeout_ms,
+                    heartbeat_interval_ms=min(3000, self.s.session_timeout_ms // 3),
                     fetch_max_bytes=self.s.max_message_bytes + 64 * 1024,
                     max_partition_fetch_bytes=self.s.max_message_bytes + 64 * 1024,
                     partition_assignment_strategy=_assignors(),
                 )
+                # know the topic's partitions before joining: a group leader without them
+                # hands out an empty assignment
+                while not consumer.partitions_for_topic(self.s.topic):
+                    log.warning("kafka: topic %s has no partitions yet; waiting", self.s.topic)
+                    if self._closing.wait(2.0):
+                        raise RuntimeError("closing")
                 consumer.subscribe([self.s.topic], listener=_Rebalances(self.listener))
                 return consumer
             except KafkaError as exc:
@@ -176,7 +185,10 @@ class KafkaTaskSource:
         while not self._closing.is_set():
             self._run_commands(consumer)
             assigned = consumer.assignment()
-            if self._held:
+            self._buffer = [(tp, rec) for tp, rec in self._buffer if tp in assigned]
+            if not self._held and self._buffer:
+                self._hand_out(consumer, *self._buffer.pop(0))
+            if self._held or self._buffer:
                 consumer.pause(*assigned)
             else:
                 consumer.resume(*assigned)
@@ -186,9 +198,14 @@ class KafkaTaskSource:
                 log.warning("kafka: poll failed (%s); retrying", exc)
                 time.sleep(1.0)
                 continue
+            _release_parked_records(consumer)
             for tp, records in batches.items():
                 for rec in records:
-                    self._hand_out(consumer, tp, rec)
+                    if self._held:  # from a partition assigned during this poll
+                        self._buffer.append((tp, rec))
+                        consumer.pause(tp)
+                    else:
+                        self._hand_out(consumer, tp, rec)
             if time.monotonic() - last_lag > 5.0:
                 last_lag = time.monotonic()
                 self._report_lag(consumer)
@@ -198,10 +215,6 @@ class KafkaTaskSource:
             self._producer.close(timeout=10)
 
     def _hand_out(self, consumer: KafkaConsumer, tp: TopicPartition, rec: Any) -> None:
-        if self._held:  # fetched from a partition assigned during this poll: give it back
-            consumer.seek(tp, rec.offset)
-            consumer.pause(tp)
-            return
         ref = f"{tp.topic}/{tp.partition}/{rec.offset}"
         self._held[ref] = (tp, rec.offset)
         consumer.pause(*consumer.assignment())
@@ -268,12 +281,31 @@ class KafkaTaskSource:
         except KafkaError:
             return
         total = 0
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("kafka: held %s, buffered %d, paused %s, positions %s, ends %s",
+                      list(self._held), len(self._buffer), sorted(t.partition for t in consumer.paused()),
+                      {t.partition: consumer.position(t, timeout_ms=2000) for t in assigned},
+                      {t.partition: ends.get(t) for t in assigned})
         for tp in assigned:
             lag = max(0, ends.get(tp, 0) - consumer.position(tp, timeout_ms=2000))
             total += lag
             if tp.partition < MAX_LAG_PARTITIONS:
                 self.listener.on_event("lag", lag, f"{tp.topic}/{tp.partition}")
         self._pending = total
+
+
+def _release_parked_records(consumer: KafkaConsumer) -> None:
+    """Work around a kafka-python 3.0 fetcher stall.
+
+    Records fetched for a partition that is then paused are parked, and given back on
+    resume only when the fetcher's in-line record slot is `None`; a drained slot stays an
+    empty (falsy) object instead, so a partition paused with parked records is never
+    fetched again. Emptying the drained slot lets the parked records flow on resume.
+    """
+    fetcher = getattr(consumer, "_fetcher", None)
+    current = getattr(fetcher, "_next_partition_records", None)
+    if current is not None and not current:
+        fetcher._next_partition_records = None  # type: ignore[union-attr]  # checked above
 
 
 def _assignors() -> tuple[Any, ...]:

@@ -17,7 +17,16 @@ import pytest
 
 from synlearner.stream.demo import demo_stream
 from tests.kafka_broker.broker import KafkaBroker
-from tests.kafka_broker.harness import Daemon, Topics, committed, produce, read_topic, results, write_config
+from tests.kafka_broker.harness import (
+    Daemon,
+    Topics,
+    committed,
+    learned_results,
+    produce,
+    read_topic,
+    results,
+    write_config,
+)
 
 pytestmark = pytest.mark.integration
 SLOW = "{train: {max_steps: 30, epochs: 8.0, batch_size: 16}}"
@@ -67,7 +76,7 @@ def test_tasks_are_learned_once_and_offsets_committed_after_results(
         [sys.executable, "-m", "synlearner.daemon.cli", "--config", str(cfg), "submit",
          *[str(tmp_path / f"{t}.json") for t, _ in batch]],
         capture_output=True, text=True, timeout=120, check=True)
-    assert submit.stdout.count(f"submitted n-") == 4 and f"{topics.tasks}/" in submit.stdout
+    assert submit.stdout.count("submitted n-") == 4 and f"{topics.tasks}/" in submit.stdout
     daemon = Daemon(cfg, tmp_path / "daemon.log", port).start()
     try:
         rows = results(broker, topics.results, 4)
@@ -100,7 +109,7 @@ def test_training_longer_than_max_poll_interval_keeps_the_group(
     produce(broker, topics.tasks, batch)
     daemon = Daemon(cfg, tmp_path / "daemon.log", port).start()
     try:
-        rows = results(broker, topics.results, 2, settle=3)
+        rows = learned_results(broker, topics.results, [t for t, _ in batch])
         learned_once(rows, [t for t, _ in batch])
         train_s = [r["timings"]["train"] for r in rows]
         assert min(train_s) > 6.0, train_s  # each task trained for longer than the interval
@@ -158,7 +167,7 @@ def test_kill_9_mid_task_then_restart_learns_each_task_once(broker: KafkaBroker,
     assert first.stop(signal.SIGKILL) == -signal.SIGKILL
     second = Daemon(cfg, tmp_path / "second.log", port).start()
     try:
-        rows = results(broker, topics.results, 3, settle=3)
+        rows = learned_results(broker, topics.results, [t for t, _ in batch])
         learned_once(rows, [t for t, _ in batch])
         wait_committed(broker, topics, 3)
     finally:
@@ -189,7 +198,7 @@ def test_broker_outage_of_30_s_loses_nothing(tmp_path: Path) -> None:
             time.sleep(30)
             assert daemon.proc is not None and daemon.proc.poll() is None
             broker.start()
-            rows = results(broker, topics.results, 3, timeout=400, settle=3)
+            rows = learned_results(broker, topics.results, [t for t, _ in batch], timeout=400)
             learned_once(rows, [t for t, _ in batch])
             wait_committed(broker, topics, 3, timeout=120)
         finally:
@@ -213,7 +222,7 @@ def test_two_daemons_share_partitions_and_one_takes_over(broker: KafkaBroker, tm
         a.wait_log(r"task s-\d+: learned v1")
         a.wait_log(r"task s-\d+: train step 2/", count=2)
         assert a.stop(signal.SIGKILL) == -signal.SIGKILL  # killed in the middle of a task
-        rows = results(broker, topics.results, 8, timeout=600, settle=5)
+        rows = learned_results(broker, topics.results, [t for t, _ in batch], timeout=600)
         learned_once(rows, [t for t, _ in batch])
         wait_committed(broker, topics, 8)
         learned_by_a = a.text().count(": learned v1")

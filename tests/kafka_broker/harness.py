@@ -130,6 +130,20 @@ def results(broker: KafkaBroker, topic: str, n: int, timeout: float = 300,
     return [json.loads(r.value) for r in read_topic(broker, topic, n, timeout, settle)]
 
 
+def learned_results(broker: KafkaBroker, topic: str, ids: list[str], timeout: float = 300,
+                    settle: float = 3.0) -> list[dict[str, Any]]:
+    """All results once every task id in `ids` has a "learned" result (then `settle` s more)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = results(broker, topic, 0, timeout=2)
+        if {r["task_id"] for r in rows if r["status"] == "learned"} >= set(ids):
+            time.sleep(settle)
+            return results(broker, topic, 0, timeout=2)
+        if time.monotonic() >= deadline:
+            return rows
+        time.sleep(1.0)
+
+
 def committed(broker: KafkaBroker, topics: Topics) -> int:
     consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=topics.group,
                              enable_auto_commit=False)
