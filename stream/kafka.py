@@ -113,6 +113,7 @@ class KafkaTaskSource:
         self._held: dict[str, tuple[TopicPartition, int]] = {}
         self._buffer: list[tuple[TopicPartition, Any]] = []
         self._closing = threading.Event()
+        self._wake = threading.Event()  # set when a command arrives
         self._ready = threading.Event()
         self._pending = 0
         self._producer: KafkaProducer | None = None
@@ -130,6 +131,7 @@ class KafkaTaskSource:
     def _command(self, kind: str, delivery: Delivery, reason: str = "") -> None:
         done: Future[None] = Future()
         self._commands.put((kind, delivery, reason, done))
+        self._wake.set()
         done.result(timeout=self.s.delivery_timeout_s * 2 + 60)
 
     def ack(self, delivery: Delivery) -> None:
@@ -144,6 +146,7 @@ class KafkaTaskSource:
 
     def close(self) -> None:
         self._closing.set()
+        self._wake.set()
         self._thread.join(timeout=60)
 
     # -- the consumer thread -------------------------------------------------------------
@@ -190,10 +193,16 @@ class KafkaTaskSource:
                 self._hand_out(consumer, *self._buffer.pop(0))
             if self._held or self._buffer:
                 consumer.pause(*assigned)
+                # a task is out: wait for its ack rather than for records; a short poll
+                # each time keeps the group membership
+                self._wake.wait(self.s.poll_timeout_ms / 1000)
+                self._wake.clear()
+                timeout_ms = 0
             else:
                 consumer.resume(*assigned)
+                timeout_ms = self.s.poll_timeout_ms
             try:
-                batches = consumer.poll(timeout_ms=self.s.poll_timeout_ms, max_records=1)
+                batches = consumer.poll(timeout_ms=timeout_ms, max_records=1)
             except KafkaError as exc:
                 log.warning("kafka: poll failed (%s); retrying", exc)
                 time.sleep(1.0)

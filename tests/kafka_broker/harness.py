@@ -105,11 +105,12 @@ def produce(broker: KafkaBroker, topic: str, messages: list[tuple[str, bytes]]) 
 
 def read_topic(broker: KafkaBroker, topic: str, n: int, timeout: float = 300,
                settle: float = 0.0) -> list[Any]:
-    """Read records from the start until `n` arrived (then `settle` s more), or time out."""
+    """Read records from the start until `n` arrived and everything up to the end offsets
+    at that moment was read (then `settle` s more), or time out."""
     consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
                              enable_auto_commit=False, group_id=None)
-    parts = consumer.partitions_for_topic(topic) or {0}
-    consumer.assign([TopicPartition(topic, p) for p in parts])
+    parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or {0}]
+    consumer.assign(parts)
     consumer.seek_to_beginning()
     records: list[Any] = []
     deadline = time.monotonic() + timeout
@@ -118,7 +119,9 @@ def read_topic(broker: KafkaBroker, topic: str, n: int, timeout: float = 300,
         for batch in consumer.poll(timeout_ms=500).values():
             records.extend(batch)
         if len(records) >= n and settle_until is None:
-            settle_until = time.monotonic() + settle
+            ends = consumer.end_offsets(parts)
+            if all(consumer.position(tp) >= ends[tp] for tp in parts):
+                settle_until = time.monotonic() + settle
         if settle_until is not None and time.monotonic() >= settle_until:
             break
     consumer.close()
