@@ -36,6 +36,7 @@ from synlearner.stream.schema import TaskResult
 
 log = logging.getLogger(__name__)
 MAX_LAG_PARTITIONS = 64  # lag is reported for at most this many partitions
+HELD_POLL_MS = 50  # poll timeout while a task is out (bounds the delay of its ack)
 
 
 @dataclass(frozen=True)
@@ -197,7 +198,7 @@ class KafkaTaskSource:
                 # each time keeps the group membership
                 self._wake.wait(self.s.poll_timeout_ms / 1000)
                 self._wake.clear()
-                timeout_ms = 0
+                timeout_ms = HELD_POLL_MS  # not 0: a zero-timeout poll skips group work
             else:
                 consumer.resume(*assigned)
                 timeout_ms = self.s.poll_timeout_ms
@@ -274,10 +275,16 @@ class KafkaTaskSource:
                 return
             except KafkaError as exc:
                 self.listener.on_event("commit_failed")
-                if time.monotonic() >= deadline:
-                    raise
+                if time.monotonic() >= deadline:  # durable anyway: a redelivery is a duplicate
+                    log.error("kafka: giving up committing %s (%s); it will be redelivered and "
+                              "acknowledged as a duplicate", delivery.ref, exc)
+                    return
                 log.warning("kafka: commit of %s failed (%s); retrying", delivery.ref, exc)
-                consumer.poll(timeout_ms=500, max_records=1)  # keeps the group alive meanwhile
+                # keep the group alive meanwhile; what this poll returns waits its turn
+                for tp, records in consumer.poll(timeout_ms=500, max_records=1).items():
+                    self._buffer.extend((tp, rec) for rec in records)
+                    consumer.pause(tp)
+                _release_parked_records(consumer)
                 time.sleep(0.5)
 
     def _report_lag(self, consumer: KafkaConsumer) -> None:
