@@ -196,8 +196,10 @@ class KafkaTaskSource:
                 consumer.pause(*assigned)
                 # a task is out: wait for its ack rather than for records; a short poll
                 # each time keeps the group membership
-                self._wake.wait(self.s.poll_timeout_ms / 1000)
-                self._wake.clear()
+                if self._wake.wait(self.s.poll_timeout_ms / 1000):
+                    self._wake.clear()
+                    if not self._commands.empty():
+                        continue  # the ack first: it releases the partitions
                 timeout_ms = HELD_POLL_MS  # not 0: a zero-timeout poll skips group work
             else:
                 consumer.resume(*assigned)
