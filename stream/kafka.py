@@ -115,7 +115,6 @@ class KafkaTaskSource:
         self._buffer: list[tuple[TopicPartition, Any]] = []
         self._closing = threading.Event()
         self._wake = threading.Event()  # set when a command arrives
-        self._ready = threading.Event()
         self._pending = 0
         self._producer: KafkaProducer | None = None
         self._consumer: KafkaConsumer | None = None
@@ -183,7 +182,6 @@ class KafkaTaskSource:
             self._producer = self.s.producer()
         except RuntimeError:
             return
-        self._ready.set()
         consumer = self._consumer
         last_lag = 0.0
         while not self._closing.is_set():
