@@ -20,7 +20,7 @@ from typing import Any
 from synlearner.daemon.metrics import Metrics
 from synlearner.daemon.state import State, TaskEntry
 from synlearner.learner.base import Learner, LearnOutcome
-from synlearner.memory.base import Memory, Record, ReplayItem, ReplayRequest, TaskInfo
+from synlearner.memory.base import Memory, Record, ReplayItem, ReplayRequest, TaskInfo, Vectors
 from synlearner.stream.base import Delivery, ResultSink, TaskSource
 from synlearner.stream.schema import InvalidTask, Limits, Task, TaskResult, parse_task
 
@@ -273,7 +273,7 @@ class Daemon:
             adapter_path=str(adapter_dir), timings=timings,
         )
 
-    def _choose_init(self, task: Task, queries: Any, learner: Learner) -> str | None:
+    def _choose_init(self, task: Task, queries: Vectors, learner: Learner) -> str | None:
         if self.s.init == "fresh":
             return None
         t = time.perf_counter()
@@ -289,7 +289,7 @@ class Daemon:
                 return task_id
         return None
 
-    def _recall(self, task: Task, queries: Any) -> list[ReplayItem]:
+    def _recall(self, task: Task, queries: Vectors) -> list[ReplayItem]:
         n = min(self.s.replay_max, round(self.s.replay_ratio * len(task.train)))
         if n <= 0:
             return []
@@ -299,7 +299,7 @@ class Daemon:
         self.metrics.memory_search.labels(operation="replay").observe(time.perf_counter() - t)
         return [i for i in items if i.task.kind == task.kind]
 
-    def _remember(self, task: Task, queries: Any, outcome: LearnOutcome) -> None:
+    def _remember(self, task: Task, queries: Vectors, outcome: LearnOutcome) -> None:
         info = TaskInfo(task.task_id, task.kind, task.instruction, task.labels, len(task.train))
         self.memory.register_task(info, queries)
         now = time.time()
