@@ -14,6 +14,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from synlearner.learner.base import LearnPlan
 from synlearner.learner.classifier import BiEncoderClassifier, TrainSettings  # noqa: E402
 from synlearner.memory import ExperienceMemory, Record, ReplayRequest, TaskInfo  # noqa: E402
 from synlearner.stream import Limits, parse_task  # noqa: E402
@@ -36,7 +37,7 @@ def main() -> None:
             n = round(ratio * len(target.train))
             replay = mem.replay("errors_first", ReplayRequest(target.task_id, queries, n)) if n else []
             t0 = time.perf_counter()
-            out = clf.learn(target, replay, None)
+            out = clf.learn(target, replay, LearnPlan(target.task_id))
             secs = time.perf_counter() - t0
             examples = out.steps * clf.settings.batch_size
             rows.append((ratio, len(replay), out.steps, secs, examples / out.seconds["train"],

@@ -73,7 +73,7 @@ def build_learners(cfg: Config) -> dict[str, Learner]:
     lc = cfg.learner
     return build(
         model_path=lc.model.path, device=lc.model.device, threads=lc.model.threads, seed=lc.seed,
-        lora=lc.lora.model_dump(), train=lc.train.model_dump(),
+        lora=lc.lora.model_dump(), train=lc.train.model_dump(exclude={"steps"}),
         generation=lc.generation.model_dump(),
     )
 
@@ -92,7 +92,10 @@ def loop_settings(cfg: Config) -> LoopSettings:
         similar_tasks=cfg.learner.similar_tasks, replay_policy=cfg.memory.replay.policy,
         replay_ratio=cfg.memory.replay.ratio, replay_max=cfg.memory.replay.max_examples,
         seed=cfg.learner.seed, drain=cfg.daemon.drain,
-        progress_every_steps=cfg.daemon.progress_every_steps,
+        progress_every_steps=cfg.daemon.progress_every_steps, adapters=cfg.learner.adapters,
+        steps=cfg.learner.train.steps, init_probe_steps=cfg.learner.init_probe_steps,
+        consolidate=cfg.learner.consolidate, task_agnostic=cfg.learner.task_agnostic,
+        curve_every=cfg.learner.curve_every,
     )
 
 

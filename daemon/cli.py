@@ -1,4 +1,4 @@
-"""`synlearner` command line: run, submit, status, report, predict, demo."""
+"""`synlearner` command line: run, submit, status, report, predict, demo, bench."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from synlearner.daemon.config import Config, ConfigError, load_config
+from synlearner.daemon.state import State
 
 log = logging.getLogger("synlearner")
 
@@ -57,7 +58,6 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from synlearner.daemon.state import State
     from synlearner.memory.store import read_counts
     from synlearner.stream.spool import SpoolSource
 
@@ -86,7 +86,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from synlearner.daemon.report import build_report, render_text, write_report
-    from synlearner.daemon.state import State
 
     cfg = _config(args)
     state = State.load(cfg.state_dir)
@@ -98,19 +97,58 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from synlearner.daemon.build import build_learners
-    from synlearner.daemon.state import State
 
     cfg = _config(args)
     state = State.load(cfg.state_dir)
+    if args.task is None:
+        return _predict_routed(cfg, state, args.text)
     entry = state.latest(args.task)
     if entry is None:
         print(f"predict: task {args.task!r} has not been learned", file=sys.stderr)  # noqa: T201
         return 2
     task = state.load_task(args.task)
     learner = build_learners(cfg)[task.kind]
-    learner.load_adapter(args.task, state.root / entry.adapter)
-    for text, answer in zip(args.text, learner.predict(task, args.text, args.task), strict=True):
-        print(json.dumps({"input": text, "prediction": answer}))  # noqa: T201  # CLI output
+    key = entry.adapter_key or args.task
+    learner.load_adapter(key, state.root / entry.adapter)
+    for text, answer in zip(args.text, learner.predict(task, args.text, key), strict=True):
+        print(json.dumps({"input": text, "task": args.task, "prediction": answer}))  # noqa: T201
+    return 0
+
+
+def _predict_routed(cfg: Config, state: State, texts: list[str]) -> int:
+    """No task id: route each text to the nearest task centroid in memory (its label set),
+    answer with the consolidated adapter if there is one, else with that task's adapter."""
+    from synlearner.daemon.agnostic import consolidated_dir, route_task
+    from synlearner.daemon.build import build_learners, build_memory
+    from synlearner.learner.base import CONSOLIDATED
+
+    if not state.entries:
+        print("predict: nothing has been learned yet", file=sys.stderr)  # noqa: T201
+        return 2
+    learners = build_learners(cfg)
+    memory = build_memory(cfg, learners)
+    try:
+        routes = route_task(memory, texts)
+    finally:
+        memory.close()
+    for text, task_id in zip(texts, routes, strict=True):
+        entry = state.latest(task_id) if task_id else None
+        if entry is None or task_id is None:
+            print(json.dumps({"input": text, "error": "no learned task"}))  # noqa: T201
+            continue
+        task = state.load_task(task_id)
+        learner = learners[task.kind]
+        merged = consolidated_dir(state, task.kind)
+        if cfg.learner.adapters == "per-task" and merged.exists():
+            key = CONSOLIDATED
+            path = merged
+        else:
+            key, path = entry.adapter_key or task_id, state.root / entry.adapter
+        if not learner.has_adapter(key):
+            learner.load_adapter(key, path)
+        answer = learner.predict(task, [text], key)[0]
+        print(json.dumps({"input": text, "task": task_id, "adapter": key,  # noqa: T201
+                          "prediction": answer}))
     return 0
 
 
@@ -141,6 +179,34 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stream(spec: str, seed: int) -> list[bytes]:
+    if spec == "bundled":
+        from synlearner.stream.benchmark import benchmark_messages
+
+        return [raw for _, raw in benchmark_messages(seed)]
+    if not Path(spec).exists():
+        raise ConfigError(f"STREAM: {spec} is neither 'bundled' nor a file or folder")
+    return [raw for _, raw in _read_task_files([spec])]
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from synlearner.daemon.bench import BenchSettings, run_bench
+    from synlearner.daemon.bench_report import render_text, write_bench_report
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    settings = BenchSettings(steps=args.steps, curve_every=args.curve_every, seed=args.seed,
+                             config=Path(args.config) if args.config else None)
+    messages = _stream(args.stream, args.stream_seed)
+    started = time.perf_counter()
+    summary = run_bench(messages, [s for s in args.strategies.split(",") if s], settings,
+                        Path(args.workdir) if args.workdir else None)
+    paths = write_bench_report(summary, Path(args.out))
+    print(render_text(summary))  # noqa: T201  # CLI output
+    print(f"\nbench took {time.perf_counter() - started:.0f} s")  # noqa: T201  # CLI output
+    print("\n".join(f"wrote {p}" for p in paths.values()))  # noqa: T201  # CLI output
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="synlearner", description=__doc__)
     parser.add_argument("--config", help="YAML config (default: built-in defaults)")
@@ -156,14 +222,26 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("report", help="render the report from the state directory")
     p.add_argument("--out", help="output folder (default: <state_dir>/report)")
     p.set_defaults(fn=cmd_report)
-    p = sub.add_parser("predict", help="answer with a task's adapter")
-    p.add_argument("--task", required=True)
+    p = sub.add_parser("predict", help="answer with a task's adapter, or without a task id "
+                       "(routed by the nearest task in memory, consolidated adapter)")
+    p.add_argument("--task", help="the task id (default: route each text)")
     p.add_argument("text", nargs="+")
     p.set_defaults(fn=cmd_predict)
     p = sub.add_parser("demo", help="learn the bundled demo stream and print the report")
     p.add_argument("--workdir", default="demo-run")
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(fn=cmd_demo)
+    p = sub.add_parser("bench", help="run a task stream through several strategies and compare")
+    p.add_argument("stream", help="'bundled' (the 12-task benchmark stream), a JSONL file of "
+                   "task messages, or a folder of task files")
+    p.add_argument("--strategies", default="seq-lora,replay,per-task,multitask,synlearner")
+    p.add_argument("--steps", type=int, default=24, help="optimiser steps per task (all strategies)")
+    p.add_argument("--curve-every", type=int, default=4, help="eval accuracy every N steps")
+    p.add_argument("--seed", type=int, default=0, help="training seed")
+    p.add_argument("--stream-seed", type=int, default=13, help="seed of the bundled stream")
+    p.add_argument("--out", default="bench-report", help="report folder")
+    p.add_argument("--workdir", help="keep each strategy's state directory here")
+    p.set_defaults(fn=cmd_bench)
     # allow --config after the subcommand too
     for action in sub.choices.values():
         action.add_argument("--config", default=argparse.SUPPRESS)

@@ -86,6 +86,7 @@ class LoraSection(_Section):
 
 
 class TrainConfig(_Section):
+    steps: int = Field(0, ge=0)  # optimiser steps per task; 0: ceil(epochs x examples / batch)
     epochs: float = Field(3.0, gt=0)
     max_steps: int = Field(120, gt=0)
     batch_size: int = Field(16, gt=0)
@@ -106,9 +107,17 @@ class GenerationConfig(_Section):
 
 class LearnerConfig(_Section):
     model: ModelConfig = ModelConfig()
+    # per-task: one adapter per task; shared: one adapter trained task after task; joint: one
+    # adapter trained on the whole stream once it is drained (the multitask bound)
+    adapters: Literal["per-task", "shared", "joint"] = "per-task"
     init: Literal["fresh", "nearest"] = "nearest"
     min_init_similarity: float = Field(0.5, ge=-1, le=1)
     similar_tasks: int = Field(3, gt=0)
+    init_probe_steps: int = Field(8, ge=0)  # nearest vs fresh start on held-out train; 0: off
+    # task-agnostic answers: merge the per-task adapters (ties, linear) or route (none)
+    consolidate: Literal["none", "ties", "linear"] = "ties"
+    task_agnostic: bool = True  # keep the task-agnostic accuracy matrix too
+    curve_every: int = Field(0, ge=0)  # record eval accuracy every N training steps; 0: off
     seed: int = 0
     lora: LoraSection = LoraSection()
     train: TrainConfig = TrainConfig()

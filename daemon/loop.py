@@ -9,17 +9,20 @@ and content hash).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from synlearner.daemon.agnostic import TaskAgnostic
 from synlearner.daemon.metrics import Metrics
 from synlearner.daemon.state import State, TaskEntry
-from synlearner.learner.base import Learner, LearnOutcome
+from synlearner.learner.base import SHARED, Learner, LearnOutcome, LearnPlan
 from synlearner.memory.base import Memory, Record, ReplayItem, ReplayRequest, TaskInfo, Vectors
 from synlearner.stream.base import Delivery, ResultSink, TaskSource
 from synlearner.stream.schema import InvalidTask, Limits, Task, TaskResult, parse_task
@@ -44,6 +47,14 @@ class LoopSettings:
     seed: int = 0
     drain: bool = False
     progress_every_steps: int = 10
+    # the strategy: one adapter per task, one shared adapter trained task after task, or one
+    # adapter trained on the whole (drained) stream at once ("joint": the multitask bound)
+    adapters: str = "per-task"  # per-task | shared | joint
+    steps: int = 0  # optimiser steps per task (0: the learner's epochs/max_steps rule)
+    init_probe_steps: int = 0  # >0: nearest-vs-fresh start checked on held-out train data
+    consolidate: str = "none"  # none (task-agnostic use routes to a task adapter) | ties | linear
+    task_agnostic: bool = True  # also fill the task-agnostic accuracy matrix
+    curve_every: int = 0  # >0: record eval accuracy every that many steps while training
 
 
 class Daemon:
@@ -70,6 +81,7 @@ class Daemon:
         self.phase = "starting"
         self.current: str | None = None
         self._snapshot: dict[str, Any] = {}
+        self.agnostic = TaskAgnostic(settings.consolidate, memory, self.learners, state)
         self._restore_adapters()
         self.refresh_gauges()
 
@@ -84,6 +96,10 @@ class Daemon:
     def run(self) -> None:
         """Run until `stop()` (or, with `drain`, until the stream is empty)."""
         log.info("daemon: running (%d tasks learned so far)", len(self.state.entries))
+        if self.s.adapters == "joint":
+            self._run_joint()
+            self.phase = "stopped"
+            return
         while not self._stop.is_set():
             self._run_jobs()
             self.phase = "idle"
@@ -101,6 +117,33 @@ class Daemon:
                 break
         self.phase = "stopped"
 
+    def _run_joint(self) -> None:
+        """The multitask bound: take every task of the stream, then learn them all at once."""
+        batch: dict[str, tuple[Task, list[Delivery]]] = {}
+        while not self._stop.is_set():
+            self._run_jobs()
+            self.phase = "collecting"
+            self.heartbeat = time.monotonic()
+            delivery = self.source.poll(self.s.poll_timeout_s)
+            if delivery is None:
+                if self.source.pending() == 0:
+                    break
+                continue
+            task = self._accept(delivery)
+            if task is not None:  # a later version of a task replaces the earlier one
+                batch[task.task_id] = (task, [*batch.get(task.task_id, (task, []))[1], delivery])
+        if not batch or self._stop.is_set():
+            return
+        log.info("daemon: stream drained; learning %d tasks jointly", len(batch))
+        try:
+            results = self.learn_joint([task for task, _ in batch.values()])
+        except Stopped:
+            log.info("daemon: stopped during joint learning; the tasks will be redelivered")
+            return
+        for result, (_, deliveries) in zip(results, batch.values(), strict=True):
+            for delivery in deliveries:
+                self._publish(result, delivery)
+
     def _run_jobs(self) -> None:
         while True:
             try:
@@ -110,12 +153,16 @@ class Daemon:
             job()
 
     def _restore_adapters(self) -> None:
-        for task_id in self.state.task_ids():
-            entry = self.state.latest(task_id)
-            learner = self.learners.get(entry.kind) if entry else None
-            if entry is None or learner is None:
+        loaded: set[str] = set()
+        for entry in reversed(self.state.entries):  # the latest adapter of each key
+            key = entry.adapter_key or entry.task_id
+            learner = self.learners.get(entry.kind)
+            if key in loaded or learner is None:
                 continue
-            learner.load_adapter(task_id, self.state.root / entry.adapter)
+            learner.load_adapter(key, self.state.root / entry.adapter)
+            loaded.add(key)
+        if self._separate_agnostic():
+            self.agnostic.restore()
 
     def refresh_gauges(self) -> None:
         """Update gauges and the status snapshot (main thread only: it reads SQLite)."""
@@ -132,30 +179,8 @@ class Daemon:
 
     # -- one message ---------------------------------------------------------------------
     def handle(self, delivery: Delivery) -> None:
-        self.metrics.tasks_received.inc()
-        t0 = time.perf_counter()
-        try:
-            task = parse_task(delivery.raw, self.s.limits)
-            if task.kind not in self.learners:
-                raise InvalidTask(
-                    f"kind: no learner for {task.kind!r} tasks is configured", task.task_id
-                )
-        except InvalidTask as exc:
-            log.warning("dead letter %s: %s", delivery.ref, exc.reason)
-            self.source.fail(delivery, exc.reason)
-            self.metrics.tasks_dead_lettered.inc()
-            self.results.publish(TaskResult(exc.task_id or "", "invalid", error=exc.reason))
-            return
-        self.metrics.task_duration.labels(phase="validate").observe(time.perf_counter() - t0)
-        if self.state.is_learned(task.task_id, task.content_hash):
-            entry = self.state.latest(task.task_id)
-            log.info("task %s: already learned (hash %s), acknowledging", task.task_id,
-                     task.content_hash)
-            self.results.publish(TaskResult(
-                task.task_id, "duplicate", task.content_hash, entry.version if entry else 0,
-                adapter_path=entry.adapter if entry else ""))
-            self.source.ack(delivery)
-            self.metrics.tasks_duplicate.inc()
+        task = self._accept(delivery)
+        if task is None:
             return
         self.current = task.task_id
         self.metrics.busy.set(1)
@@ -173,6 +198,9 @@ class Daemon:
         finally:
             self.current = None
             self.metrics.busy.set(0)
+        self._publish(result, delivery)
+
+    def _publish(self, result: TaskResult, delivery: Delivery) -> None:
         # result before ack: a crash in between redelivers the task, which is then acknowledged
         # as a duplicate, so every committed task has its "learned" result at least once
         self.results.publish(result)
@@ -180,7 +208,36 @@ class Daemon:
         if delivery.published_at:
             latency = time.time() - delivery.published_at
             self.metrics.publish_to_learned.observe(max(0.0, latency))
-            log.info("task %s: learned %.1f s after it was published", task.task_id, latency)
+            log.info("task %s: learned %.1f s after it was published", result.task_id, latency)
+
+    def _accept(self, delivery: Delivery) -> Task | None:
+        """Validate a delivery; dead-letter or acknowledge it here unless it is to be learned."""
+        self.metrics.tasks_received.inc()
+        t0 = time.perf_counter()
+        try:
+            task = parse_task(delivery.raw, self.s.limits)
+            if task.kind not in self.learners:
+                raise InvalidTask(
+                    f"kind: no learner for {task.kind!r} tasks is configured", task.task_id
+                )
+        except InvalidTask as exc:
+            log.warning("dead letter %s: %s", delivery.ref, exc.reason)
+            self.source.fail(delivery, exc.reason)
+            self.metrics.tasks_dead_lettered.inc()
+            self.results.publish(TaskResult(exc.task_id or "", "invalid", error=exc.reason))
+            return None
+        self.metrics.task_duration.labels(phase="validate").observe(time.perf_counter() - t0)
+        if self.state.is_learned(task.task_id, task.content_hash):
+            entry = self.state.latest(task.task_id)
+            log.info("task %s: already learned (hash %s), acknowledging", task.task_id,
+                     task.content_hash)
+            self.results.publish(TaskResult(
+                task.task_id, "duplicate", task.content_hash, entry.version if entry else 0,
+                adapter_path=entry.adapter if entry else ""))
+            self.source.ack(delivery)
+            self.metrics.tasks_duplicate.inc()
+            return None
+        return task
 
     # -- learning ------------------------------------------------------------------------
     def _phase(self, name: str, task_id: str) -> None:
@@ -210,6 +267,16 @@ class Daemon:
         self.metrics.task_duration.labels(phase=phase).observe(now - started)
         return now
 
+    def _key(self, task_id: str) -> str:
+        """The adapter that answers for `task_id` when the task is known."""
+        return task_id if self.s.adapters == "per-task" else SHARED
+
+    def _plan(self, task: Task, init_from: str | None) -> LearnPlan:
+        if self.s.adapters == "per-task":
+            return LearnPlan(task.task_id, init_from, steps=self.s.steps,
+                             probe_steps=self.s.init_probe_steps, curve_every=self.s.curve_every)
+        return LearnPlan(SHARED, resume=True, steps=self.s.steps, curve_every=self.s.curve_every)
+
     def learn(self, task: Task, delivery: Delivery) -> TaskResult:
         learner = self.learners[task.kind]
         timings: dict[str, float] = {}
@@ -220,30 +287,100 @@ class Daemon:
         init_from = self._choose_init(task, queries, learner)
         replay = self._recall(task, queries)
         t = self._timed("recall", timings, t)
+        agnostic_before = self.agnostic.score(task) if self._separate_agnostic() else None
 
         self._phase("train", task.task_id)
-        outcome = learner.learn(task, replay, init_from, self._progress(task.task_id))
+        outcome = learner.learn(task, replay, self._plan(task, init_from),
+                                self._progress(task.task_id))
         t = self._timed("train", timings, t)
         self.metrics.train_examples.inc(outcome.train_examples)
         self.metrics.replay_examples.inc(outcome.replay_examples)
 
         self._phase("persist", task.task_id)
-        adapter_dir = self.state.adapter_dir(task.task_id)
-        learner.save_adapter(task.task_id, adapter_dir)
+        key = self._key(task.task_id)
+        learner.save_adapter(key, self.state.adapter_dir(key))
         self.state.save_task(task)
         self._remember(task, queries, outcome)
+        if self._separate_agnostic():
+            self.agnostic.consolidate(task.kind, [*self.state.task_ids(), task.task_id])
         t = self._timed("persist", timings, t)
 
         self._phase("evaluate", task.task_id)
         row = self._evaluate_all(task, outcome)
+        agnostic_row = row
+        if agnostic_before is not None:
+            agnostic_row = {tid: self.agnostic.score(self._task(tid, task))
+                            for tid in [*self.state.task_ids(), task.task_id]}
         self._timed("evaluate", timings, t)
-        return self._commit(task, outcome, row, timings)
+        initial = outcome.initial if agnostic_before is None else agnostic_before
+        return self._commit(task, outcome, row, timings, (agnostic_row, initial))
+
+    def learn_joint(self, tasks: list[Task]) -> list[TaskResult]:
+        """Train one shared adapter per kind on all `tasks` together, `steps` x tasks steps."""
+        timings: dict[str, float] = {}
+        t = time.perf_counter()
+        self._phase("recall", "joint")
+        queries = {}
+        for task in tasks:
+            self.memory.forget_task(task.task_id)
+            queries[task.task_id] = self.memory.embedder.embed([e.input for e in task.train])
+        t = self._timed("recall", timings, t)
+        outcomes: dict[str, LearnOutcome] = {}
+        for kind in dict.fromkeys(task.kind for task in tasks):
+            group = [task for task in tasks if task.kind == kind]
+            anchor, others = group[-1], group[:-1]
+            together = [ReplayItem(Record(o.task_id, e.input, e.output), _info(o))
+                        for o in others for e in o.train]
+            self._phase("train", "joint")
+            plan = LearnPlan(SHARED, steps=self.s.steps * len(group))
+            outcomes[kind] = self.learners[kind].learn(anchor, together, plan,
+                                                       self._progress("joint"))
+            self.learners[kind].save_adapter(SHARED, self.state.adapter_dir(SHARED))
+        t = self._timed("train", timings, t)
+        self._phase("persist", "joint")
+        for task in tasks:
+            self.state.save_task(task)
+            self.memory.register_task(_info(task), queries[task.task_id])
+            self.memory.add([Record(task.task_id, e.input, e.output, timestamp=time.time())
+                             for e in task.train])
+        self.memory.flush()
+        t = self._timed("persist", timings, t)
+        self._phase("evaluate", "joint")
+        everything = {tid: self.state.load_task(tid) for tid in self.state.task_ids()}
+        everything.update({task.task_id: task for task in tasks})
+        row = {tid: self.learners[task.kind].evaluate(task, SHARED)
+               for tid, task in everything.items()}
+        self._timed("evaluate", timings, t)
+        entries = []
+        for task in tasks:
+            outcome = outcomes[task.kind]
+            zero = self.learners[task.kind].evaluate(task, None)
+            entries.append(TaskEntry(
+                task_id=task.task_id, column=task.task_id, version=1,
+                content_hash=task.content_hash, kind=task.kind,
+                adapter=str(self.state.adapter_dir(SHARED).relative_to(self.state.root)),
+                zero_shot=zero, initial=zero, final=row[task.task_id], init_from=None,
+                steps=outcome.steps, train_examples=len(task.train), replay_examples=0,
+                seconds=dict(timings), learned_at=time.time(), adapter_key=SHARED))
+        self.state.record_joint(entries, row)  # the commit point
+        return [self._committed(task, entry, self.state.adapter_dir(SHARED))
+                for task, entry in zip(tasks, entries, strict=True)]
+
+    def _separate_agnostic(self) -> bool:
+        """Shared adapters answer the same with or without the task id."""
+        return self.s.task_agnostic and self.s.adapters == "per-task"
+
+    def _task(self, task_id: str, current: Task) -> Task:
+        return current if task_id == current.task_id else self.state.load_task(task_id)
 
     def _commit(self, task: Task, outcome: LearnOutcome, row: dict[str, float],
-                timings: dict[str, float]) -> TaskResult:
-        adapter_dir = self.state.adapter_dir(task.task_id)
+                timings: dict[str, float],
+                agnostic: tuple[dict[str, float], float] | None = None) -> TaskResult:
+        key = self._key(task.task_id)
+        adapter_dir = self.state.adapter_dir(key)
         previous = self.state.latest(task.task_id)
         version = previous.version + 1 if previous else 1
+        probe = outcome.probe
         entry = TaskEntry(
             task_id=task.task_id,
             column=task.task_id if version == 1 else f"{task.task_id}#v{version}",
@@ -253,28 +390,33 @@ class Daemon:
             init_from=outcome.init_from, steps=outcome.steps,
             train_examples=outcome.train_examples, replay_examples=outcome.replay_examples,
             seconds={**timings, **{f"learner_{k}": v for k, v in outcome.seconds.items()}},
-            learned_at=time.time(),
+            learned_at=time.time(), adapter_key=key,
+            probe=dataclasses.asdict(probe) if probe else None,
+            curve=[list(point) for point in outcome.curve],
         )
-        self.state.record(entry, row)  # the commit point
+        self.state.record(entry, row, agnostic if self.s.task_agnostic else None)  # commit point
+        return self._committed(task, entry, adapter_dir)
+
+    def _committed(self, task: Task, entry: TaskEntry, adapter_dir: Path) -> TaskResult:
         self.metrics.tasks_learned.inc()
         self.metrics.last_task_timestamp.set(time.time())
         self.refresh_gauges()
         summary = self.state.metrics().as_dict()
         log.info(
             "task %s: learned v%d: zero-shot %.3f, initial %.3f, final %.3f (init from %s, "
-            "%d replayed) | ACC %.3f BWT %+.3f FWT %+.3f", task.task_id, version,
-            outcome.zero_shot, outcome.initial, outcome.final, outcome.init_from,
-            outcome.replay_examples, summary["acc"], summary["bwt"], summary["fwt"],
+            "%d replayed) | ACC %.3f BWT %+.3f FWT %+.3f", task.task_id, entry.version,
+            entry.zero_shot, entry.initial, entry.final, entry.init_from,
+            entry.replay_examples, summary["acc"], summary["bwt"], summary["fwt"],
         )
         return TaskResult(
-            task.task_id, "learned", task.content_hash, version,
-            metrics={"zero_shot": outcome.zero_shot, "initial": outcome.initial,
-                     "final": outcome.final, **summary},
-            adapter_path=str(adapter_dir), timings=timings,
+            task.task_id, "learned", task.content_hash, entry.version,
+            metrics={"zero_shot": entry.zero_shot, "initial": entry.initial,
+                     "final": entry.final, **summary},
+            adapter_path=str(adapter_dir), timings=entry.seconds,
         )
 
     def _choose_init(self, task: Task, queries: Vectors, learner: Learner) -> str | None:
-        if self.s.init == "fresh":
+        if self.s.init == "fresh" or self.s.adapters != "per-task":
             return None
         t = time.perf_counter()
         similar = self.memory.similar_tasks(queries, self.s.similar_tasks, exclude=task.task_id)
@@ -300,8 +442,7 @@ class Daemon:
         return [i for i in items if i.task.kind == task.kind]
 
     def _remember(self, task: Task, queries: Vectors, outcome: LearnOutcome) -> None:
-        info = TaskInfo(task.task_id, task.kind, task.instruction, task.labels, len(task.train))
-        self.memory.register_task(info, queries)
+        self.memory.register_task(_info(task), queries)
         now = time.time()
         records = []
         for p in outcome.predictions:
@@ -315,16 +456,20 @@ class Daemon:
         self.memory.flush()
 
     def _evaluate_all(self, task: Task, outcome: LearnOutcome) -> dict[str, float]:
-        """Score every seen task with its own adapter (the new one from `outcome`)."""
+        """Score every seen task with the adapter that answers for it (task-aware)."""
         row = {task.task_id: outcome.final}
         for task_id in self.state.task_ids():
             if task_id == task.task_id:
                 continue
             self._phase("evaluate", task_id)
             seen = self.state.load_task(task_id)
-            row[task_id] = self.learners[seen.kind].evaluate(seen, task_id)
+            row[task_id] = self.learners[seen.kind].evaluate(seen, self._key(task_id))
         return row
 
     def status(self) -> dict[str, Any]:
         """For the HTTP thread: the live phase plus the last snapshot of the main loop."""
         return {"phase": self.phase, "current_task": self.current, **self._snapshot}
+
+
+def _info(task: Task) -> TaskInfo:
+    return TaskInfo(task.task_id, task.kind, task.instruction, task.labels, len(task.train))

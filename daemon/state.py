@@ -37,6 +37,9 @@ class TaskEntry:
     replay_examples: int
     seconds: dict[str, float] = field(default_factory=dict)
     learned_at: float = 0.0
+    adapter_key: str = ""  # the learner's adapter key: the task id, or a shared adapter's
+    probe: dict[str, Any] | None = None  # nearest-vs-fresh start check (`InitProbe` fields)
+    curve: list[list[float]] = field(default_factory=list)  # [step, eval accuracy] pairs
 
 
 @dataclass
@@ -44,6 +47,8 @@ class State:
     root: Path
     entries: list[TaskEntry] = field(default_factory=list)  # one per learning event, in order
     matrix: list[list[float | None]] = field(default_factory=list)
+    # the same matrix for task-agnostic answers (no task id: consolidated adapter or routing)
+    agnostic: list[list[float | None]] = field(default_factory=list)
 
     @property
     def path(self) -> Path:
@@ -62,11 +67,13 @@ class State:
                 raise ValueError(f"{state.path}: unsupported state version {data.get('version')}")
             state.entries = [TaskEntry(**e) for e in data["entries"]]
             state.matrix = data["matrix"]
+            state.agnostic = data.get("agnostic", [])
         return state
 
     def save(self) -> None:
         body = {"version": STATE_VERSION, "saved_at": time.time(),
-                "entries": [asdict(e) for e in self.entries], "matrix": self.matrix}
+                "entries": [asdict(e) for e in self.entries], "matrix": self.matrix,
+                "agnostic": self.agnostic}
         write_atomic(self.path, json.dumps(body, indent=1).encode())
 
     def save_task(self, task: Task) -> None:
@@ -101,19 +108,46 @@ class State:
     def metrics(self) -> TransferMetrics:
         return transfer_metrics(self.matrix, [e.zero_shot for e in self.entries])
 
+    def agnostic_metrics(self) -> TransferMetrics | None:
+        """Transfer metrics of the task-agnostic matrix (None when it was not kept)."""
+        if not self.agnostic or len(self.agnostic) != len(self.entries):
+            return None
+        return transfer_metrics(self.agnostic, [e.zero_shot for e in self.entries])
+
     def latest_scores(self) -> dict[str, float]:
         if not self.matrix:
             return {}
         return {e.column: v for e, v in zip(self.entries, self.matrix[-1], strict=True) if v is not None}
 
     # -- the commit point ----------------------------------------------------------------
-    def record(self, entry: TaskEntry, row: dict[str, float]) -> None:
-        """Append a learning event: its matrix row (scores by task id) and R[i-1][i]."""
+    def record(self, entry: TaskEntry, row: dict[str, float],
+               agnostic: tuple[dict[str, float], float] | None = None) -> None:
+        """Append a learning event: its matrix row (scores by task id) and R[i-1][i].
+
+        `agnostic` is the task-agnostic row and that setting's score on the new task before
+        training on it.
+        """
+        keep_agnostic = agnostic is not None and len(self.agnostic) == len(self.entries)
         if self.matrix:
             self.matrix[-1].append(entry.initial)  # R[i-1][i]: before training on the new task
+            if keep_agnostic and agnostic is not None:
+                self.agnostic[-1].append(agnostic[1])
         self.entries.append(entry)
-        new_row: list[float | None] = [row[e.task_id] for e in self.entries]
-        self.matrix.append(new_row)
+        self.matrix.append([row[e.task_id] for e in self.entries])
+        if keep_agnostic and agnostic is not None:
+            self.agnostic.append([agnostic[0][e.task_id] for e in self.entries])
+        self.save()
+
+    def record_joint(self, entries: list[TaskEntry], row: dict[str, float]) -> None:
+        """Record tasks learned together in one event (the multitask bound).
+
+        Every row of the matrix is the one row of final scores: there is no "before" for a
+        task, so BWT and forgetting come out 0 and FWT compares the joint result with
+        zero-shot; they do not mean transfer here.
+        """
+        self.entries += entries
+        self.matrix = [[row[e.task_id] for e in self.entries] for _ in self.entries]
+        self.agnostic = [list(r) for r in self.matrix]
         self.save()
 
     def summary(self) -> dict[str, Any]:

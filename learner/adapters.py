@@ -35,6 +35,7 @@ class AdapterBank:
 
     def create(self, task_id: str, init_from: str | None, seed: int) -> str:
         """Add a fresh adapter for `task_id`, or a copy of `init_from`'s weights."""
+        self.drop(task_id)
         name = adapter_name(task_id)
         if name in self.model.peft_config:
             self.model.delete_adapter(name)
@@ -46,6 +47,40 @@ class AdapterBank:
             set_peft_model_state_dict(self.model, state, adapter_name=name)
         self._names[task_id] = name
         return name
+
+    def drop(self, task_id: str) -> None:
+        name = adapter_name(task_id)
+        if name in self.model.peft_config:
+            self.model.set_adapter(BASE_SLOT)
+            self.model.delete_adapter(name)
+        self._names.pop(task_id, None)
+
+    def merge(self, sources: list[str], key: str, method: str, density: float = 0.5) -> None:
+        """Add adapter `key` merged from `sources` with PEFT's `add_weighted_adapter`.
+
+        `ties` merges the full weight deltas (TIES: keep the largest `density` share of each
+        delta, elect the sign per weight, average the agreeing ones) and factors the result
+        back to a LoRA of rank r x len(sources) (capped at 64) by SVD; `linear` averages the
+        deltas the same way; `cat` sums them exactly (rank r x len(sources)).
+        """
+        if not sources:
+            raise ValueError("merge: no adapters to merge")
+        self.drop(key)
+        names = [self._names[s] for s in sources]
+        rank = min(64, self.lora.r * len(names))
+        name = adapter_name(key)
+        if method == "ties":
+            self.model.add_weighted_adapter(names, [1.0] * len(names), name, "ties_svd",
+                                            svd_rank=rank, density=density)
+        elif method == "linear":
+            self.model.add_weighted_adapter(names, [1.0 / len(names)] * len(names), name, "svd",
+                                            svd_rank=rank)
+        elif method == "cat":
+            self.model.add_weighted_adapter(names, [1.0] * len(names), name, "cat")
+        else:
+            raise ValueError(f"merge: unknown method {method!r} (ties, linear, cat)")
+        self._names[key] = name
+        self.activate(key)
 
     def activate(self, task_id: str, trainable: bool = False) -> None:
         name = self._names[task_id]
@@ -90,9 +125,8 @@ class AdapterBank:
             os.close(fd)
 
     def load(self, task_id: str, path: Path) -> None:
+        self.drop(task_id)
         name = adapter_name(task_id)
-        if name in self.model.peft_config:
-            self.model.delete_adapter(name)
         self.model.load_adapter(str(path), adapter_name=name, is_trainable=False)
         self._names[task_id] = name
 

@@ -28,6 +28,51 @@ class Prediction:
     loss: float
 
 
+SHARED = "@shared"  # the one adapter of the shared-adapter strategies (not a valid task id)
+CONSOLIDATED = "@consolidated"  # the merge of the per-task adapters, for task-agnostic use
+
+
+@dataclass(frozen=True)
+class LearnPlan:
+    """How to learn one task: which adapter to train, where it starts, how long.
+
+    `adapter` is the task id (one adapter per task) or `SHARED`. A new adapter starts as a
+    copy of `init_from`, or fresh when that is None; with `resume` an existing adapter keeps
+    its weights and trains on. `steps` fixes the optimiser steps (0: the learner's own rule).
+    With `probe_steps` > 0 and an `init_from`, the learner first trains both starts (fresh
+    and the copy) for `probe_steps` on part of the train split, scores them on the held-out
+    rest (`probe_holdout`), and keeps the copy only if it is not worse (negative transfer
+    falls back to fresh). With `curve_every` > 0 it records eval accuracy every that many
+    steps (the learning curve).
+    """
+
+    adapter: str
+    init_from: str | None = None
+    resume: bool = False
+    steps: int = 0
+    probe_steps: int = 0
+    probe_holdout: float = 0.25
+    curve_every: int = 0
+
+
+@dataclass(frozen=True)
+class InitProbe:
+    """Nearest-task start vs fresh start after the same probe steps, on held-out train data."""
+
+    candidate: str
+    steps: int
+    holdout: int  # held-out examples
+    fresh: float
+    transferred: float
+    fresh_loss: float
+    transferred_loss: float
+    chosen: str | None  # `candidate`, or None for fresh
+
+    @property
+    def gain(self) -> float:
+        return self.transferred - self.fresh
+
+
 @dataclass(frozen=True)
 class LearnOutcome:
     """What learning one task produced.
@@ -47,11 +92,13 @@ class LearnOutcome:
     train_loss: float
     predictions: Sequence[Prediction] = field(default_factory=tuple)
     seconds: dict[str, float] = field(default_factory=dict)
+    probe: InitProbe | None = None
+    curve: Sequence[tuple[int, float]] = field(default_factory=tuple)  # (step, eval accuracy)
 
 
 @runtime_checkable
 class Learner(Protocol):
-    """One learner per task kind. Adapters are named by task id."""
+    """One learner per task kind. Adapters are keyed by task id, `SHARED` or `CONSOLIDATED`."""
 
     kind: str
 
@@ -62,12 +109,16 @@ class Learner(Protocol):
         self,
         task: Task,
         replay: Sequence[ReplayItem],
-        init_from: str | None,
+        plan: LearnPlan,
         progress: Progress = no_progress,
     ) -> LearnOutcome: ...
 
+    def merge(self, sources: Sequence[str], name: str, method: str) -> None:
+        """Build adapter `name` from the adapters `sources` (e.g. TIES merging)."""
+        ...
+
     def evaluate(self, task: Task, adapter: str | None) -> float:
-        """Score on `task.eval` with `adapter` (None: the base model)."""
+        """Score on `task.eval` with `adapter` (an adapter key; None: the base model)."""
         ...
 
     def predict(self, task: Task, texts: Sequence[str], adapter: str | None) -> list[str]: ...

@@ -23,10 +23,17 @@ from peft import LoraConfig
 from transformers import AutoModel, AutoTokenizer
 
 from synlearner.learner.adapters import AdapterBank
-from synlearner.learner.base import LearnOutcome, Prediction, Progress, no_progress
+from synlearner.learner.base import (
+    InitProbe,
+    LearnOutcome,
+    LearnPlan,
+    Prediction,
+    Progress,
+    no_progress,
+)
 from synlearner.learner.model import pick_device, resolve_model_path, seed_everything
 from synlearner.memory.base import ReplayItem, Vectors
-from synlearner.stream.schema import Task
+from synlearner.stream.schema import Example, Task
 
 log = logging.getLogger(__name__)
 
@@ -132,36 +139,88 @@ class BiEncoderClassifier:
         self,
         task: Task,
         replay: Sequence[ReplayItem],
-        init_from: str | None,
+        plan: LearnPlan,
         progress: Progress = no_progress,
     ) -> LearnOutcome:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         seed = seed_everything(self.settings.seed, task.task_id)
-        if init_from is not None and not self.bank.has(init_from):
-            init_from = None
-        self.bank.create(task.task_id, init_from, seed)
+        key = plan.adapter
+        resume = plan.resume and self.bank.has(key)
+        init_from = plan.init_from if plan.init_from and self.bank.has(plan.init_from) else None
         zero_shot = self.evaluate(task, None)
-        initial = self.evaluate(task, task.task_id) if init_from else zero_shot
         timings["eval_before"] = time.perf_counter() - t0
-        items = self._items(task, replay)
+        probe = None
+        if not resume and init_from is not None and plan.probe_steps > 0:
+            t = time.perf_counter()
+            probe = self._probe(task, replay, init_from, plan, seed)
+            init_from = probe.chosen
+            timings["probe"] = time.perf_counter() - t
+        if not resume:
+            self.bank.create(key, init_from, seed)
+        t = time.perf_counter()
+        # a fresh LoRA adapter starts with B = 0: exactly the base model
+        initial = self.evaluate(task, key) if resume or init_from else zero_shot
+        timings["eval_before"] += time.perf_counter() - t
+        items = self._items(task, task.train, replay)
         t1 = time.perf_counter()
-        steps, loss = self._train(task.task_id, items, seed, progress)
+        steps, loss, curve = self._train(key, items, seed, progress, self._steps(plan, items),
+                                         task if plan.curve_every > 0 else None, plan.curve_every)
         timings["train"] = time.perf_counter() - t1
         t2 = time.perf_counter()
-        final = self.evaluate(task, task.task_id)
-        predictions = self._predictions(task, task.task_id)
+        final = curve[-1][1] if curve and curve[-1][0] == steps else self.evaluate(task, key)
+        predictions = self._predictions(task, key)
         timings["eval_after"] = time.perf_counter() - t2
         return LearnOutcome(
             zero_shot=zero_shot, initial=initial, final=final, init_from=init_from, steps=steps,
             train_examples=len(task.train), replay_examples=len(replay), train_loss=loss,
-            predictions=predictions, seconds=timings,
+            predictions=predictions, seconds=timings, probe=probe, curve=tuple(curve),
         )
 
-    def _items(self, task: Task, replay: Sequence[ReplayItem]) -> list[_Item]:
+    def _steps(self, plan: LearnPlan, items: Sequence[_Item]) -> int:
+        s = self.settings
+        if plan.steps > 0:
+            return plan.steps
+        return max(1, min(s.max_steps, math.ceil(s.epochs * len(items) / s.batch_size)))
+
+    def _probe(self, task: Task, replay: Sequence[ReplayItem], candidate: str, plan: LearnPlan,
+               seed: int) -> InitProbe:
+        """Train a fresh and a transferred start for the same steps; score both held out."""
+        order = np.random.default_rng(seed).permutation(len(task.train))
+        n_held = min(len(task.train) - 1, max(2, round(plan.probe_holdout * len(task.train))))
+        held = [task.train[i] for i in order[:n_held]]
+        items = self._items(task, [task.train[i] for i in order[n_held:]], replay)
+        scores: dict[str | None, tuple[float, float]] = {}
+        for start in (None, candidate):
+            key = "@probe"
+            self.bank.create(key, start, seed)
+            self._train(key, items, seed, no_progress, plan.probe_steps, None, 0)
+            scores[start] = self._score(task, held, key)
+            self.bank.drop(key)
+        (fresh, fresh_loss), (moved, moved_loss) = scores[None], scores[candidate]
+        keep = (moved, -moved_loss) >= (fresh, -fresh_loss)
+        if not keep:
+            log.info("task %s: start from %s scores %.3f held out vs %.3f fresh: starting fresh",
+                     task.task_id, candidate, moved, fresh)
+        return InitProbe(candidate, plan.probe_steps, n_held, fresh, moved, fresh_loss,
+                         moved_loss, candidate if keep else None)
+
+    def _score(self, task: Task, examples: Sequence[Example], adapter: str) -> tuple[float, float]:
+        """Accuracy and mean cross-entropy of `adapter` on `examples`."""
+        with self.bank.use(adapter):
+            logits = self._logits(task, [e.input for e in examples])
+        targets = torch.tensor([task.labels.index(e.output) for e in examples])
+        acc = float((logits.argmax(-1) == targets).float().mean())
+        return acc, float(F.cross_entropy(logits, targets))
+
+    def merge(self, sources: Sequence[str], name: str, method: str) -> None:
+        self.bank.merge(list(sources), name, method)
+
+    def _items(self, task: Task, examples: Sequence[Example],
+               replay: Sequence[ReplayItem]) -> list[_Item]:
         items = [
             _Item(e.input, task.labels.index(e.output), task.labels, task.instruction)
-            for e in task.train
+            for e in examples
         ]
         for r in replay:
             labels = r.task.labels
@@ -172,10 +231,14 @@ class BiEncoderClassifier:
         return items
 
     def _train(
-        self, task_id: str, items: list[_Item], seed: int, progress: Progress
-    ) -> tuple[int, float]:
+        self, task_id: str, items: list[_Item], seed: int, progress: Progress, steps: int,
+        curve_task: Task | None, curve_every: int,
+    ) -> tuple[int, float, list[tuple[int, float]]]:
+        """`steps` AdamW steps on `items`; eval accuracy on `curve_task` every `curve_every`."""
         s = self.settings
-        steps = max(1, min(s.max_steps, math.ceil(s.epochs * len(items) / s.batch_size)))
+        curve: list[tuple[int, float]] = []
+        if curve_task is not None:
+            curve.append((0, self.evaluate(curve_task, task_id)))
         self.bank.activate(task_id, trainable=True)
         params = self.bank.parameters(task_id)
         opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
@@ -201,10 +264,15 @@ class BiEncoderClassifier:
                 value = float(loss.detach())
                 ema = value if math.isnan(ema) else 0.9 * ema + 0.1 * value
                 progress("train", step + 1, steps, ema)
+                if curve_task is not None and ((step + 1) % curve_every == 0 or step + 1 == steps):
+                    self.bank.model.eval()
+                    curve.append((step + 1, self.evaluate(curve_task, task_id)))
+                    self.bank.model.train()
+                    self.bank.activate(task_id, trainable=True)
         finally:
             self.bank.model.eval()
             self.bank.activate(task_id, trainable=False)
-        return steps, ema
+        return steps, ema, curve
 
     def _batch_loss(self, batch: list[_Item]) -> torch.Tensor:
         """Cross-entropy of each example over its own task's labels, averaged over the batch."""

@@ -20,7 +20,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
 from synlearner.learner.adapters import AdapterBank
-from synlearner.learner.base import LearnOutcome, Prediction, Progress, no_progress
+from synlearner.learner.base import LearnOutcome, LearnPlan, Prediction, Progress, no_progress
 from synlearner.learner.model import pick_device, resolve_model_path, seed_everything
 from synlearner.memory.base import Embedder, ReplayItem
 from synlearner.stream.schema import Task
@@ -127,22 +127,26 @@ class SftGenerator:
             rows["completion_mask"].append(([0] * len(p) + [1] * len(c))[-len(ids):])
         return Dataset.from_dict(rows)
 
-    def learn(self, task: Task, replay: Sequence[ReplayItem], init_from: str | None,
+    def learn(self, task: Task, replay: Sequence[ReplayItem], plan: LearnPlan,
               progress: Progress = no_progress) -> LearnOutcome:
+        """SFT of `plan.adapter` (no init probe and no learning curve for generation)."""
         t0 = time.perf_counter()
         seed = seed_everything(self.settings.seed, task.task_id)
-        if init_from is not None and not self.bank.has(init_from):
-            init_from = None
-        self.bank.create(task.task_id, init_from, seed)
+        key = plan.adapter
+        resume = plan.resume and self.bank.has(key)
+        init_from = plan.init_from if plan.init_from and self.bank.has(plan.init_from) else None
+        if not resume:
+            self.bank.create(key, init_from, seed)
         zero_shot = self.evaluate(task, None)
-        initial = self.evaluate(task, task.task_id) if init_from else zero_shot
+        initial = self.evaluate(task, key) if resume or init_from else zero_shot
         t1 = time.perf_counter()
-        self.bank.activate(task.task_id, trainable=True)
+        self.bank.activate(key, trainable=True)
         s = self.settings
-        callback = _ProgressCallback(progress, s.max_steps)
+        steps = plan.steps or s.max_steps
+        callback = _ProgressCallback(progress, steps)
         with tempfile.TemporaryDirectory(prefix="synlearner-sft-") as out_dir:
             args = SFTConfig(
-                output_dir=out_dir, max_steps=s.max_steps, per_device_train_batch_size=s.batch_size,
+                output_dir=out_dir, max_steps=steps, per_device_train_batch_size=s.batch_size,
                 learning_rate=s.lr, lr_scheduler_type="constant", warmup_steps=0,
                 logging_steps=1, save_strategy="no", report_to=[], seed=seed,
                 max_length=s.max_length, completion_only_loss=True, disable_tqdm=True,
@@ -155,22 +159,25 @@ class SftGenerator:
                 trainer.train()
             finally:
                 self.bank.model.eval()
-                self.bank.activate(task.task_id, trainable=False)
+                self.bank.activate(key, trainable=False)
         t2 = time.perf_counter()
-        final = self.evaluate(task, task.task_id)
+        final = self.evaluate(task, key)
         preds: list[Prediction] = []
         for split, examples in (("train", task.train), ("eval", task.eval)):
-            answers = self.predict(task, [e.input for e in examples], task.task_id)
+            answers = self.predict(task, [e.input for e in examples], key)
             for e, a in zip(examples, answers, strict=True):
                 ok = normalise(a) == normalise(e.output)
                 preds.append(Prediction(split, e.input, e.output, a, ok, 0.0))
         return LearnOutcome(
             zero_shot=zero_shot, initial=initial, final=final, init_from=init_from,
-            steps=s.max_steps, train_examples=len(task.train), replay_examples=len(replay),
+            steps=steps, train_examples=len(task.train), replay_examples=len(replay),
             train_loss=callback.loss, predictions=preds,
             seconds={"eval_before": t1 - t0, "train": t2 - t1,
                      "eval_after": time.perf_counter() - t2},
         )
+
+    def merge(self, sources: Sequence[str], name: str, method: str) -> None:
+        self.bank.merge(list(sources), name, method)
 
     def has_adapter(self, task_id: str) -> bool:
         return self.bank.has(task_id)

@@ -304,6 +304,16 @@ class ExperienceMemory:
         order = np.argsort(-sims, kind="stable")[:k]
         return [(str(rows[i][0]), float(sims[i])) for i in order]
 
+    def route(self, vectors: Vectors) -> list[str | None]:
+        """For each vector, the task whose input centroid is nearest (cosine); None if no task."""
+        rows = self._db.execute("SELECT task_id, centroid FROM tasks ORDER BY task_id").fetchall()
+        if not rows:
+            return [None] * len(vectors)
+        mat = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+        vecs = np.asarray(vectors, dtype=np.float32)
+        vecs = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+        return [str(rows[i][0]) for i in (vecs @ mat.T).argmax(axis=1)]
+
     def replay(self, policy: str, request: ReplayRequest) -> list[ReplayItem]:
         from synlearner.memory.replay import get_policy
 

@@ -12,6 +12,7 @@ from synlearner.daemon.build import build_daemon, build_learners
 from synlearner.daemon.config import load_config
 from synlearner.daemon.service import Service
 from synlearner.daemon.state import State
+from synlearner.learner.base import LearnPlan
 from synlearner.memory.store import read_counts
 from synlearner.stream import JsonlResultSink, Limits, SpoolPublisher, parse_task
 from synlearner.stream.demo import demo_stream
@@ -95,7 +96,7 @@ def test_adapter_loads_with_peft_from_pretrained(tmp_path: Path, classifier) -> 
     from transformers import AutoModel
 
     task = parse_task(json.dumps(small_stream()[0]).encode(), Limits())
-    classifier.learn(task, [], None)
+    classifier.learn(task, [], LearnPlan(task.task_id))
     classifier.save_adapter(task.task_id, tmp_path / task.task_id)
     saved = json.loads((tmp_path / task.task_id / "adapter_config.json").read_text())
     assert saved["peft_type"] == "LORA" and saved["r"] == 8
@@ -123,7 +124,7 @@ def test_every_config_builds_the_real_daemon(path: Path, tmp_path: Path) -> None
 
 def test_learning_is_reproducible(classifier) -> None:  # type: ignore[no-untyped-def]
     task = parse_task(json.dumps(small_stream()[2]).encode(), Limits())
-    first = classifier.learn(task, [], None)
-    second = classifier.learn(task, [], None)  # same seed: the adapter is re-created
+    first = classifier.learn(task, [], LearnPlan(task.task_id))
+    second = classifier.learn(task, [], LearnPlan(task.task_id))  # same seed: the adapter is re-created
     assert first.final == second.final and first.train_loss == second.train_loss
     assert [p.prediction for p in first.predictions] == [p.prediction for p in second.predictions]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from synlearner.learner.base import LearnPlan
 from synlearner.stream import Limits, parse_task
 
 pytestmark = pytest.mark.integration
@@ -30,7 +31,8 @@ def test_sft_learns_a_mapping_and_adapter_reloads(tiny_causal_lm: Path, classifi
                        classifier.embedder)
     task = parse_task(colour_task(), Limits())
     steps: list[int] = []
-    outcome = gen.learn(task, [], None, lambda phase, step, total, loss: steps.append(step))
+    outcome = gen.learn(task, [], LearnPlan(task.task_id),
+                        lambda phase, step, total, loss: steps.append(step))
     assert outcome.zero_shot == 0.0  # an untrained LM knows no colours
     assert outcome.final >= 0.8, outcome
     assert steps[-1] == 80

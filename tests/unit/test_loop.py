@@ -1,5 +1,4 @@
-"""The main loop's bookkeeping, with a small numpy learner that keeps the `Learner` contract:
-nearest label centroid per task, "adapters" saved as JSON."""
+"""The main loop's bookkeeping, with the numpy `CentroidLearner` double."""
 
 from __future__ import annotations
 
@@ -7,74 +6,20 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from synlearner.daemon.loop import Daemon, LoopSettings, Stopped
 from synlearner.daemon.metrics import Metrics
 from synlearner.daemon.state import State
-from synlearner.learner.base import Learner, LearnOutcome, Prediction, Progress, no_progress
-from synlearner.memory import ExperienceMemory, HashingEmbedder, ReplayItem
+from synlearner.learner.base import (
+    Learner,
+    LearnOutcome,
+    LearnPlan,
+    Progress,
+    no_progress,
+)
+from synlearner.memory import ExperienceMemory, ReplayItem
 from synlearner.stream import InMemoryResultSink, InMemorySource, Limits, Task
 from tests.conftest import raw
-
-EMB = HashingEmbedder(128)
-
-
-class CentroidLearner:
-    kind = "classification"
-
-    def __init__(self) -> None:
-        self.adapters: dict[str, dict[str, list[float]]] = {}
-        self.trained: list[str] = []
-        self.stop_after: str | None = None
-
-    @property
-    def embedder(self) -> HashingEmbedder:
-        return EMB
-
-    def _fit(self, task: Task, replay: Sequence[ReplayItem]) -> dict[str, list[float]]:
-        cents = {}
-        for label in task.labels:
-            texts = [e.input for e in task.train if e.output == label]
-            texts += [r.record.input for r in replay if r.record.target == label]
-            cents[label] = EMB.embed(texts).mean(0).tolist()
-        return cents
-
-    def predict(self, task: Task, texts: Sequence[str], adapter: str | None) -> list[str]:
-        if adapter is None:
-            return [task.labels[0]] * len(texts)
-        cents = self.adapters[adapter]
-        vecs = EMB.embed(list(texts))
-        return [max(task.labels, key=lambda lab: float(v @ np.array(cents[lab]))) for v in vecs]
-
-    def evaluate(self, task: Task, adapter: str | None) -> float:
-        preds = self.predict(task, [e.input for e in task.eval], adapter)
-        return float(np.mean([p == e.output for p, e in zip(preds, task.eval, strict=True)]))
-
-    def learn(self, task: Task, replay: Sequence[ReplayItem], init_from: str | None,
-              progress: Progress = no_progress) -> LearnOutcome:
-        zero = self.evaluate(task, None)
-        progress("train", 1, 2, 0.5)
-        if self.stop_after == task.task_id:
-            progress("train", 2, 2, 0.4)
-        self.adapters[task.task_id] = self._fit(task, replay)
-        self.trained.append(task.task_id)
-        preds = []
-        for split, exs in (("train", task.train), ("eval", task.eval)):
-            for e, p in zip(exs, self.predict(task, [x.input for x in exs], task.task_id), strict=True):
-                preds.append(Prediction(split, e.input, e.output, p, p == e.output, 0.0))
-        return LearnOutcome(zero, zero, self.evaluate(task, task.task_id), init_from, 1,
-                            len(task.train), len(replay), 0.1, preds)
-
-    def has_adapter(self, task_id: str) -> bool:
-        return task_id in self.adapters
-
-    def save_adapter(self, task_id: str, path: Path) -> None:
-        path.mkdir(parents=True, exist_ok=True)
-        (path / "centroids.json").write_text(json.dumps(self.adapters[task_id]))
-
-    def load_adapter(self, task_id: str, path: Path) -> None:
-        self.adapters[task_id] = json.loads((path / "centroids.json").read_text())
+from tests.unit.doubles import EMB, CentroidLearner
 
 
 def build(tmp_path: Path, source: InMemorySource, learner: CentroidLearner) -> Daemon:
@@ -142,9 +87,9 @@ def test_stop_mid_task_leaves_it_unacknowledged_and_restart_learns_it_once(
 
     original = learner.learn
 
-    def learn(task: Task, replay: Sequence[ReplayItem], init_from: str | None,
+    def learn(task: Task, replay: Sequence[ReplayItem], plan: LearnPlan,
               progress: Progress = no_progress) -> LearnOutcome:
-        return original(task, replay, init_from, stop_during_b if task.task_id == "b" else progress)
+        return original(task, replay, plan, stop_during_b if task.task_id == "b" else progress)
 
     learner.learn = learn  # type: ignore[method-assign]  # interrupt task b once
     daemon.run()

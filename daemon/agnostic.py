@@ -1,0 +1,78 @@
+"""Answering without a task id: the consolidated adapter, or routing to a task's adapter.
+
+With per-task adapters the daemon needs a way to answer when nobody says which task an
+input belongs to. Two are built in:
+
+- consolidation (`ties`, `linear`): after every task, the per-task adapters of a kind are
+  merged into one adapter, `CONSOLIDATED`, which answers for every task;
+- routing (`none`): each input goes to the adapter of the task whose input centroid in
+  memory is nearest (cosine of base-model embeddings).
+
+`route_task` is what `synlearner predict` uses to pick the label set when it is given text
+only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from synlearner.daemon.state import State
+from synlearner.learner.base import CONSOLIDATED, Learner
+from synlearner.memory.base import Memory, Vectors
+from synlearner.stream.schema import Task
+
+
+def consolidated_dir(state: State, kind: str) -> Path:
+    return state.adapter_dir(f"{CONSOLIDATED}-{kind}")
+
+
+class TaskAgnostic:
+    def __init__(self, method: str, memory: Memory, learners: Mapping[str, Learner],
+                 state: State) -> None:
+        self.method = method
+        self.memory = memory
+        self.learners = learners
+        self.state = state
+        self._eval_vectors: dict[str, Vectors] = {}
+
+    def consolidate(self, kind: str, task_ids: Sequence[str]) -> None:
+        """Merge the adapters of `task_ids` into `CONSOLIDATED` and save it."""
+        learner = self.learners[kind]
+        sources = [t for t in dict.fromkeys(task_ids) if learner.has_adapter(t)]
+        if self.method == "none" or not sources:
+            return
+        learner.merge(sources, CONSOLIDATED, self.method)
+        learner.save_adapter(CONSOLIDATED, consolidated_dir(self.state, kind))
+
+    def restore(self) -> None:
+        """Rebuild the consolidated adapters from the restored per-task adapters."""
+        for kind in self.learners:
+            ids = [e.task_id for e in self.state.entries if e.kind == kind]
+            if ids:
+                self.consolidate(kind, ids)
+
+    def score(self, task: Task) -> float:
+        """Eval accuracy on `task` without being told the task's adapter."""
+        learner = self.learners[task.kind]
+        if self.method != "none" and learner.has_adapter(CONSOLIDATED):
+            return learner.evaluate(task, CONSOLIDATED)
+        if task.content_hash not in self._eval_vectors:
+            self._eval_vectors[task.content_hash] = self.memory.embedder.embed(
+                [e.input for e in task.eval])
+        routes = self.memory.route(self._eval_vectors[task.content_hash])
+        correct = np.zeros(len(task.eval), dtype=bool)
+        for adapter in set(routes):
+            rows = [i for i, r in enumerate(routes) if r == adapter]
+            use = adapter if adapter is not None and learner.has_adapter(adapter) else None
+            answers = learner.predict(task, [task.eval[i].input for i in rows], use)
+            for i, answer in zip(rows, answers, strict=True):
+                correct[i] = answer == task.eval[i].output
+        return float(correct.mean()) if len(correct) else 0.0
+
+
+def route_task(memory: Memory, texts: Sequence[str]) -> list[str | None]:
+    """The task each text most likely belongs to (nearest task centroid in memory)."""
+    return memory.route(memory.embedder.embed(list(texts)))

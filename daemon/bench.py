@@ -1,0 +1,164 @@
+"""`synlearner bench`: one task stream through several strategies, side by side.
+
+Every strategy is a named set of config overrides on the same daemon code (the loop in
+`daemon/loop.py`, the learners, the memory): the same model, the same optimiser steps per
+task (`learner.train.steps`), the same seeds. Each strategy runs in its own process, so its
+peak memory is its own, on an in-memory stream that is drained and then summarised from the
+daemon's own state (accuracy matrices, learning curves, init probes).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import resource
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from synlearner.daemon.config import Config, ConfigError, load_config
+from synlearner.daemon.state import State
+from synlearner.daemon.transfer import transfer_metrics
+
+log = logging.getLogger("synlearner.bench")
+
+STRATEGIES: dict[str, dict[str, Any]] = {
+    # one adapter trained task after task, nothing replayed: the naive lower bound
+    "seq-lora": {"learner.adapters": "shared", "memory.replay.ratio": 0.0},
+    # one adapter, a uniform sample of everything seen replayed: the classic baseline
+    "replay": {"learner.adapters": "shared", "memory.replay.policy": "reservoir",
+               "memory.replay.ratio": 0.5},
+    # a fresh adapter per task, answered with the right one: no interference, no transfer
+    "per-task": {"learner.adapters": "per-task", "learner.init": "fresh",
+                 "memory.replay.ratio": 0.0, "learner.consolidate": "none"},
+    # one adapter on all tasks at once, steps x tasks steps: the upper bound, not streaming
+    "multitask": {"learner.adapters": "joint", "memory.replay.ratio": 0.0},
+    # the defaults: nearest-task init with a held-out check, replay from the experience and
+    # error memory, TIES-consolidated adapter for task-agnostic answers
+    "synlearner": {},
+}
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    steps: int = 30  # optimiser steps per task, for every strategy
+    curve_every: int = 5  # eval accuracy every N steps (sample efficiency)
+    seed: int = 0
+    config: Path | None = None  # the user's config; strategies override parts of it
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+def strategy_config(name: str, settings: BenchSettings, state_dir: Path) -> Config:
+    if name not in STRATEGIES:
+        raise ConfigError(f"strategies: unknown strategy {name!r} (known: {', '.join(STRATEGIES)})")
+    overrides = {
+        **settings.overrides, **STRATEGIES[name], "state_dir": str(state_dir),
+        "stream.kind": "memory", "daemon.drain": True, "daemon.http.enabled": False,
+        "learner.train.steps": settings.steps, "learner.curve_every": settings.curve_every,
+        "learner.seed": settings.seed,
+    }
+    return load_config(settings.config, overrides, env={})
+
+
+def run_strategy(name: str, messages: Sequence[bytes], settings: BenchSettings,
+                 state_dir: Path) -> dict[str, Any]:
+    """Run one strategy over `messages` in this process; return its state and costs."""
+    from synlearner.daemon.build import build_daemon, setup_logging
+
+    cfg = strategy_config(name, settings, state_dir)
+    setup_logging(cfg.model_copy(update={"daemon": cfg.daemon.model_copy(
+        update={"log_level": "WARNING"})}))
+    started = time.perf_counter()
+    parts = build_daemon(cfg)
+    loaded = time.perf_counter()
+    for raw in messages:
+        parts.daemon.source.submit(raw, "")  # type: ignore[attr-defined]  # in-memory source
+    parts.daemon.run()
+    finished = time.perf_counter()
+    parts.memory.close()
+    state = State.load(state_dir)
+    return {
+        "strategy": name, "overrides": STRATEGIES[name], "adapters": cfg.learner.adapters,
+        "seconds": finished - loaded, "load_seconds": loaded - started,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "state": json.loads(state.path.read_text()) if state.path.exists() else None,
+    }
+
+
+def _child(args: tuple[str, list[bytes], BenchSettings, str]) -> dict[str, Any]:
+    name, messages, settings, state_dir = args
+    return run_strategy(name, messages, settings, Path(state_dir))
+
+
+def run_bench(messages: Sequence[bytes], strategies: Sequence[str], settings: BenchSettings,
+              workdir: Path | None = None) -> dict[str, Any]:
+    """Run each strategy in a fresh process, one after another; summarise them all."""
+    for name in strategies:
+        strategy_config(name, settings, Path("unused"))  # fail early on a bad name or config
+    root = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="synlearner-bench-"))
+    runs = []
+    ctx = multiprocessing.get_context("spawn")
+    for name in strategies:
+        log.info("bench: %s", name)
+        state_dir = root / name
+        with ctx.Pool(1) as pool:
+            run = pool.apply(_child, ((name, list(messages), settings, str(state_dir)),))
+        if run["state"] is None:
+            raise RuntimeError(f"bench: strategy {name} learned nothing (see the log)")
+        runs.append(run)
+        log.info("bench: %s done in %.1f s", name, run["seconds"])
+    return summarise(runs, settings)
+
+
+# -- summaries -------------------------------------------------------------------------
+def _metrics(matrix: list[list[float | None]], zero: list[float], joint: bool) -> dict[str, Any]:
+    if not matrix:
+        return {}
+    m: dict[str, float | None] = dict(transfer_metrics(matrix, zero).as_dict())
+    if joint:  # one learning event: nothing before or after to compare
+        m.update(bwt=None, fwt=None, forgetting=None)
+    return m
+
+
+def steps_to_reach(curve: list[list[float]], target: float) -> int | None:
+    """The first recorded step whose eval accuracy reaches `target` (None: never)."""
+    for step, acc in curve:
+        if acc >= target - 1e-9:
+            return int(step)
+    return None
+
+
+def summarise(runs: list[dict[str, Any]], settings: BenchSettings) -> dict[str, Any]:
+    targets = {}
+    per_task_run = next((r for r in runs if r["strategy"] == "per-task"), None)
+    if per_task_run:
+        targets = {e["task_id"]: e["final"] for e in per_task_run["state"]["entries"]}
+    out = []
+    for run in runs:
+        st = run["state"]
+        entries = st["entries"]
+        joint = run["adapters"] == "joint"
+        zero = [e["zero_shot"] for e in entries]
+        agnostic = st.get("agnostic") or []
+        reach = {e["task_id"]: steps_to_reach(e.get("curve") or [], targets[e["task_id"]])
+                 for e in entries if e["task_id"] in targets and e.get("curve")}
+        out.append({
+            "strategy": run["strategy"], "overrides": run["overrides"],
+            "columns": [e["column"] for e in entries], "matrix": st["matrix"],
+            "agnostic_matrix": agnostic,
+            "task_aware": _metrics(st["matrix"], zero, joint),
+            "task_agnostic": _metrics(agnostic, zero, joint) if len(agnostic) == len(entries)
+            else {},
+            "seconds": run["seconds"], "seconds_per_task": run["seconds"] / max(1, len(entries)),
+            "peak_rss_mib": run["peak_rss_mib"],
+            "steps_per_task": settings.steps, "steps_to_per_task_final": reach,
+            "tasks": [{k: e.get(k) for k in ("task_id", "zero_shot", "initial", "final",
+                                                 "init_from", "probe", "curve", "steps")}
+                      for e in entries],
+        })
+    return {"settings": {"steps": settings.steps, "curve_every": settings.curve_every,
+                         "seed": settings.seed}, "strategies": out}

@@ -1,0 +1,175 @@
+"""The `synlearner bench` report: the comparison table, transfer gains, sample efficiency,
+the targets, `bench.json` and two PNGs (matrix heatmaps side by side, accuracy over time)."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+from synlearner.stream.spool import write_atomic
+
+
+def _f(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:+.3f}" if signed else f"{value:.3f}"
+
+
+def efficiency(run: dict[str, Any]) -> dict[str, Any]:
+    """Steps to reach per-task's final accuracy: tasks reached, and the median (misses: inf)."""
+    reach = run["steps_to_per_task_final"]
+    if not reach:
+        return {"reached": None, "tasks": len(run["columns"]), "median_steps": None}
+    steps = [math.inf if s is None else s for s in reach.values()]
+    median = statistics.median(steps)
+    return {"reached": sum(s is not None for s in reach.values()), "tasks": len(reach),
+            "median_steps": None if math.isinf(median) else median}
+
+
+def targets(summary: dict[str, Any]) -> list[tuple[str, bool, str]]:
+    """The issue's targets that the strategies run allow checking: (name, met, numbers)."""
+    by = {r["strategy"]: r for r in summary["strategies"]}
+    out: list[tuple[str, bool, str]] = []
+    syn = by.get("synlearner")
+    if syn is None:
+        return out
+    acc, fwt = syn["task_aware"]["acc"], syn["task_aware"]["fwt"]
+    if "per-task" in by:
+        pt = by["per-task"]["task_aware"]
+        out.append(("ACC >= per-task", acc >= pt["acc"], f"{acc:.3f} vs {pt['acc']:.3f}"))
+        out.append(("FWT > 0 and > per-task", fwt > 0 and fwt > pt["fwt"],
+                    f"{fwt:+.3f} vs {pt['fwt']:+.3f}"))
+    if "multitask" in by:
+        mt = by["multitask"]["task_aware"]["acc"]
+        out.append(("ACC within 2 points of multitask", acc >= mt - 0.02,
+                    f"{acc:.3f} vs {mt:.3f} ({100 * (acc - mt):+.1f} points)"))
+    agn = syn["task_agnostic"]
+    if agn:
+        out.append(("task-agnostic BWT >= -2 points", agn["bwt"] >= -0.02, f"{agn['bwt']:+.3f}"))
+    if "seq-lora" in by:
+        sl = by["seq-lora"]["task_aware"]
+        out.append(("seq-lora forgets clearly (forgetting >= 0.05)", sl["forgetting"] >= 0.05,
+                    f"forgetting {sl['forgetting']:.3f}, BWT {sl['bwt']:+.3f}"))
+    return out
+
+
+def render_text(summary: dict[str, Any]) -> str:
+    s = summary["settings"]
+    runs = summary["strategies"]
+    n = len(runs[0]["columns"]) if runs else 0
+    lines = [f"synlearner bench: {n} tasks, {s['steps']} steps per task, seed {s['seed']}", ""]
+    head = (f"{'strategy':<11} | {'aware: ACC':>10} {'BWT':>7} {'FWT':>7} {'forget':>6} | "
+            f"{'agnostic: ACC':>13} {'BWT':>7} {'FWT':>7} {'forget':>6} | {'s/task':>6} "
+            f"{'peak MiB':>8} | {'reach per-task final':>20}")
+    lines += [head, "-" * len(head)]
+    for r in runs:
+        a, g, e = r["task_aware"], r["task_agnostic"] or {}, efficiency(r)
+        median = "inf" if e["median_steps"] is None else f"{e['median_steps']:g}"
+        reach = "n/a" if e["reached"] is None else f"{e['reached']}/{e['tasks']}, median {median}"
+        lines.append(
+            f"{r['strategy']:<11} | {_f(a['acc']):>10} {_f(a['bwt'], True):>7} "
+            f"{_f(a['fwt'], True):>7} {_f(a['forgetting']):>6} | {_f(g.get('acc')):>13} "
+            f"{_f(g.get('bwt'), True):>7} {_f(g.get('fwt'), True):>7} "
+            f"{_f(g.get('forgetting')):>6} | {r['seconds_per_task']:>6.1f} "
+            f"{r['peak_rss_mib']:>8.0f} | {reach:>20}")
+    lines += ["", "task-aware: each task answered with the adapter its strategy keeps for it; "
+              "task-agnostic: no task id (synlearner: the consolidated adapter; per-task: routed "
+              "to the nearest task centroid's adapter; one-adapter strategies: the same adapter).",
+              "multitask learns once from the whole stream, so BWT, FWT and forgetting do not "
+              "apply (n/a). reach: tasks whose learning curve reached per-task's final accuracy, "
+              "and the median step it took."]
+    for r in runs:
+        probes = [t for t in r["tasks"] if t.get("probe")]
+        if not probes:
+            continue
+        p0 = probes[0]["probe"]
+        lines += ["", f"transfer gain ({r['strategy']}): held-out accuracy after {p0['steps']} "
+                      f"steps from the nearest task's adapter vs from a fresh one"]
+        lines.append(f"  {'task':<22} {'nearest task':<22} {'fresh':>6} {'nearest':>7} "
+                     f"{'gain':>7}  start used")
+        for t in probes:
+            p = t["probe"]
+            used = p["chosen"] or "fresh (negative transfer)"
+            lines.append(f"  {t['task_id'][:22]:<22} {p['candidate'][:22]:<22} {p['fresh']:>6.3f} "
+                         f"{p['transferred']:>7.3f} {p['transferred'] - p['fresh']:>+7.3f}  {used}")
+    checks = targets(summary)
+    if checks:
+        lines += ["", "targets"]
+        lines += [f"  [{'met' if ok else 'NOT MET'}] {name}: {numbers}" for name, ok, numbers in checks]
+    return "\n".join(lines)
+
+
+def write_bench_report(summary: dict[str, Any], out_dir: Path) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / "bench.json", "text": out_dir / "bench.txt"}
+    body = {**summary, "targets": [{"target": n, "met": ok, "numbers": v}
+                                   for n, ok, v in targets(summary)]}
+    write_atomic(paths["json"], json.dumps(body, indent=1).encode())
+    write_atomic(paths["text"], render_text(summary).encode())
+    if summary["strategies"]:
+        paths.update(_plots(summary, out_dir))
+    return paths
+
+
+def _grid(matrix: list[list[float | None]], n: int) -> Any:
+    import numpy as np
+
+    mat = np.full((n, n), np.nan)
+    for i, row in enumerate(matrix[:n]):
+        for j, v in enumerate(row[:n]):
+            if v is not None:
+                mat[i, j] = v
+    return mat
+
+
+def _plots(summary: dict[str, Any], out_dir: Path) -> dict[str, Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    runs = summary["strategies"]
+    k = len(runs)
+    n = len(runs[0]["columns"])
+    fig, axes = plt.subplots(2, k, figsize=(3.2 * k + 1, 6.8), squeeze=False)
+    im = None
+    for c, r in enumerate(runs):
+        for row, (label, key, metrics) in enumerate((
+                ("task-aware", "matrix", r["task_aware"]),
+                ("task-agnostic", "agnostic_matrix", r["task_agnostic"]))):
+            ax = axes[row][c]
+            im = ax.imshow(_grid(r[key], n), vmin=0, vmax=1, cmap="viridis")
+            acc = metrics.get("acc") if metrics else None
+            bwt = metrics.get("bwt") if metrics else None
+            ax.set_title(f"{r['strategy']} ({label})\nACC {_f(acc)} BWT {_f(bwt, True)}",
+                         fontsize=8)
+            ax.set_xticks(range(n), [str(j) for j in range(n)], fontsize=6)
+            ax.set_yticks(range(n), [str(i) for i in range(n)], fontsize=6)
+    fig.supxlabel("evaluated task j; row i: after learning task i", fontsize=8)
+    if im is not None:
+        fig.colorbar(im, ax=axes, fraction=0.02)
+    heat = out_dir / "matrices.png"
+    fig.savefig(heat, dpi=110)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, k, figsize=(3.4 * k + 1, 3.8), squeeze=False, sharey=True)
+    for c, r in enumerate(runs):
+        ax = axes[0][c]
+        mat = _grid(r["matrix"], n)
+        for j, name in enumerate(r["columns"]):
+            xs = [i for i in range(n) if not np.isnan(mat[i, j])]
+            ax.plot(xs, [mat[i, j] for i in xs], marker=".", linewidth=1, label=name)
+        ax.set_title(r["strategy"], fontsize=9)
+        ax.set_xlabel("tasks learned so far", fontsize=8)
+        ax.set_ylim(0, 1.05)
+    axes[0][0].set_ylabel("eval accuracy (task-aware)")
+    axes[0][-1].legend(fontsize=5, loc="lower right")
+    fig.tight_layout()
+    over = out_dir / "accuracy_over_time.png"
+    fig.savefig(over, dpi=110)
+    plt.close(fig)
+    return {"matrices_png": heat, "time_png": over}

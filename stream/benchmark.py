@@ -1,0 +1,135 @@
+"""The bundled benchmark stream: twelve text-classification tasks with real relatedness.
+
+Deterministic for a seed. Built from the demo generators plus tasks that share vocabulary
+with others but ask a different question, so the stream has all three relations that a
+continual learner meets:
+
+- transfer: five sentiment tasks over product domains (same negation and contrastive
+  patterns, domain vocabulary), three topic tasks with overlapping label sets;
+- interference: `product-aspects` asks which part of a device a review talks about (device
+  reviews again, another question), `support-urgency` asks how
+  urgent a support message is (the vocabulary of `support-intents`);
+- nothing in common: `message-register` (formal or casual writing).
+
+The order interleaves the families, so a single adapter trained task after task is
+pulled back and forth and forgetting can show.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from typing import Any
+
+from synlearner.stream.demo import (
+    DOMAINS,
+    INTENTS,
+    _intent_example,
+    _make,
+    _sentiment_example,
+    _topic_example,
+)
+
+Gen = Callable[[random.Random, str], str]
+
+DOMAINS_MORE: dict[str, list[str]] = {
+    **DOMAINS,
+    "books": ["the story", "the characters", "the prose", "the ending", "the translation",
+              "the cover"],
+}
+
+# aspects named by what a reviewer notices, rarely by the part's own name
+_ASPECTS: dict[str, list[str]] = {
+    "battery": ["it dies by lunchtime", "it needs charging twice a day", "it lasts all weekend",
+                "it goes from full to empty on one call", "it survives a long flight unplugged"],
+    "screen": ["colours look washed out in sunlight", "text is crisp even in small fonts",
+               "there is a dead pixel near the corner", "it is too dim outdoors",
+               "videos look vivid and sharp"],
+    "sound": ["music sounds tinny", "the bass is deep and clean", "calls come through muffled",
+              "it crackles at full volume", "podcasts are clear even in the car"],
+    "camera": ["night shots come out grainy", "selfies look sharp", "the zoom blurs everything",
+               "portraits have lovely background blur", "photos look washed out indoors"],
+}
+_ASPECT_LEADS = ["Honestly,", "After a month,", "Sadly,", "Luckily,", "To be fair,", "Overall,"]
+
+
+def _aspect_example(rng: random.Random, label: str) -> str:
+    return f"{rng.choice(_ASPECT_LEADS)} {rng.choice(_ASPECTS[label])}."
+
+
+_URGENT = ["right now", "immediately", "before tonight", "as soon as possible", "today, urgently"]
+_ROUTINE = ["whenever you can", "no rush", "at some point", "next week is fine", "when convenient"]
+
+
+def _urgency_example(rng: random.Random, label: str) -> str:
+    intent = rng.choice(sorted(INTENTS))
+    base = _intent_example(rng, intent).rstrip(".")
+    tail = rng.choice(_URGENT if label == "urgent" else _ROUTINE)
+    return f"{base}, {tail}."
+
+
+_FORMAL = ["Dear Sir or Madam, I am writing to enquire about {x}.",
+           "Please find attached the documents regarding {x}.",
+           "I would be grateful if you could provide further details on {x}.",
+           "Kindly confirm receipt of my request concerning {x}.",
+           "With reference to {x}, I should like to arrange a meeting."]
+_CASUAL = ["hey, any news on {x}? lol", "omg {x} is so cool, can't wait",
+           "yo, did u check {x} yet?", "gonna grab {x} later, wanna come?",
+           "haha {x} again, seriously?"]
+_SUBJECTS = ["the quarterly report", "the new office", "the weekend trip", "the invoice",
+             "the concert tickets", "the team dinner", "the lease renewal"]
+
+
+def _register_example(rng: random.Random, label: str) -> str:
+    return rng.choice(_FORMAL if label == "formal" else _CASUAL).format(x=rng.choice(_SUBJECTS))
+
+
+def _sentiment(domain: str) -> Gen:
+    return lambda r, lab: _sentiment_example(r, DOMAINS_MORE[domain], lab)
+
+
+def _topic(r: random.Random, lab: str) -> str:
+    return _topic_example(r, lab)
+
+
+_SENT = ["positive", "negative"]
+
+SPECS: list[tuple[str, str, list[str], Gen, str]] = [
+    ("reviews-restaurants", "Is this restaurant review positive or negative?", _SENT,
+     _sentiment("restaurants"), "sentiment"),
+    ("news-topics", "Which section does this news snippet belong to?",
+     ["sports", "politics", "technology", "science"], _topic, "topic"),
+    ("reviews-electronics", "Is this product review positive or negative?", _SENT,
+     _sentiment("electronics"), "sentiment"),
+    ("support-intents", "What does the customer want?",
+     ["refund", "delivery", "account", "product"], _intent_example, "intent"),
+    ("product-aspects", "Which part of the device is the review about?",
+     sorted(_ASPECTS), _aspect_example, "aspect"),
+    ("reviews-hotels", "Is this hotel review positive or negative?", _SENT,
+     _sentiment("hotels"), "sentiment"),
+    ("forum-topics", "Which forum board does this post belong to?",
+     ["sports", "technology", "science", "health"], _topic, "topic"),
+    ("support-urgency", "How urgent is this support message?", ["urgent", "routine"],
+     _urgency_example, "urgency"),
+    ("reviews-movies", "Is this film review positive or negative?", _SENT,
+     _sentiment("movies"), "sentiment"),
+    ("message-register", "Is this message formal or casual?", ["formal", "casual"],
+     _register_example, "register"),
+    ("podcast-topics", "Which podcast category fits this episode summary?",
+     ["politics", "science", "health", "sports"], _topic, "topic"),
+    ("reviews-books", "Is this book review positive or negative?", _SENT,
+     _sentiment("books"), "sentiment"),
+]
+
+
+def benchmark_stream(seed: int = 13, n_train: int = 64, n_eval: int = 48) -> list[dict[str, Any]]:
+    """The twelve tasks in stream order, as task messages."""
+    rng = random.Random(seed)
+    return [_make(tid, ins, labs, gen, rng, n_train, n_eval, fam)
+            for tid, ins, labs, gen, fam in SPECS]
+
+
+def benchmark_messages(seed: int = 13, n_train: int = 64, n_eval: int = 48) -> list[tuple[str, bytes]]:
+    return [(m["task_id"], json.dumps(m).encode())
+            for m in benchmark_stream(seed, n_train, n_eval)]

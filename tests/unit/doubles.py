@@ -1,0 +1,102 @@
+"""A small numpy learner that keeps the `Learner` contract: nearest label centroid per task,
+"adapters" saved as JSON, merging by averaging centroids."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from synlearner.learner.base import (
+    InitProbe,
+    LearnOutcome,
+    LearnPlan,
+    Prediction,
+    Progress,
+    no_progress,
+)
+from synlearner.memory import HashingEmbedder, ReplayItem
+from synlearner.stream import Task
+
+EMB = HashingEmbedder(128)
+
+
+class CentroidLearner:
+    kind = "classification"
+
+    def __init__(self) -> None:
+        self.adapters: dict[str, dict[str, list[float]]] = {}
+        self.trained: list[str] = []
+        self.plans: list[LearnPlan] = []
+        self.merges: list[tuple[tuple[str, ...], str, str]] = []
+        self.stop_after: str | None = None
+
+    @property
+    def embedder(self) -> HashingEmbedder:
+        return EMB
+
+    def _fit(self, task: Task, replay: Sequence[ReplayItem]) -> dict[str, list[float]]:
+        cents = {}
+        for label in task.labels:
+            texts = [e.input for e in task.train if e.output == label]
+            texts += [r.record.input for r in replay if r.record.target == label]
+            cents[label] = EMB.embed(texts).mean(0).tolist()
+        return cents
+
+    def predict(self, task: Task, texts: Sequence[str], adapter: str | None) -> list[str]:
+        if adapter is None:
+            return [task.labels[0]] * len(texts)
+        cents = self.adapters[adapter]
+        vecs = EMB.embed(list(texts))
+
+        def score(v: np.ndarray, lab: str) -> float:  # a label it never saw scores lowest
+            return float(v @ np.array(cents[lab])) if lab in cents else -np.inf
+
+        return [max(task.labels, key=lambda lab: score(v, lab)) for v in vecs]
+
+    def evaluate(self, task: Task, adapter: str | None) -> float:
+        preds = self.predict(task, [e.input for e in task.eval], adapter)
+        return float(np.mean([p == e.output for p, e in zip(preds, task.eval, strict=True)]))
+
+    def learn(self, task: Task, replay: Sequence[ReplayItem], plan: LearnPlan,
+              progress: Progress = no_progress) -> LearnOutcome:
+        self.plans.append(plan)
+        zero = self.evaluate(task, None)
+        progress("train", 1, 2, 0.5)
+        if self.stop_after == task.task_id:
+            progress("train", 2, 2, 0.4)
+        init_from = plan.init_from if plan.init_from in self.adapters else None
+        fitted = self._fit(task, replay)
+        if plan.resume and plan.adapter in self.adapters:  # keep other tasks' labels too
+            fitted = {**self.adapters[plan.adapter], **fitted}
+        self.adapters[plan.adapter] = fitted
+        self.trained.append(task.task_id)
+        preds = []
+        for split, exs in (("train", task.train), ("eval", task.eval)):
+            for e, p in zip(exs, self.predict(task, [x.input for x in exs], plan.adapter),
+                            strict=True):
+                preds.append(Prediction(split, e.input, e.output, p, p == e.output, 0.0))
+        probe = None
+        if init_from is not None and plan.probe_steps > 0:
+            probe = InitProbe(init_from, plan.probe_steps, 2, 0.5, 1.0, 0.7, 0.2, init_from)
+        return LearnOutcome(zero, zero, self.evaluate(task, plan.adapter), init_from, 1,
+                            len(task.train), len(replay), 0.1, preds, probe=probe)
+
+    def merge(self, sources: Sequence[str], name: str, method: str) -> None:
+        self.merges.append((tuple(sources), name, method))
+        labels = {lab for s in sources for lab in self.adapters[s]}
+        self.adapters[name] = {
+            lab: np.mean([self.adapters[s][lab] for s in sources if lab in self.adapters[s]],
+                         axis=0).tolist() for lab in labels}
+
+    def has_adapter(self, task_id: str) -> bool:
+        return task_id in self.adapters
+
+    def save_adapter(self, task_id: str, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "centroids.json").write_text(json.dumps(self.adapters[task_id]))
+
+    def load_adapter(self, task_id: str, path: Path) -> None:
+        self.adapters[task_id] = json.loads((path / "centroids.json").read_text())

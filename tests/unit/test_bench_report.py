@@ -1,0 +1,115 @@
+"""The bench summary: metrics per strategy, sample efficiency, targets, the written report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from synlearner.daemon.bench import BenchSettings, steps_to_reach, summarise
+from synlearner.daemon.bench_report import efficiency, render_text, targets, write_bench_report
+from synlearner.memory import ExperienceMemory, HashingEmbedder, TaskInfo
+
+
+def entry(task_id: str, final: float, curve: list[list[float]], probe: Any = None) -> dict[str, Any]:
+    return {"task_id": task_id, "column": task_id, "zero_shot": 0.5, "initial": 0.5,
+            "final": final, "init_from": None, "probe": probe, "curve": curve, "steps": 8,
+            "adapter_key": task_id}
+
+
+def run(name: str, adapters: str, matrix: list[list[float | None]],
+        agnostic: list[list[float | None]], entries: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"strategy": name, "overrides": {}, "adapters": adapters, "seconds": 10.0,
+            "peak_rss_mib": 900.0,
+            "state": {"entries": entries, "matrix": matrix, "agnostic": agnostic}}
+
+
+def fixture_runs() -> list[dict[str, Any]]:
+    probe = {"candidate": "a", "steps": 4, "holdout": 4, "fresh": 0.5, "transferred": 0.75,
+             "fresh_loss": 0.7, "transferred_loss": 0.4, "chosen": "a"}
+    per_task = run("per-task", "per-task", [[0.8, 0.5], [0.8, 0.9]], [[0.8, 0.5], [0.8, 0.7]],
+                   [entry("a", 0.8, [[0, 0.5], [4, 0.7], [8, 0.8]]),
+                    entry("b", 0.9, [[0, 0.5], [4, 0.6], [8, 0.9]])])
+    seq = run("seq-lora", "shared", [[0.8, 0.6], [0.6, 0.9]], [[0.8, 0.6], [0.6, 0.9]],
+              [entry("a", 0.8, [[0, 0.5], [4, 0.8], [8, 0.8]]),
+               entry("b", 0.9, [[0, 0.6], [4, 0.7], [8, 0.9]])])
+    joint = run("multitask", "joint", [[0.9, 0.9], [0.9, 0.9]], [[0.9, 0.9], [0.9, 0.9]],
+                [entry("a", 0.9, []), entry("b", 0.9, [])])
+    syn = run("synlearner", "per-task", [[0.8, 0.7], [0.8, 1.0]], [[0.8, 0.7], [0.79, 0.95]],
+              [entry("a", 0.8, [[0, 0.5], [4, 0.8], [8, 0.8]]),
+               entry("b", 1.0, [[0, 0.7], [4, 0.9], [8, 1.0]], probe)])
+    return [seq, per_task, joint, syn]
+
+
+def test_steps_to_reach_is_the_first_step_at_or_over_the_target() -> None:
+    curve = [[0, 0.5], [4, 0.75], [8, 0.9]]
+    assert steps_to_reach(curve, 0.75) == 4
+    assert steps_to_reach(curve, 0.5) == 0
+    assert steps_to_reach(curve, 0.95) is None
+    assert steps_to_reach([], 0.1) is None
+
+
+def test_summary_metrics_efficiency_and_targets() -> None:
+    summary = summarise(fixture_runs(), BenchSettings(steps=8, curve_every=4))
+    by = {r["strategy"]: r for r in summary["strategies"]}
+    seq = by["seq-lora"]["task_aware"]
+    assert seq["acc"] == pytest.approx(0.75) and seq["bwt"] == pytest.approx(-0.2)
+    assert seq["forgetting"] == pytest.approx(0.2)
+    assert seq["fwt"] == pytest.approx(0.1)  # R[0][1] 0.6 - zero-shot 0.5
+    syn = by["synlearner"]
+    assert syn["task_aware"]["fwt"] == pytest.approx(0.2)
+    assert syn["task_agnostic"]["bwt"] == pytest.approx(-0.01)
+    assert by["multitask"]["task_aware"]["bwt"] is None  # not streaming: n/a
+    assert by["multitask"]["task_aware"]["acc"] == pytest.approx(0.9)
+    # targets come from per-task's finals (a 0.8, b 0.9)
+    assert syn["steps_to_per_task_final"] == {"a": 4, "b": 4}
+    assert by["per-task"]["steps_to_per_task_final"] == {"a": 8, "b": 8}
+    assert efficiency(by["seq-lora"]) == {"reached": 2, "tasks": 2, "median_steps": 6.0}
+    assert efficiency(by["multitask"])["reached"] is None
+    assert by["synlearner"]["seconds_per_task"] == 5.0
+    checks = {name: (ok, numbers) for name, ok, numbers in targets(summary)}
+    assert checks["ACC >= per-task"][0] and checks["FWT > 0 and > per-task"][0]
+    assert checks["ACC within 2 points of multitask"] == (True, "0.900 vs 0.900 (+0.0 points)")
+    assert checks["task-agnostic BWT >= -2 points"][0]
+    assert checks["seq-lora forgets clearly (forgetting >= 0.05)"][0]
+
+
+def test_a_missed_target_is_reported_not_hidden() -> None:
+    runs = fixture_runs()
+    runs[3]["state"]["matrix"] = [[0.8, 0.7], [0.5, 0.8]]  # synlearner forgets task a
+    checks = {name: ok for name, ok, _ in targets(summarise(runs, BenchSettings(steps=8)))}
+    assert not checks["ACC >= per-task"] and not checks["ACC within 2 points of multitask"]
+
+
+def test_report_text_json_and_plots(tmp_path: Path) -> None:
+    summary = summarise(fixture_runs(), BenchSettings(steps=8, curve_every=4))
+    text = render_text(summary)
+    assert "synlearner bench: 2 tasks, 8 steps per task" in text
+    assert "transfer gain (synlearner)" in text and "+0.250" in text
+    assert "[met] ACC >= per-task: 0.900 vs 0.850" in text
+    lines = [line for line in text.splitlines() if line.startswith("multitask")]
+    assert "n/a" in lines[0]
+    paths = write_bench_report(summary, tmp_path)
+    body = json.loads(paths["json"].read_text())
+    assert [s["strategy"] for s in body["strategies"]] == [
+        "seq-lora", "per-task", "multitask", "synlearner"]
+    assert all(t["met"] for t in body["targets"])
+    for key in ("matrices_png", "time_png"):
+        assert paths[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_route_sends_each_vector_to_the_nearest_task_centroid(tmp_path: Path) -> None:
+    emb = HashingEmbedder(256)
+    mem = ExperienceMemory(tmp_path, emb)
+    assert mem.route(emb.embed(["anything"])) == [None]
+    food = ["tasty pasta sauce", "cold soup again", "lovely dessert wine"]
+    sport = ["striker scores goal", "coach loses match", "league final tonight"]
+    mem.register_task(TaskInfo("food", "classification", "", ("p", "n"), 3), emb.embed(food))
+    mem.register_task(TaskInfo("sport", "classification", "", ("s", "t"), 3), emb.embed(sport))
+    routes = mem.route(emb.embed(["pasta sauce tasty", "goal striker match", "dessert wine"]))
+    assert routes == ["food", "sport", "food"]
+    assert mem.route(np.zeros((0, 256), dtype=np.float32)) == []
+    mem.close()

@@ -1,0 +1,161 @@
+"""Each bench strategy's mechanics, on the real loop with the `CentroidLearner` double."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from synlearner.daemon.bench import STRATEGIES, BenchSettings, strategy_config
+from synlearner.daemon.build import loop_settings
+from synlearner.daemon.config import ConfigError
+from synlearner.daemon.loop import Daemon, LoopSettings
+from synlearner.daemon.metrics import Metrics
+from synlearner.daemon.state import State
+from synlearner.learner.base import CONSOLIDATED, SHARED
+from synlearner.memory import ExperienceMemory
+from synlearner.stream import InMemoryResultSink, InMemorySource, Limits
+from tests.conftest import raw
+from tests.unit.doubles import EMB, CentroidLearner
+
+
+def sentiment(task_id: str, words: tuple[str, str]) -> bytes:
+    pos, neg = words
+    train = [{"input": f"{pos} lovely {i}", "output": "positive"} for i in range(3)]
+    train += [{"input": f"{neg} awful {i}", "output": "negative"} for i in range(3)]
+    evals = [{"input": f"{pos} lovely", "output": "positive"},
+             {"input": f"{neg} awful", "output": "negative"}]
+    return raw(task_id, train=train, eval=evals)
+
+
+def topics(task_id: str) -> bytes:
+    train = [{"input": f"match goal striker {i}", "output": "sports"} for i in range(3)]
+    train += [{"input": f"vote senate bill {i}", "output": "politics"} for i in range(3)]
+    evals = [{"input": "goal striker", "output": "sports"},
+             {"input": "senate vote", "output": "politics"}]
+    return raw(task_id, labels=["sports", "politics"], train=train, eval=evals)
+
+
+STREAM = [sentiment("food", ("tasty", "cold")), topics("news"),
+          sentiment("hotel", ("tasty", "dirty"))]
+
+
+def run(tmp_path: Path, name: str, steps: int = 7) -> tuple[Daemon, CentroidLearner]:
+    cfg = strategy_config(name, BenchSettings(steps=steps, curve_every=0), tmp_path)
+    settings = loop_settings(cfg)
+    assert settings.drain
+    learner = CentroidLearner()
+    source = InMemorySource(list(STREAM))
+    daemon = Daemon(settings, source, InMemoryResultSink(),
+                    ExperienceMemory(tmp_path / "memory", EMB), {"classification": learner},
+                    State.load(tmp_path), Metrics())
+    daemon.run()
+    assert len(source.acked) == len(STREAM)
+    statuses = [r.status for r in daemon.results.results]  # type: ignore[attr-defined]
+    assert statuses == ["learned"] * len(STREAM)
+    return daemon, learner
+
+
+def test_every_strategy_is_a_config_of_the_same_daemon(tmp_path: Path) -> None:
+    settings = {name: loop_settings(strategy_config(name, BenchSettings(steps=5), tmp_path))
+                for name in STRATEGIES}
+    assert {s.steps for s in settings.values()} == {5}
+    assert [settings[n].adapters for n in STRATEGIES] == [
+        "shared", "shared", "per-task", "joint", "per-task"]
+    assert settings["seq-lora"].replay_ratio == 0 and settings["replay"].replay_ratio > 0
+    assert settings["replay"].replay_policy == "reservoir"
+    syn = settings["synlearner"]
+    assert (syn.init, syn.replay_policy, syn.consolidate) == ("nearest", "errors_first", "ties")
+    assert syn.init_probe_steps > 0
+    assert settings["per-task"].init == "fresh" and settings["per-task"].consolidate == "none"
+    with pytest.raises(ConfigError, match="unknown strategy 'ewc'"):
+        strategy_config("ewc", BenchSettings(), tmp_path)
+
+
+def test_seq_lora_trains_one_adapter_without_replay(tmp_path: Path) -> None:
+    daemon, learner = run(tmp_path, "seq-lora")
+    assert [(p.adapter, p.resume, p.init_from, p.steps) for p in learner.plans] == [
+        (SHARED, True, None, 7)] * 3
+    state = daemon.state
+    assert [e.replay_examples for e in state.entries] == [0, 0, 0]
+    assert {e.adapter_key for e in state.entries} == {SHARED}
+    assert state.agnostic == state.matrix  # one adapter: the same answer with or without task id
+    assert learner.merges == []
+
+
+def test_replay_recalls_a_sample_of_the_past(tmp_path: Path) -> None:
+    daemon, learner = run(tmp_path, "replay")
+    assert {p.adapter for p in learner.plans} == {SHARED}
+    assert [e.replay_examples > 0 for e in daemon.state.entries] == [False, True, True]
+
+
+def test_per_task_starts_fresh_and_routes_without_a_task_id(tmp_path: Path) -> None:
+    daemon, learner = run(tmp_path, "per-task")
+    assert [(p.adapter, p.init_from) for p in learner.plans] == [
+        ("food", None), ("news", None), ("hotel", None)]
+    assert learner.merges == [] and not learner.has_adapter(CONSOLIDATED)
+    state = daemon.state
+    assert [len(r) for r in state.agnostic] == [2, 3, 3]
+    # routing by task centroid sends each eval input to its own task's adapter here
+    assert state.agnostic[-1] == state.matrix[-1] == [1.0, 1.0, 1.0]
+
+
+def test_multitask_learns_once_from_the_whole_stream(tmp_path: Path) -> None:
+    daemon, learner = run(tmp_path, "multitask", steps=7)
+    assert len(learner.plans) == 1
+    plan = learner.plans[0]
+    assert (plan.adapter, plan.steps) == (SHARED, 7 * 3)
+    state = daemon.state
+    assert [e.task_id for e in state.entries] == ["food", "news", "hotel"]
+    assert len(state.matrix) == 3 and state.matrix[0] == state.matrix[2]
+    assert daemon.memory.counts()["experience"] == 18
+
+
+def test_synlearner_transfers_checks_and_consolidates(tmp_path: Path) -> None:
+    daemon, learner = run(tmp_path, "synlearner")
+    plans = {p.adapter: p for p in learner.plans}
+    assert plans["hotel"].init_from == "food"  # the nearest past task
+    assert plans["hotel"].probe_steps > 0 and plans["food"].init_from is None
+    assert [m[0] for m in learner.merges] == [("food",), ("food", "news"), ("food", "news", "hotel")]
+    assert {m[2] for m in learner.merges} == {"ties"}
+    state = daemon.state
+    assert state.entries[2].probe is not None and state.entries[2].probe["candidate"] == "food"
+    assert state.agnostic_metrics() is not None and len(state.agnostic) == 3
+    assert (tmp_path / "adapters" / f"{CONSOLIDATED}-classification" / "centroids.json").exists()
+
+
+def test_restart_restores_shared_and_consolidated_adapters(tmp_path: Path) -> None:
+    daemon, _ = run(tmp_path, "synlearner")
+    daemon.memory.close()
+    cfg = strategy_config("synlearner", BenchSettings(steps=7), tmp_path)
+    learner = CentroidLearner()
+    again = Daemon(loop_settings(cfg), InMemorySource(), InMemoryResultSink(),
+                   ExperienceMemory(tmp_path / "memory", EMB), {"classification": learner},
+                   State.load(tmp_path), Metrics())
+    assert learner.has_adapter("hotel") and learner.has_adapter(CONSOLIDATED)
+    assert learner.merges[-1][0] == ("food", "news", "hotel")
+    again.memory.close()
+
+    shared_dir = tmp_path / "shared"
+    first, _ = run(shared_dir, "seq-lora")
+    first.memory.close()
+    learner = CentroidLearner()
+    Daemon(LoopSettings(Limits(), adapters="shared"), InMemorySource(), InMemoryResultSink(),
+           ExperienceMemory(shared_dir / "memory", EMB), {"classification": learner},
+           State.load(shared_dir), Metrics())
+    assert set(learner.adapters) == {SHARED}
+
+
+def test_state_without_agnostic_matrix_still_loads(tmp_path: Path) -> None:
+    daemon, _ = run(tmp_path, "per-task")
+    body: dict[str, Any] = json.loads((tmp_path / "state.json").read_text())
+    del body["agnostic"]
+    for e in body["entries"]:
+        for key in ("adapter_key", "probe", "curve"):
+            del e[key]
+    (tmp_path / "state.json").write_text(json.dumps(body))
+    state = State.load(tmp_path)
+    assert state.agnostic == [] and state.agnostic_metrics() is None
+    assert state.metrics().tasks == 3
