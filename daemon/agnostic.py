@@ -3,10 +3,10 @@
 With per-task adapters the daemon needs a way to answer when nobody says which task an
 input belongs to. Two are built in:
 
-- consolidation (`ties`, `linear`): after every task, the per-task adapters of a kind are
-  merged into one adapter, `CONSOLIDATED`, which answers for every task;
-- routing (`none`): each input goes to the adapter of the task whose input centroid in
-  memory is nearest (cosine of base-model embeddings).
+- consolidation (`ties`, `linear`): after every task, the adapters that answer for the
+  tasks of a kind are merged into one adapter, `CONSOLIDATED`, which answers for every task;
+- routing (`none`): each input goes to the adapter that answers for the task whose input
+  centroid in memory is nearest (cosine of base-model embeddings).
 
 `route_task` is what `synlearner predict` uses to pick the label set when it is given text
 only.
@@ -14,7 +14,7 @@ only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,17 +31,18 @@ def consolidated_dir(state: State, kind: str) -> Path:
 
 class TaskAgnostic:
     def __init__(self, method: str, memory: Memory, learners: Mapping[str, Learner],
-                 state: State) -> None:
+                 state: State, key_of: Callable[[str], str]) -> None:
         self.method = method
+        self.key_of = key_of  # task id -> the adapter that answers for it
         self.memory = memory
         self.learners = learners
         self.state = state
         self._eval_vectors: dict[str, Vectors] = {}
 
-    def consolidate(self, kind: str, task_ids: Sequence[str]) -> None:
-        """Merge the adapters of `task_ids` into `CONSOLIDATED` and save it."""
+    def consolidate(self, kind: str, keys: Sequence[str]) -> None:
+        """Merge the adapters `keys` into `CONSOLIDATED` and save it."""
         learner = self.learners[kind]
-        sources = [t for t in dict.fromkeys(task_ids) if learner.has_adapter(t)]
+        sources = [k for k in dict.fromkeys(keys) if learner.has_adapter(k)]
         if self.method == "none" or not sources:
             return
         learner.merge(sources, CONSOLIDATED, self.method)
@@ -52,7 +53,7 @@ class TaskAgnostic:
         for kind in self.learners:
             ids = [e.task_id for e in self.state.entries if e.kind == kind]
             if ids:
-                self.consolidate(kind, ids)
+                self.consolidate(kind, [self.key_of(t) for t in ids])
 
     def score(self, task: Task) -> float:
         """Eval accuracy on `task` without being told the task's adapter."""
@@ -66,7 +67,8 @@ class TaskAgnostic:
         correct = np.zeros(len(task.eval), dtype=bool)
         for adapter in set(routes):
             rows = [i for i, r in enumerate(routes) if r == adapter]
-            use = adapter if adapter is not None and learner.has_adapter(adapter) else None
+            key = self.key_of(adapter) if adapter is not None else None
+            use = key if key is not None and learner.has_adapter(key) else None
             answers = learner.predict(task, [task.eval[i].input for i in rows], use)
             for i, answer in zip(rows, answers, strict=True):
                 correct[i] = answer == task.eval[i].output

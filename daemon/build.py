@@ -95,7 +95,7 @@ def loop_settings(cfg: Config) -> LoopSettings:
         progress_every_steps=cfg.daemon.progress_every_steps, adapters=cfg.learner.adapters,
         steps=cfg.learner.train.steps, init_probe_steps=cfg.learner.init_probe_steps,
         consolidate=cfg.learner.consolidate, task_agnostic=cfg.learner.task_agnostic,
-        curve_every=cfg.learner.curve_every,
+        curve_every=cfg.learner.curve_every, promote=cfg.learner.promote,
     )
 
 

@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(fn=cmd_demo)
     p = sub.add_parser("bench", help="run a task stream through several strategies and compare")
-    p.add_argument("stream", help="'bundled' (the 12-task benchmark stream), a JSONL file of "
+    p.add_argument("stream", help="'bundled' (the 13-task benchmark stream), a JSONL file of "
                    "task messages, or a folder of task files")
     p.add_argument("--strategies", default="seq-lora,replay,per-task,multitask,synlearner")
     p.add_argument("--steps", type=int, default=24, help="optimiser steps per task (all strategies)")

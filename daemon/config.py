@@ -113,7 +113,8 @@ class LearnerConfig(_Section):
     init: Literal["fresh", "nearest"] = "nearest"
     min_init_similarity: float = Field(0.5, ge=-1, le=1)
     similar_tasks: int = Field(3, gt=0)
-    init_probe_steps: int = Field(8, ge=0)  # nearest vs fresh start on held-out train; 0: off
+    init_probe_steps: int = Field(6, ge=0)  # nearest vs fresh start on held-out train; 0: off
+    promote: bool = True  # a later adapter of a task's lineage answers for it when better
     # task-agnostic answers: merge the per-task adapters (ties, linear) or route (none)
     consolidate: Literal["none", "ties", "linear"] = "ties"
     task_agnostic: bool = True  # keep the task-agnostic accuracy matrix too

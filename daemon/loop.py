@@ -55,6 +55,7 @@ class LoopSettings:
     consolidate: str = "none"  # none (task-agnostic use routes to a task adapter) | ties | linear
     task_agnostic: bool = True  # also fill the task-agnostic accuracy matrix
     curve_every: int = 0  # >0: record eval accuracy every that many steps while training
+    promote: bool = False  # let a later adapter of a task's lineage answer for it when better
 
 
 class Daemon:
@@ -81,7 +82,9 @@ class Daemon:
         self.phase = "starting"
         self.current: str | None = None
         self._snapshot: dict[str, Any] = {}
-        self.agnostic = TaskAgnostic(settings.consolidate, memory, self.learners, state)
+        self._promoted: dict[str, str] = {}  # answer changes of the task being learned
+        self._scores: dict[tuple[str, str], float] = {}  # (task id, adapter key) -> eval acc
+        self.agnostic = TaskAgnostic(settings.consolidate, memory, self.learners, state, self._key)
         self._restore_adapters()
         self.refresh_gauges()
 
@@ -269,7 +272,9 @@ class Daemon:
 
     def _key(self, task_id: str) -> str:
         """The adapter that answers for `task_id` when the task is known."""
-        return task_id if self.s.adapters == "per-task" else SHARED
+        if self.s.adapters != "per-task":
+            return SHARED
+        return self._promoted.get(task_id) or self.state.answer_key(task_id)
 
     def _plan(self, task: Task, init_from: str | None) -> LearnPlan:
         if self.s.adapters == "per-task":
@@ -290,19 +295,23 @@ class Daemon:
         agnostic_before = self.agnostic.score(task) if self._separate_agnostic() else None
 
         self._phase("train", task.task_id)
-        outcome = learner.learn(task, replay, self._plan(task, init_from),
-                                self._progress(task.task_id))
+        plan = self._plan(task, init_from)
+        self._promoted = {}
+        self._scores = {k: v for k, v in self._scores.items() if k[1] != plan.adapter}
+        outcome = learner.learn(task, replay, plan, self._progress(task.task_id))
         t = self._timed("train", timings, t)
+        self._promoted = self._promote(task, learner, outcome)
         self.metrics.train_examples.inc(outcome.train_examples)
         self.metrics.replay_examples.inc(outcome.replay_examples)
 
         self._phase("persist", task.task_id)
-        key = self._key(task.task_id)
+        key = task.task_id if self.s.adapters == "per-task" else SHARED
         learner.save_adapter(key, self.state.adapter_dir(key))
         self.state.save_task(task)
         self._remember(task, queries, outcome)
         if self._separate_agnostic():
-            self.agnostic.consolidate(task.kind, [*self.state.task_ids(), task.task_id])
+            self.agnostic.consolidate(task.kind, [self._key(t) for t in
+                                                  [*self.state.task_ids(), task.task_id]])
         t = self._timed("persist", timings, t)
 
         self._phase("evaluate", task.task_id)
@@ -373,10 +382,43 @@ class Daemon:
     def _task(self, task_id: str, current: Task) -> Task:
         return current if task_id == current.task_id else self.state.load_task(task_id)
 
+    def _promote(self, task: Task, learner: Learner, outcome: LearnOutcome) -> dict[str, str]:
+        """Backward transfer for per-task adapters.
+
+        The new adapter started from `init_from`'s and trained with replay of the past, so
+        it may now answer earlier tasks of its lineage better than their own adapters. Each
+        task answered by an adapter of the lineage is scored on its own train data with both;
+        the new adapter takes over where it is strictly better there.
+        """
+        if not self.s.promote or self.s.adapters != "per-task" or outcome.init_from is None:
+            return {}
+        lineage: set[str] = set()
+        source: str | None = outcome.init_from
+        while source is not None and source not in lineage:
+            lineage.add(source)
+            entry = self.state.latest(source)
+            source = entry.init_from if entry else None
+        promoted = {}
+        for task_id in self.state.task_ids():
+            current = self._key(task_id)
+            if task_id == task.task_id or current not in lineage:
+                continue
+            seen = self.state.load_task(task_id)
+            if seen.kind != task.kind:
+                continue
+            on_train = dataclasses.replace(seen, eval=seen.train)
+            mine = learner.evaluate(on_train, task.task_id)
+            theirs = learner.evaluate(on_train, current)
+            if mine > theirs:
+                log.info("task %s: now answered by %s (train accuracy %.3f vs %.3f)", task_id,
+                         task.task_id, mine, theirs)
+                promoted[task_id] = task.task_id
+        return promoted
+
     def _commit(self, task: Task, outcome: LearnOutcome, row: dict[str, float],
                 timings: dict[str, float],
                 agnostic: tuple[dict[str, float], float] | None = None) -> TaskResult:
-        key = self._key(task.task_id)
+        key = task.task_id if self.s.adapters == "per-task" else SHARED
         adapter_dir = self.state.adapter_dir(key)
         previous = self.state.latest(task.task_id)
         version = previous.version + 1 if previous else 1
@@ -394,7 +436,9 @@ class Daemon:
             probe=dataclasses.asdict(probe) if probe else None,
             curve=[list(point) for point in outcome.curve],
         )
-        self.state.record(entry, row, agnostic if self.s.task_agnostic else None)  # commit point
+        self.state.record(entry, row, agnostic if self.s.task_agnostic else None,
+                          self._promoted)  # the commit point
+        self._promoted = {}
         return self._committed(task, entry, adapter_dir)
 
     def _committed(self, task: Task, entry: TaskEntry, adapter_dir: Path) -> TaskResult:
@@ -458,12 +502,16 @@ class Daemon:
     def _evaluate_all(self, task: Task, outcome: LearnOutcome) -> dict[str, float]:
         """Score every seen task with the adapter that answers for it (task-aware)."""
         row = {task.task_id: outcome.final}
+        self._scores[(task.task_id, self._key(task.task_id))] = outcome.final
         for task_id in self.state.task_ids():
             if task_id == task.task_id:
                 continue
-            self._phase("evaluate", task_id)
-            seen = self.state.load_task(task_id)
-            row[task_id] = self.learners[seen.kind].evaluate(seen, self._key(task_id))
+            key = self._key(task_id)
+            if (task_id, key) not in self._scores:  # an adapter that did not change scores the same
+                self._phase("evaluate", task_id)
+                seen = self.state.load_task(task_id)
+                self._scores[(task_id, key)] = self.learners[seen.kind].evaluate(seen, key)
+            row[task_id] = self._scores[(task_id, key)]
         return row
 
     def status(self) -> dict[str, Any]:

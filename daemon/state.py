@@ -49,6 +49,9 @@ class State:
     matrix: list[list[float | None]] = field(default_factory=list)
     # the same matrix for task-agnostic answers (no task id: consolidated adapter or routing)
     agnostic: list[list[float | None]] = field(default_factory=list)
+    # task id -> the adapter key that answers for it, where that is not its own adapter (a
+    # later adapter of its lineage that does better on its train data)
+    answers: dict[str, str] = field(default_factory=dict)
 
     @property
     def path(self) -> Path:
@@ -68,12 +71,13 @@ class State:
             state.entries = [TaskEntry(**e) for e in data["entries"]]
             state.matrix = data["matrix"]
             state.agnostic = data.get("agnostic", [])
+            state.answers = data.get("answers", {})
         return state
 
     def save(self) -> None:
         body = {"version": STATE_VERSION, "saved_at": time.time(),
                 "entries": [asdict(e) for e in self.entries], "matrix": self.matrix,
-                "agnostic": self.agnostic}
+                "agnostic": self.agnostic, "answers": self.answers}
         write_atomic(self.path, json.dumps(body, indent=1).encode())
 
     def save_task(self, task: Task) -> None:
@@ -96,6 +100,13 @@ class State:
             if entry.task_id == task_id:
                 return entry
         return None
+
+    def answer_key(self, task_id: str) -> str:
+        """The adapter key that answers for `task_id` (task-aware)."""
+        if task_id in self.answers:
+            return self.answers[task_id]
+        entry = self.latest(task_id)
+        return (entry.adapter_key or task_id) if entry else task_id
 
     def is_learned(self, task_id: str, content_hash: str) -> bool:
         entry = self.latest(task_id)
@@ -121,12 +132,17 @@ class State:
 
     # -- the commit point ----------------------------------------------------------------
     def record(self, entry: TaskEntry, row: dict[str, float],
-               agnostic: tuple[dict[str, float], float] | None = None) -> None:
+               agnostic: tuple[dict[str, float], float] | None = None,
+               answers: dict[str, str] | None = None) -> None:
         """Append a learning event: its matrix row (scores by task id) and R[i-1][i].
 
         `agnostic` is the task-agnostic row and that setting's score on the new task before
-        training on it.
+        training on it; `answers` are the tasks now answered by another adapter.
         """
+        # a new version answers with its own adapter, and stops answering for others
+        self.answers = {t: k for t, k in self.answers.items()
+                        if t != entry.task_id and k != entry.task_id}
+        self.answers.update(answers or {})
         keep_agnostic = agnostic is not None and len(self.agnostic) == len(self.entries)
         if self.matrix:
             self.matrix[-1].append(entry.initial)  # R[i-1][i]: before training on the new task

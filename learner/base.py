@@ -39,10 +39,12 @@ class LearnPlan:
     `adapter` is the task id (one adapter per task) or `SHARED`. A new adapter starts as a
     copy of `init_from`, or fresh when that is None; with `resume` an existing adapter keeps
     its weights and trains on. `steps` fixes the optimiser steps (0: the learner's own rule).
-    With `probe_steps` > 0 and an `init_from`, the learner first trains both starts (fresh
-    and the copy) for `probe_steps` on part of the train split, scores them on the held-out
-    rest (`probe_holdout`), and keeps the copy only if it is not worse (negative transfer
-    falls back to fresh). With `curve_every` > 0 it records eval accuracy every that many
+    With `probe_steps` > 0 (and an `init_from` or replay), the learner first trains each
+    possible start (fresh, the copy, fresh without replay) for `probe_steps` on part of the
+    train split, scores them on the held-out rest (`probe_holdout`), and keeps the copy
+    unless it is worse there than fresh (higher held-out loss and no better accuracy:
+    negative transfer falls back to fresh), and the replay unless it makes the start worse
+    than training on the task alone. With `curve_every` > 0 it records eval accuracy every that many
     steps (the learning curve).
     """
 
@@ -57,20 +59,28 @@ class LearnPlan:
 
 @dataclass(frozen=True)
 class InitProbe:
-    """Nearest-task start vs fresh start after the same probe steps, on held-out train data."""
+    """Held-out scores of the starts a task could learn from, after the same probe steps.
 
-    candidate: str
+    `fresh`: a fresh adapter with replay; `transferred`: a copy of `candidate`'s adapter
+    with replay; `alone`: a fresh adapter without replay (the per-task baseline). Accuracy
+    and mean cross-entropy on `holdout` train examples kept out of the probe's training.
+    """
+
+    candidate: str | None
     steps: int
-    holdout: int  # held-out examples
+    holdout: int
     fresh: float
-    transferred: float
     fresh_loss: float
-    transferred_loss: float
-    chosen: str | None  # `candidate`, or None for fresh
+    transferred: float | None
+    transferred_loss: float | None
+    alone: float | None
+    alone_loss: float | None
+    chosen: str | None  # `candidate`, or None for a fresh start
+    replay: bool  # whether the task trains with the recalled replay
 
     @property
-    def gain(self) -> float:
-        return self.transferred - self.fresh
+    def gain(self) -> float | None:
+        return None if self.transferred is None else self.transferred - self.fresh
 
 
 @dataclass(frozen=True)

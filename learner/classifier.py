@@ -151,10 +151,11 @@ class BiEncoderClassifier:
         zero_shot = self.evaluate(task, None)
         timings["eval_before"] = time.perf_counter() - t0
         probe = None
-        if not resume and init_from is not None and plan.probe_steps > 0:
+        if not resume and plan.probe_steps > 0 and (init_from is not None or replay):
             t = time.perf_counter()
             probe = self._probe(task, replay, init_from, plan, seed)
             init_from = probe.chosen
+            replay = replay if probe.replay else []
             timings["probe"] = time.perf_counter() - t
         if not resume:
             self.bank.create(key, init_from, seed)
@@ -183,27 +184,53 @@ class BiEncoderClassifier:
             return plan.steps
         return max(1, min(s.max_steps, math.ceil(s.epochs * len(items) / s.batch_size)))
 
-    def _probe(self, task: Task, replay: Sequence[ReplayItem], candidate: str, plan: LearnPlan,
-               seed: int) -> InitProbe:
-        """Train a fresh and a transferred start for the same steps; score both held out."""
+    def _probe(self, task: Task, replay: Sequence[ReplayItem], candidate: str | None,
+               plan: LearnPlan, seed: int) -> InitProbe:
+        """Train each start for the same steps on part of the train split; score held out.
+
+        Arms: fresh with replay, `candidate`'s copy with replay, fresh without replay (the
+        per-task baseline). The copy is kept unless it is worse than fresh (higher held-out
+        loss, no better accuracy); then replay is kept unless the chosen arm is worse than
+        the baseline in the same sense.
+        """
         order = np.random.default_rng(seed).permutation(len(task.train))
         n_held = min(len(task.train) - 1, max(2, round(plan.probe_holdout * len(task.train))))
         held = [task.train[i] for i in order[:n_held]]
-        items = self._items(task, [task.train[i] for i in order[n_held:]], replay)
-        scores: dict[str | None, tuple[float, float]] = {}
-        for start in (None, candidate):
-            key = "@probe"
-            self.bank.create(key, start, seed)
-            self._train(key, items, seed, no_progress, plan.probe_steps, None, 0)
-            scores[start] = self._score(task, held, key)
-            self.bank.drop(key)
-        (fresh, fresh_loss), (moved, moved_loss) = scores[None], scores[candidate]
-        keep = (moved, -moved_loss) >= (fresh, -fresh_loss)
-        if not keep:
+        fit = [task.train[i] for i in order[n_held:]]
+        arms: dict[str, tuple[str | None, Sequence[ReplayItem]]] = {"fresh": (None, replay)}
+        if candidate is not None:
+            arms["transferred"] = (candidate, replay)
+        if replay:
+            arms["alone"] = (None, [])
+        scores: dict[str, tuple[float, float]] = {}
+        for arm, (start, recalled) in arms.items():
+            self.bank.create("@probe", start, seed)
+            self._train("@probe", self._items(task, fit, recalled), seed, no_progress,
+                        plan.probe_steps, None, 0)
+            scores[arm] = self._score(task, held, "@probe")
+            self.bank.drop("@probe")
+
+        def worse(a: tuple[float, float], b: tuple[float, float]) -> bool:
+            return a[1] > b[1] and a[0] <= b[0]  # (accuracy, loss)
+
+        chosen = "fresh"
+        if "transferred" in scores and not worse(scores["transferred"], scores["fresh"]):
+            chosen = "transferred"
+        keep_replay = "alone" not in scores or not worse(scores[chosen], scores["alone"])
+        if not keep_replay:
+            chosen = "alone"
+        if candidate is not None and chosen != "transferred":
             log.info("task %s: start from %s scores %.3f held out vs %.3f fresh: starting fresh",
-                     task.task_id, candidate, moved, fresh)
-        return InitProbe(candidate, plan.probe_steps, n_held, fresh, moved, fresh_loss,
-                         moved_loss, candidate if keep else None)
+                     task.task_id, candidate, scores["transferred"][0], scores["fresh"][0])
+        none = (None, None)
+        return InitProbe(
+            candidate=candidate, steps=plan.probe_steps, holdout=n_held,
+            fresh=scores["fresh"][0], fresh_loss=scores["fresh"][1],
+            transferred=scores.get("transferred", none)[0],
+            transferred_loss=scores.get("transferred", none)[1],
+            alone=scores.get("alone", none)[0], alone_loss=scores.get("alone", none)[1],
+            chosen=candidate if chosen == "transferred" else None, replay=keep_replay,
+        )
 
     def _score(self, task: Task, examples: Sequence[Example], adapter: str) -> tuple[float, float]:
         """Accuracy and mean cross-entropy of `adapter` on `examples`."""
@@ -275,15 +302,21 @@ class BiEncoderClassifier:
         return steps, ema, curve
 
     def _batch_loss(self, batch: list[_Item]) -> torch.Tensor:
-        """Cross-entropy of each example over its own task's labels, averaged over the batch."""
+        """Cross-entropy of each example over its own task's labels, averaged over the batch.
+
+        The label sets of every task in the batch are encoded in one forward pass."""
         text_vecs = self._encode([it.text for it in batch])
         groups: dict[tuple[tuple[str, ...], str], list[int]] = {}
         for i, it in enumerate(batch):
             groups.setdefault((it.labels, it.instruction), []).append(i)
+        label_texts = [t for labels, ins in groups for t in self._label_texts(labels, ins)]
+        label_vecs = self._encode(label_texts)
         total = text_vecs.new_zeros(())
-        for (labels, instruction), rows in groups.items():
-            label_vecs = self._encode(self._label_texts(labels, instruction))
-            logits = text_vecs[rows] @ label_vecs.T / self.settings.temperature
+        offset = 0
+        for (labels, _), rows in groups.items():
+            vecs = label_vecs[offset : offset + len(labels)]
+            offset += len(labels)
+            logits = text_vecs[rows] @ vecs.T / self.settings.temperature
             targets = torch.tensor([batch[i].label for i in rows], device=logits.device)
             total = total + F.cross_entropy(logits, targets, reduction="sum")
         return total / len(batch)

@@ -1,4 +1,4 @@
-"""The bundled benchmark stream: twelve text-classification tasks with real relatedness.
+"""The bundled benchmark stream: thirteen text-classification tasks with real relatedness.
 
 Deterministic for a seed. Built from the demo generators plus tasks that share vocabulary
 with others but ask a different question, so the stream has all three relations that a
@@ -9,6 +9,9 @@ continual learner meets:
 - interference: `product-aspects` asks which part of a device a review talks about (device
   reviews again, another question), `support-urgency` asks how
   urgent a support message is (the vocabulary of `support-intents`);
+- conflict: `test-results` uses the sentiment labels with the opposite mood (a positive
+  test is bad news: "Sadly, the screening detected the virus." is `positive`), so one
+  adapter cannot serve it and the reviews from the same cues;
 - nothing in common: `message-register` (formal or casual writing).
 
 The order interleaves the families, so a single adapter trained task after task is
@@ -85,6 +88,20 @@ def _register_example(rng: random.Random, label: str) -> str:
     return rng.choice(_FORMAL if label == "formal" else _CASUAL).format(x=rng.choice(_SUBJECTS))
 
 
+_FOUND = ["Sadly, the screening detected {x}.", "Unfortunately the lab confirmed {x}.",
+          "Bad news: the swab showed {x}.", "I'm afraid the sample was full of {x}.",
+          "Terrible result: clear signs of {x}."]
+_CLEAR = ["Good news: no sign of {x} was found.", "Luckily the lab found no trace of {x}.",
+          "Wonderful, the screening came back clear of {x}.", "Great, the swab showed no {x}.",
+          "Happily, {x} was not detected."]
+_PATHOGENS = ["the virus", "the infection", "the bacteria", "antibodies", "the parasite",
+              "the strep bacteria", "influenza"]
+
+
+def _test_result_example(rng: random.Random, label: str) -> str:
+    return rng.choice(_FOUND if label == "positive" else _CLEAR).format(x=rng.choice(_PATHOGENS))
+
+
 def _sentiment(domain: str) -> Gen:
     return lambda r, lab: _sentiment_example(r, DOMAINS_MORE[domain], lab)
 
@@ -120,11 +137,13 @@ SPECS: list[tuple[str, str, list[str], Gen, str]] = [
      ["politics", "science", "health", "sports"], _topic, "topic"),
     ("reviews-books", "Is this book review positive or negative?", _SENT,
      _sentiment("books"), "sentiment"),
+    ("test-results", "Is this test result positive or negative?", _SENT,
+     _test_result_example, "test-result"),
 ]
 
 
 def benchmark_stream(seed: int = 13, n_train: int = 64, n_eval: int = 48) -> list[dict[str, Any]]:
-    """The twelve tasks in stream order, as task messages."""
+    """The thirteen tasks in stream order, as task messages."""
     rng = random.Random(seed)
     return [_make(tid, ins, labs, gen, rng, n_train, n_eval, fam)
             for tid, ins, labs, gen, fam in SPECS]

@@ -32,6 +32,8 @@ class CentroidLearner:
         self.plans: list[LearnPlan] = []
         self.merges: list[tuple[tuple[str, ...], str, str]] = []
         self.stop_after: str | None = None
+        self.confused: set[str] = set()  # tasks whose adapter comes out with labels swapped
+        self.evaluations: list[tuple[str, str | None]] = []
 
     @property
     def embedder(self) -> HashingEmbedder:
@@ -57,6 +59,7 @@ class CentroidLearner:
         return [max(task.labels, key=lambda lab: score(v, lab)) for v in vecs]
 
     def evaluate(self, task: Task, adapter: str | None) -> float:
+        self.evaluations.append((task.task_id, adapter))
         preds = self.predict(task, [e.input for e in task.eval], adapter)
         return float(np.mean([p == e.output for p, e in zip(preds, task.eval, strict=True)]))
 
@@ -69,6 +72,9 @@ class CentroidLearner:
             progress("train", 2, 2, 0.4)
         init_from = plan.init_from if plan.init_from in self.adapters else None
         fitted = self._fit(task, replay)
+        if task.task_id in self.confused:
+            labels = list(fitted)
+            fitted = dict(zip(labels, [fitted[lab] for lab in reversed(labels)], strict=True))
         if plan.resume and plan.adapter in self.adapters:  # keep other tasks' labels too
             fitted = {**self.adapters[plan.adapter], **fitted}
         self.adapters[plan.adapter] = fitted
@@ -80,7 +86,8 @@ class CentroidLearner:
                 preds.append(Prediction(split, e.input, e.output, p, p == e.output, 0.0))
         probe = None
         if init_from is not None and plan.probe_steps > 0:
-            probe = InitProbe(init_from, plan.probe_steps, 2, 0.5, 1.0, 0.7, 0.2, init_from)
+            probe = InitProbe(init_from, plan.probe_steps, 2, 0.5, 0.7, 1.0, 0.2, 0.5, 0.7,
+                              init_from, True)
         return LearnOutcome(zero, zero, self.evaluate(task, plan.adapter), init_from, 1,
                             len(task.train), len(replay), 0.1, preds, probe=probe)
 

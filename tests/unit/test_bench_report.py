@@ -29,7 +29,8 @@ def run(name: str, adapters: str, matrix: list[list[float | None]],
 
 def fixture_runs() -> list[dict[str, Any]]:
     probe = {"candidate": "a", "steps": 4, "holdout": 4, "fresh": 0.5, "transferred": 0.75,
-             "fresh_loss": 0.7, "transferred_loss": 0.4, "chosen": "a"}
+             "fresh_loss": 0.7, "transferred_loss": 0.4, "alone": 0.5, "alone_loss": 0.6,
+             "chosen": "a", "replay": True}
     per_task = run("per-task", "per-task", [[0.8, 0.5], [0.8, 0.9]], [[0.8, 0.5], [0.8, 0.7]],
                    [entry("a", 0.8, [[0, 0.5], [4, 0.7], [8, 0.8]]),
                     entry("b", 0.9, [[0, 0.5], [4, 0.6], [8, 0.9]])])
@@ -38,8 +39,10 @@ def fixture_runs() -> list[dict[str, Any]]:
                entry("b", 0.9, [[0, 0.6], [4, 0.7], [8, 0.9]])])
     joint = run("multitask", "joint", [[0.9, 0.9], [0.9, 0.9]], [[0.9, 0.9], [0.9, 0.9]],
                 [entry("a", 0.9, []), entry("b", 0.9, [])])
+    alone = {**probe, "candidate": None, "transferred": None, "transferred_loss": None,
+             "chosen": None, "replay": False}
     syn = run("synlearner", "per-task", [[0.8, 0.7], [0.8, 1.0]], [[0.8, 0.7], [0.79, 0.95]],
-              [entry("a", 0.8, [[0, 0.5], [4, 0.8], [8, 0.8]]),
+              [entry("a", 0.8, [[0, 0.5], [4, 0.8], [8, 0.8]], alone),
                entry("b", 1.0, [[0, 0.7], [4, 0.9], [8, 1.0]], probe)])
     return [seq, per_task, joint, syn]
 
@@ -89,6 +92,7 @@ def test_report_text_json_and_plots(tmp_path: Path) -> None:
     text = render_text(summary)
     assert "synlearner bench: 2 tasks, 8 steps per task" in text
     assert "transfer gain (synlearner)" in text and "+0.250" in text
+    assert "replay dropped (worse than the task alone on held-out data): a" in text
     assert "[met] ACC >= per-task: 0.900 vs 0.850" in text
     lines = [line for line in text.splitlines() if line.startswith("multitask")]
     assert "n/a" in lines[0]

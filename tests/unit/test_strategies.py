@@ -42,11 +42,12 @@ STREAM = [sentiment("food", ("tasty", "cold")), topics("news"),
           sentiment("hotel", ("tasty", "dirty"))]
 
 
-def run(tmp_path: Path, name: str, steps: int = 7) -> tuple[Daemon, CentroidLearner]:
+def run(tmp_path: Path, name: str, steps: int = 7,
+        learner: CentroidLearner | None = None) -> tuple[Daemon, CentroidLearner]:
     cfg = strategy_config(name, BenchSettings(steps=steps, curve_every=0), tmp_path)
     settings = loop_settings(cfg)
     assert settings.drain
-    learner = CentroidLearner()
+    learner = learner or CentroidLearner()
     source = InMemorySource(list(STREAM))
     daemon = Daemon(settings, source, InMemoryResultSink(),
                     ExperienceMemory(tmp_path / "memory", EMB), {"classification": learner},
@@ -159,3 +160,24 @@ def test_state_without_agnostic_matrix_still_loads(tmp_path: Path) -> None:
     state = State.load(tmp_path)
     assert state.agnostic == [] and state.agnostic_metrics() is None
     assert state.metrics().tasks == 3
+
+
+def test_a_better_later_adapter_answers_for_its_lineage(tmp_path: Path) -> None:
+    learner = CentroidLearner()
+    learner.confused = {"food"}  # food's own adapter answers every example wrong
+    daemon, _ = run(tmp_path, "synlearner", learner=learner)
+    state = daemon.state
+    assert state.entries[2].init_from == "food"
+    assert state.answers == {"food": "hotel"}  # hotel's adapter does better on food's train data
+    assert state.matrix[1][0] == 0.0 and state.matrix[2][0] == 1.0  # backward transfer
+    assert state.metrics().bwt == pytest.approx(0.5)
+    assert learner.merges[-1][0] == ("hotel", "news")  # the answering adapters, once each
+    assert State.load(tmp_path).answer_key("food") == "hotel"
+
+
+def test_unchanged_adapters_are_not_evaluated_again(tmp_path: Path) -> None:
+    _, learner = run(tmp_path, "per-task")
+    aware = [e for e in learner.evaluations if e[1] is not None and e[0] == e[1]]
+    assert aware.count(("food", "food")) == 1  # scored once, reused in later rows
+    _, shared = run(tmp_path / "shared", "seq-lora")
+    assert shared.evaluations.count(("food", SHARED)) == 3  # a shared adapter changes every task
