@@ -70,6 +70,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         "memory": read_counts(cfg.state_dir / "memory"),
         "latest_accuracy": state.latest_scores(),
         "transfer": state.metrics().as_dict() if state.entries else {},
+        "task_agnostic": agnostic.as_dict() if (agnostic := state.agnostic_metrics()) else {},
     }
     if cfg.stream.kind == "spool":
         body["pending"] = SpoolSource(cfg.spool_dir).pending()

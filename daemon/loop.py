@@ -175,8 +175,11 @@ class Daemon:
         latest = self.state.latest_scores()
         self.metrics.set_memory(counts)
         self.metrics.stream_pending.set(pending)
+        agnostic = self.state.agnostic_metrics()
         if transfer:
             self.metrics.set_transfer(transfer, latest)
+        if agnostic is not None:
+            self.metrics.set_task_agnostic(agnostic.as_dict())
         self._snapshot = {"tasks_learned": len(self.state.entries), "memory": counts,
                           "pending": pending, "transfer": transfer, "latest_accuracy": latest}
 

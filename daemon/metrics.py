@@ -51,6 +51,10 @@ class Metrics:
         self.fwt = Gauge("synlearner_fwt_ratio", "Forward transfer (FWT)", registry=r)
         self.forgetting = Gauge(
             "synlearner_forgetting_ratio", "Average forgetting over seen tasks", registry=r)
+        self.task_agnostic = Gauge(
+            "synlearner_task_agnostic_ratio",
+            "Transfer metrics of the task-agnostic setting (consolidated adapter)", ["metric"],
+            registry=r)
         self.task_accuracy = Gauge(
             "synlearner_task_accuracy_ratio", "Latest accuracy of each learned task",
             ["eval_task"], registry=r)
@@ -101,6 +105,10 @@ class Metrics:
         self.tasks_seen.set(len(latest))
         for column, score in list(latest.items())[-MAX_TASK_LABELS:]:
             self.task_accuracy.labels(eval_task=column).set(score)
+
+    def set_task_agnostic(self, summary: dict[str, float]) -> None:
+        for name in ("acc", "bwt", "fwt", "forgetting"):
+            self.task_agnostic.labels(metric=name).set(summary[name])
 
     def set_memory(self, counts: dict[str, int]) -> None:
         self.memory_records.labels(kind="experience").set(counts["experience"])

@@ -27,6 +27,8 @@ def build_report(state: State) -> dict[str, Any]:
     return {
         "columns": columns, "matrix": state.matrix, "tasks": tasks,
         "metrics": state.metrics().as_dict() if state.entries else {},
+        "agnostic_matrix": state.agnostic, "answers": state.answers,
+        "agnostic_metrics": agnostic.as_dict() if (agnostic := state.agnostic_metrics()) else {},
     }
 
 
@@ -50,7 +52,13 @@ def render_text(report: dict[str, Any]) -> str:
             lines.append(f"{i:>3} {cells}   {cols[i]}")
         m = report["metrics"]
         lines += ["", f"ACC {m['acc']:.3f}   BWT {m['bwt']:+.3f}   FWT {m['fwt']:+.3f}   "
-                      f"forgetting {m['forgetting']:.3f}   ({len(cols)} tasks)"]
+                      f"forgetting {m['forgetting']:.3f}   ({len(cols)} tasks, task-aware)"]
+        a = report.get("agnostic_metrics") or {}
+        if a:
+            lines.append(f"ACC {a['acc']:.3f}   BWT {a['bwt']:+.3f}   FWT {a['fwt']:+.3f}   "
+                         f"forgetting {a['forgetting']:.3f}   (task-agnostic: consolidated adapter)")
+        for task_id, key in (report.get("answers") or {}).items():
+            lines.append(f"{task_id} is answered by {key}'s adapter (better on its train data)")
     return "\n".join(lines)
 
 

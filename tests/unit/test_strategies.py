@@ -123,7 +123,10 @@ def test_synlearner_transfers_checks_and_consolidates(tmp_path: Path) -> None:
     assert {m[2] for m in learner.merges} == {"ties"}
     state = daemon.state
     assert state.entries[2].probe is not None and state.entries[2].probe["candidate"] == "food"
-    assert state.agnostic_metrics() is not None and len(state.agnostic) == 3
+    agnostic = state.agnostic_metrics()
+    assert agnostic is not None and len(state.agnostic) == 3
+    gauge = daemon.metrics.task_agnostic.labels(metric="acc")._value.get()
+    assert gauge == pytest.approx(agnostic.acc)
     assert (tmp_path / "adapters" / f"{CONSOLIDATED}-classification" / "centroids.json").exists()
 
 
