@@ -19,14 +19,17 @@ def _f(value: float | None, signed: bool = False) -> str:
 
 
 def efficiency(run: dict[str, Any]) -> dict[str, Any]:
-    """Steps to reach per-task's final accuracy: tasks reached, and the median (misses: inf)."""
+    """Steps to reach per-task's final accuracy: tasks reached, the median (misses count as
+    never) and the mean over the tasks reached."""
     reach = run["steps_to_per_task_final"]
     if not reach:
         return {"reached": None, "tasks": len(run["columns"]), "median_steps": None}
     steps = [math.inf if s is None else s for s in reach.values()]
     median = statistics.median(steps)
-    return {"reached": sum(s is not None for s in reach.values()), "tasks": len(reach),
-            "median_steps": None if math.isinf(median) else median}
+    reached = [s for s in reach.values() if s is not None]
+    return {"reached": len(reached), "tasks": len(reach),
+            "median_steps": None if math.isinf(median) else median,
+            "mean_steps": statistics.mean(reached) if reached else None}
 
 
 def targets(summary: dict[str, Any]) -> list[tuple[str, bool, str]]:
@@ -63,24 +66,26 @@ def render_text(summary: dict[str, Any]) -> str:
     lines = [f"synlearner bench: {n} tasks, {s['steps']} steps per task, seed {s['seed']}", ""]
     head = (f"{'strategy':<11} | {'aware: ACC':>10} {'BWT':>7} {'FWT':>7} {'forget':>6} | "
             f"{'agnostic: ACC':>13} {'BWT':>7} {'FWT':>7} {'forget':>6} | {'s/task':>6} "
-            f"{'peak MiB':>8} | {'reach per-task final':>20}")
+            f"{'peak MiB':>8} | {'reach per-task final (steps)':>28}")
     lines += [head, "-" * len(head)]
     for r in runs:
         a, g, e = r["task_aware"], r["task_agnostic"] or {}, efficiency(r)
         median = "inf" if e["median_steps"] is None else f"{e['median_steps']:g}"
-        reach = "n/a" if e["reached"] is None else f"{e['reached']}/{e['tasks']}, median {median}"
+        mean = "-" if e.get("mean_steps") is None else f"{e['mean_steps']:.1f}"
+        reach = ("n/a" if e["reached"] is None
+                 else f"{e['reached']}/{e['tasks']}, median {median}, mean {mean}")
         lines.append(
             f"{r['strategy']:<11} | {_f(a['acc']):>10} {_f(a['bwt'], True):>7} "
             f"{_f(a['fwt'], True):>7} {_f(a['forgetting']):>6} | {_f(g.get('acc')):>13} "
             f"{_f(g.get('bwt'), True):>7} {_f(g.get('fwt'), True):>7} "
             f"{_f(g.get('forgetting')):>6} | {r['seconds_per_task']:>6.1f} "
-            f"{r['peak_rss_mib']:>8.0f} | {reach:>20}")
+            f"{r['peak_rss_mib']:>8.0f} | {reach:>28}")
     lines += ["", "task-aware: each task answered with the adapter its strategy keeps for it; "
               "task-agnostic: no task id (synlearner: the consolidated adapter; per-task: routed "
               "to the nearest task centroid's adapter; one-adapter strategies: the same adapter).",
               "multitask learns once from the whole stream, so BWT, FWT and forgetting do not "
               "apply (n/a). reach: tasks whose learning curve reached per-task's final accuracy, "
-              "and the median step it took."]
+              "and the median and mean step it took."]
     for r in runs:
         probes = [t for t in r["tasks"] if t.get("probe") and t["probe"]["candidate"]]
         if probes:

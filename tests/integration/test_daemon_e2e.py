@@ -55,9 +55,13 @@ def test_three_tasks_end_to_end(tmp_path: Path) -> None:
         chance = 1 / len(msg["labels"])
         assert entry.final >= chance + 0.2, (entry.task_id, entry.final)
     electronics = state.entries[2]
-    assert electronics.init_from == "reviews-restaurants"  # the similar sentiment task
-    assert electronics.replay_examples > 0
+    probe = electronics.probe
+    assert probe is not None and probe["candidate"] == "reviews-restaurants"  # the similar task
+    assert electronics.init_from == probe["chosen"]  # the start the held-out check kept
+    assert (electronics.replay_examples > 0) == probe["replay"]
     assert len(state.matrix) == 3 and all(v is not None for v in state.matrix[-1])
+    assert len(state.agnostic) == 3 and state.agnostic_metrics() is not None
+    assert (cfg.state_dir / "adapters" / "@consolidated-classification").is_dir()
 
     results = JsonlResultSink(cfg.spool_dir / "results.jsonl").read()
     assert sorted(r["status"] for r in results) == ["invalid", "learned", "learned", "learned"]
@@ -73,6 +77,7 @@ def test_three_tasks_end_to_end(tmp_path: Path) -> None:
     for line in ["synlearner_tasks_learned_total 3.0", "synlearner_tasks_dead_lettered_total 1.0",
                  'synlearner_task_accuracy_ratio{eval_task="news-topics"}',
                  "synlearner_acc_ratio", "synlearner_fwt_ratio",
+                 'synlearner_task_agnostic_ratio{metric="bwt"}',
                  'synlearner_memory_records{kind="error"}',
                  'synlearner_task_phase_duration_seconds_count{phase="train"} 3.0',
                  'synlearner_memory_search_duration_seconds_count{operation="replay"}']:

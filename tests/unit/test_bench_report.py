@@ -70,7 +70,8 @@ def test_summary_metrics_efficiency_and_targets() -> None:
     # targets come from per-task's finals (a 0.8, b 0.9)
     assert syn["steps_to_per_task_final"] == {"a": 4, "b": 4}
     assert by["per-task"]["steps_to_per_task_final"] == {"a": 8, "b": 8}
-    assert efficiency(by["seq-lora"]) == {"reached": 2, "tasks": 2, "median_steps": 6.0}
+    assert efficiency(by["seq-lora"]) == {"reached": 2, "tasks": 2, "median_steps": 6.0,
+                                          "mean_steps": 6.0}
     assert efficiency(by["multitask"])["reached"] is None
     assert by["synlearner"]["seconds_per_task"] == 5.0
     checks = {name: (ok, numbers) for name, ok, numbers in targets(summary)}
