@@ -109,8 +109,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return 2
     task = state.load_task(args.task)
     learner = build_learners(cfg)[task.kind]
-    key = entry.adapter_key or args.task
-    learner.load_adapter(key, state.root / entry.adapter)
+    key = state.answer_key(args.task)  # its own adapter, or a later one that took over
+    learner.load_adapter(key, state.root / (state.latest(key) or entry).adapter)
     for text, answer in zip(args.text, learner.predict(task, args.text, key), strict=True):
         print(json.dumps({"input": text, "task": args.task, "prediction": answer}))  # noqa: T201
     return 0
@@ -144,7 +144,8 @@ def _predict_routed(cfg: Config, state: State, texts: list[str]) -> int:
             key = CONSOLIDATED
             path = merged
         else:
-            key, path = entry.adapter_key or task_id, state.root / entry.adapter
+            key = state.answer_key(task_id)
+            path = state.root / (state.latest(key) or entry).adapter
         if not learner.has_adapter(key):
             learner.load_adapter(key, path)
         answer = learner.predict(task, [text], key)[0]

@@ -37,14 +37,13 @@ class AdapterBank:
         """Add a fresh adapter for `task_id`, or a copy of `init_from`'s weights."""
         self.drop(task_id)
         name = adapter_name(task_id)
-        if name in self.model.peft_config:
-            self.model.delete_adapter(name)
         torch.manual_seed(seed)
         self.model.add_adapter(name, self.lora)
         if init_from is not None:
             src = self._names[init_from]
             state = get_peft_model_state_dict(self.model, adapter_name=src)
             set_peft_model_state_dict(self.model, state, adapter_name=name)
+        self.model.eval()  # a new adapter's dropout modules are created in training mode
         self._names[task_id] = name
         return name
 
@@ -79,6 +78,7 @@ class AdapterBank:
             self.model.add_weighted_adapter(names, [1.0] * len(names), name, "cat")
         else:
             raise ValueError(f"merge: unknown method {method!r} (ties, linear, cat)")
+        self.model.eval()  # the merged adapter's dropout modules start in training mode
         self._names[key] = name
         self.activate(key)
 
@@ -128,6 +128,7 @@ class AdapterBank:
         self.drop(task_id)
         name = adapter_name(task_id)
         self.model.load_adapter(str(path), adapter_name=name, is_trainable=False)
+        self.model.eval()
         self._names[task_id] = name
 
     def parameters(self, task_id: str) -> list[torch.nn.Parameter]:

@@ -44,8 +44,8 @@ class LearnPlan:
     train split, scores them on the held-out rest (`probe_holdout`), and keeps the copy
     unless it is worse there than fresh (higher held-out loss and no better accuracy:
     negative transfer falls back to fresh), and the replay unless it makes the start worse
-    than training on the task alone. With `curve_every` > 0 it records eval accuracy every that many
-    steps (the learning curve).
+    than training on the task alone. With `curve_every` > 0 it records eval accuracy every
+    that many steps (the learning curve).
     """
 
     adapter: str
@@ -77,10 +77,6 @@ class InitProbe:
     alone_loss: float | None
     chosen: str | None  # `candidate`, or None for a fresh start
     replay: bool  # whether the task trains with the recalled replay
-
-    @property
-    def gain(self) -> float | None:
-        return None if self.transferred is None else self.transferred - self.fresh
 
 
 @dataclass(frozen=True)

@@ -151,7 +151,8 @@ class BiEncoderClassifier:
         zero_shot = self.evaluate(task, None)
         timings["eval_before"] = time.perf_counter() - t0
         probe = None
-        if not resume and plan.probe_steps > 0 and (init_from is not None or replay):
+        probe_worthy = len(task.train) >= 4 and (init_from is not None or bool(replay))
+        if not resume and plan.probe_steps > 0 and probe_worthy:  # a held-out part is needed
             t = time.perf_counter()
             probe = self._probe(task, replay, init_from, plan, seed)
             init_from = probe.chosen

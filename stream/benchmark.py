@@ -1,17 +1,16 @@
 """The bundled benchmark stream: thirteen text-classification tasks with real relatedness.
 
-Deterministic for a seed. Built from the demo generators plus tasks that share vocabulary
-with others but ask a different question, so the stream has all three relations that a
-continual learner meets:
+Deterministic for a seed. The seven demo tasks plus six more, so the stream holds every
+relation a continual learner meets:
 
-- transfer: five sentiment tasks over product domains (same negation and contrastive
-  patterns, domain vocabulary), three topic tasks with overlapping label sets;
-- interference: `product-aspects` asks which part of a device a review talks about (device
-  reviews again, another question), `support-urgency` asks how
-  urgent a support message is (the vocabulary of `support-intents`);
+- transfer: five sentiment tasks over product domains (the same negation and contrast
+  patterns with each domain's vocabulary), three topic tasks with overlapping label sets;
+- interference: `product-aspects` asks which part of a device a review is about (device
+  reviews again, another question), `support-urgency` asks how urgent a support message is
+  (the vocabulary of `support-intents`);
 - conflict: `test-results` uses the sentiment labels with the opposite mood (a positive
-  test is bad news: "Sadly, the screening detected the virus." is `positive`), so one
-  adapter cannot serve it and the reviews from the same cues;
+  test is bad news: "Sadly, the screening detected the virus." is `positive`), so the same
+  cues must map to opposite labels in medical and review texts;
 - nothing in common: `message-register` (formal or casual writing).
 
 The order interleaves the families, so a single adapter trained task after task is
@@ -22,25 +21,21 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable
 from typing import Any
 
 from synlearner.stream.demo import (
-    DOMAINS,
     INTENTS,
-    _intent_example,
-    _make,
-    _sentiment_example,
-    _topic_example,
+    SENTIMENT,
+    Spec,
+    intent_sample,
+    make_stream,
+    sentiment_of,
+    topic_sample,
 )
+from synlearner.stream.demo import SPECS as DEMO_SPECS
 
-Gen = Callable[[random.Random, str], str]
-
-DOMAINS_MORE: dict[str, list[str]] = {
-    **DOMAINS,
-    "books": ["the story", "the characters", "the prose", "the ending", "the translation",
-              "the cover"],
-}
+_BOOKS = ["the story", "the characters", "the prose", "the ending", "the translation",
+          "the cover"]
 
 # aspects named by what a reviewer notices, rarely by the part's own name
 _ASPECTS: dict[str, list[str]] = {
@@ -67,7 +62,7 @@ _ROUTINE = ["whenever you can", "no rush", "at some point", "next week is fine",
 
 def _urgency_example(rng: random.Random, label: str) -> str:
     intent = rng.choice(sorted(INTENTS))
-    base = _intent_example(rng, intent).rstrip(".")
+    base = intent_sample(rng, intent).rstrip(".")
     tail = rng.choice(_URGENT if label == "urgent" else _ROUTINE)
     return f"{base}, {tail}."
 
@@ -102,51 +97,34 @@ def _test_result_example(rng: random.Random, label: str) -> str:
     return rng.choice(_FOUND if label == "positive" else _CLEAR).format(x=rng.choice(_PATHOGENS))
 
 
-def _sentiment(domain: str) -> Gen:
-    return lambda r, lab: _sentiment_example(r, DOMAINS_MORE[domain], lab)
+_DEMO = {spec[0]: spec for spec in DEMO_SPECS}
 
-
-def _topic(r: random.Random, lab: str) -> str:
-    return _topic_example(r, lab)
-
-
-_SENT = ["positive", "negative"]
-
-SPECS: list[tuple[str, str, list[str], Gen, str]] = [
-    ("reviews-restaurants", "Is this restaurant review positive or negative?", _SENT,
-     _sentiment("restaurants"), "sentiment"),
-    ("news-topics", "Which section does this news snippet belong to?",
-     ["sports", "politics", "technology", "science"], _topic, "topic"),
-    ("reviews-electronics", "Is this product review positive or negative?", _SENT,
-     _sentiment("electronics"), "sentiment"),
-    ("support-intents", "What does the customer want?",
-     ["refund", "delivery", "account", "product"], _intent_example, "intent"),
+SPECS: list[Spec] = [
+    _DEMO["reviews-restaurants"],
+    _DEMO["news-topics"],
+    _DEMO["reviews-electronics"],
+    _DEMO["support-intents"],
     ("product-aspects", "Which part of the device is the review about?",
      sorted(_ASPECTS), _aspect_example, "aspect"),
-    ("reviews-hotels", "Is this hotel review positive or negative?", _SENT,
-     _sentiment("hotels"), "sentiment"),
-    ("forum-topics", "Which forum board does this post belong to?",
-     ["sports", "technology", "science", "health"], _topic, "topic"),
+    _DEMO["reviews-hotels"],
+    _DEMO["forum-topics"],
     ("support-urgency", "How urgent is this support message?", ["urgent", "routine"],
      _urgency_example, "urgency"),
-    ("reviews-movies", "Is this film review positive or negative?", _SENT,
-     _sentiment("movies"), "sentiment"),
+    _DEMO["reviews-movies"],
     ("message-register", "Is this message formal or casual?", ["formal", "casual"],
      _register_example, "register"),
     ("podcast-topics", "Which podcast category fits this episode summary?",
-     ["politics", "science", "health", "sports"], _topic, "topic"),
-    ("reviews-books", "Is this book review positive or negative?", _SENT,
-     _sentiment("books"), "sentiment"),
-    ("test-results", "Is this test result positive or negative?", _SENT,
+     ["politics", "science", "health", "sports"], topic_sample, "topic"),
+    ("reviews-books", "Is this book review positive or negative?", SENTIMENT,
+     sentiment_of(_BOOKS), "sentiment"),
+    ("test-results", "Is this test result positive or negative?", SENTIMENT,
      _test_result_example, "test-result"),
 ]
 
 
 def benchmark_stream(seed: int = 13, n_train: int = 64, n_eval: int = 48) -> list[dict[str, Any]]:
     """The thirteen tasks in stream order, as task messages."""
-    rng = random.Random(seed)
-    return [_make(tid, ins, labs, gen, rng, n_train, n_eval, fam)
-            for tid, ins, labs, gen, fam in SPECS]
+    return make_stream(SPECS, seed, n_train, n_eval)
 
 
 def benchmark_messages(seed: int = 13, n_train: int = 64, n_eval: int = 48) -> list[tuple[str, bytes]]:

@@ -81,7 +81,7 @@ INTENTS: dict[str, list[str]] = {
 _ITEMS = ["my order", "the blender", "the headphones", "the jacket", "the desk lamp", "the kettle"]
 
 
-def _intent_example(rng: random.Random, label: str) -> str:
+def intent_sample(rng: random.Random, label: str) -> str:
     return rng.choice(INTENTS[label]).format(x=rng.choice(_ITEMS)).capitalize() + "."
 
 
@@ -104,34 +104,45 @@ def _make(
     }
 
 
+Gen = Callable[[random.Random, str], str]
+Spec = tuple[str, str, list[str], Gen, str]  # task id, instruction, labels, generator, family
+
+
+def sentiment_of(aspects: list[str]) -> Gen:
+    return lambda r, lab: _sentiment_example(r, aspects, lab)
+
+
+def topic_sample(r: random.Random, lab: str) -> str:
+    return _topic_example(r, lab)
+
+
+SENTIMENT = ["positive", "negative"]
+SPECS: list[Spec] = [
+    ("reviews-restaurants", "Is this restaurant review positive or negative?", SENTIMENT,
+     sentiment_of(DOMAINS["restaurants"]), "sentiment"),
+    ("news-topics", "Which section does this news snippet belong to?",
+     ["sports", "politics", "technology", "science"], topic_sample, "topic"),
+    ("reviews-electronics", "Is this product review positive or negative?", SENTIMENT,
+     sentiment_of(DOMAINS["electronics"]), "sentiment"),
+    ("support-intents", "What does the customer want?",
+     ["refund", "delivery", "account", "product"], intent_sample, "intent"),
+    ("reviews-hotels", "Is this hotel review positive or negative?", SENTIMENT,
+     sentiment_of(DOMAINS["hotels"]), "sentiment"),
+    ("forum-topics", "Which forum board does this post belong to?",
+     ["sports", "technology", "science", "health"], topic_sample, "topic"),
+    ("reviews-movies", "Is this film review positive or negative?", SENTIMENT,
+     sentiment_of(DOMAINS["movies"]), "sentiment"),
+]
+
+
+def make_stream(specs: list[Spec], seed: int, n_train: int, n_eval: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    return [_make(tid, ins, labs, gen, rng, n_train, n_eval, fam) for tid, ins, labs, gen, fam in specs]
+
+
 def demo_stream(seed: int = 7, n_train: int = 96, n_eval: int = 60) -> list[dict[str, Any]]:
     """Seven tasks in stream order, as task messages."""
-    rng = random.Random(seed)
-    sent = ["positive", "negative"]
-
-    def sentiment(domain: str) -> Callable[[random.Random, str], str]:
-        return lambda r, lab: _sentiment_example(r, DOMAINS[domain], lab)
-
-    def topic(r: random.Random, lab: str) -> str:
-        return _topic_example(r, lab)
-
-    specs: list[tuple[str, str, list[str], Callable[[random.Random, str], str], str]] = [
-        ("reviews-restaurants", "Is this restaurant review positive or negative?", sent,
-         sentiment("restaurants"), "sentiment"),
-        ("news-topics", "Which section does this news snippet belong to?",
-         ["sports", "politics", "technology", "science"], topic, "topic"),
-        ("reviews-electronics", "Is this product review positive or negative?", sent,
-         sentiment("electronics"), "sentiment"),
-        ("support-intents", "What does the customer want?",
-         ["refund", "delivery", "account", "product"], _intent_example, "intent"),
-        ("reviews-hotels", "Is this hotel review positive or negative?", sent,
-         sentiment("hotels"), "sentiment"),
-        ("forum-topics", "Which forum board does this post belong to?",
-         ["sports", "technology", "science", "health"], topic, "topic"),
-        ("reviews-movies", "Is this film review positive or negative?", sent,
-         sentiment("movies"), "sentiment"),
-    ]
-    return [_make(tid, ins, labs, gen, rng, n_train, n_eval, fam) for tid, ins, labs, gen, fam in specs]
+    return make_stream(SPECS, seed, n_train, n_eval)
 
 
 def demo_messages(seed: int = 7) -> list[tuple[str, bytes]]:

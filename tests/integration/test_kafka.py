@@ -174,7 +174,8 @@ def test_kill_9_mid_task_then_restart_learns_each_task_once(broker: KafkaBroker,
         assert second.stop() == 0
     entries = json.loads((state / "state.json").read_text())["entries"]
     assert [e["task_id"] for e in entries] == [t for t, _ in batch]
-    assert sorted(p.name for p in (state / "adapters").iterdir()) == [t for t, _ in batch]
+    adapters = sorted(p.name for p in (state / "adapters").iterdir())
+    assert adapters == ["@consolidated-classification", *[t for t, _ in batch]]
     db = sqlite3.connect(state / "memory" / "memory.sqlite3")
     per_task = dict(db.execute(
         "SELECT task_id, COUNT(*) FROM records WHERE kind='experience' GROUP BY task_id"))
