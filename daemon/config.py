@@ -78,11 +78,16 @@ class ModelConfig(_Section):
     threads: int = Field(0, ge=0)  # 0: torch's default
 
 
+# every linear layer of a BERT-style encoder block (suffix match; the pooler is left out:
+# inputs are mean-pooled)
+ENCODER_LINEAR_LAYERS = ("query", "key", "value", "output.dense", "intermediate.dense")
+
+
 class LoraSection(_Section):
     r: int = Field(8, gt=0)
     alpha: int = Field(16, gt=0)
     dropout: float = Field(0.05, ge=0, lt=1)
-    target_modules: list[str] = Field(default_factory=lambda: ["query", "value"])
+    target_modules: list[str] = Field(default_factory=lambda: list(ENCODER_LINEAR_LAYERS))
 
 
 class TrainConfig(_Section):
@@ -90,7 +95,7 @@ class TrainConfig(_Section):
     epochs: float = Field(3.0, gt=0)
     max_steps: int = Field(120, gt=0)
     batch_size: int = Field(16, gt=0)
-    lr: float = Field(1e-3, gt=0)
+    lr: float = Field(3e-3, gt=0)
     temperature: float = Field(0.05, gt=0)
     max_length: int = Field(128, gt=0)
     label_template: str = "{label}"

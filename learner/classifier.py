@@ -43,7 +43,7 @@ class TrainSettings:
     epochs: float = 3.0
     max_steps: int = 120
     batch_size: int = 16
-    lr: float = 1e-3
+    lr: float = 3e-3
     weight_decay: float = 0.0
     temperature: float = 0.05
     max_length: int = 128
@@ -61,7 +61,8 @@ class _Item:
 
 
 def _default_lora() -> LoraConfig:
-    return LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=["query", "value"])
+    return LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05,
+                      target_modules=["query", "key", "value", "output.dense", "intermediate.dense"])
 
 
 class BiEncoderClassifier:
