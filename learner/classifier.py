@@ -128,7 +128,8 @@ class BiEncoderClassifier:
         with self.bank.use(adapter):
             for split, examples in (("train", task.train), ("eval", task.eval)):
                 logits = self._logits(task, [e.input for e in examples])
-                targets = torch.tensor([task.labels.index(e.output) for e in examples])
+                targets = torch.tensor([task.labels.index(e.output) for e in examples],
+                                       device=logits.device)
                 losses = F.cross_entropy(logits, targets, reduction="none").tolist()
                 for ex, row, loss in zip(examples, logits.argmax(-1).tolist(), losses, strict=True):
                     pred = task.labels[row]
@@ -238,7 +239,7 @@ class BiEncoderClassifier:
         """Accuracy and mean cross-entropy of `adapter` on `examples`."""
         with self.bank.use(adapter):
             logits = self._logits(task, [e.input for e in examples])
-        targets = torch.tensor([task.labels.index(e.output) for e in examples])
+        targets = torch.tensor([task.labels.index(e.output) for e in examples], device=logits.device)
         acc = float((logits.argmax(-1) == targets).float().mean())
         return acc, float(F.cross_entropy(logits, targets))
 
