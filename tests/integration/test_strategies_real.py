@@ -32,10 +32,11 @@ def flipped(msg: dict, task_id: str) -> dict:  # type: ignore[type-arg]
 
 
 def test_probe_keeps_a_helpful_start_and_drops_a_harmful_one(classifier) -> None:  # type: ignore[no-untyped-def]
-    restaurants, _, electronics = demo_stream(seed=21, n_train=48, n_eval=32)[:3]
-    classifier.learn(task_of(restaurants), [], LearnPlan("probe-src", steps=40))
-    classifier.learn(task_of(flipped(restaurants, "probe-bad")), [], LearnPlan("probe-bad", steps=40))
-    target = task_of(electronics)
+    stream = {m["task_id"]: m for m in benchmark_stream()}
+    restaurants = stream["reviews-restaurants"]
+    classifier.learn(task_of(restaurants), [], LearnPlan("probe-src", steps=24))
+    classifier.learn(task_of(flipped(restaurants, "probe-bad")), [], LearnPlan("probe-bad", steps=24))
+    target = task_of(stream["reviews-movies"])  # film reviews: the same cues, other words
     plan = LearnPlan(target.task_id, init_from="probe-src", steps=6, probe_steps=6)
     good = classifier.learn(target, [], plan)
     assert good.probe is not None and good.probe.candidate == "probe-src"
