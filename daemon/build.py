@@ -21,12 +21,7 @@ from synlearner.stream.spool import SpoolPublisher
 
 
 def build_limits(cfg: Config) -> Limits:
-    lim = cfg.stream.limits
-    return Limits(
-        max_message_bytes=lim.max_message_bytes, max_train_examples=lim.max_train_examples,
-        max_eval_examples=lim.max_eval_examples, max_field_chars=lim.max_field_chars,
-        max_labels=lim.max_labels, allowed_data_roots=tuple(lim.allowed_data_roots),
-    )
+    return cfg.stream.limits
 
 
 def kafka_settings(cfg: Config) -> KafkaSettings:

@@ -15,20 +15,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from synlearner.stream.schema import Limits
+
 ENV_PREFIX = "SYNLEARNER__"
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class LimitsConfig(_Section):
-    max_message_bytes: int = Field(4 * 1024 * 1024, gt=0)
-    max_train_examples: int = Field(10_000, gt=0)
-    max_eval_examples: int = Field(5_000, gt=0)
-    max_field_chars: int = Field(4_000, gt=0)
-    max_labels: int = Field(64, ge=2)
-    allowed_data_roots: list[Path] = Field(default_factory=list)
 
 
 class KafkaConfig(_Section):
@@ -55,7 +48,7 @@ class StreamConfig(_Section):
     kind: Literal["spool", "kafka", "memory"] = "spool"
     spool_dir: Path | None = None  # default: <state_dir>/spool
     poll_timeout_s: float = Field(1.0, gt=0)
-    limits: LimitsConfig = LimitsConfig()
+    limits: Limits = Limits()
     kafka: KafkaConfig = KafkaConfig()
 
 

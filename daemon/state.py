@@ -90,7 +90,7 @@ class State:
         return self.root / "adapters" / task_id
 
     def load_task(self, task_id: str) -> Task:
-        limits = Limits(max_message_bytes=2**40, max_train_examples=2**31,
+        limits = Limits(max_message_bytes=2**40, max_json_depth=2**10, max_train_examples=2**31,
                         max_eval_examples=2**31, max_field_chars=2**31, max_labels=2**31)
         return parse_task(self.task_path(task_id).read_bytes(), limits)
 

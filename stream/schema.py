@@ -1,14 +1,16 @@
 """Wire schema: the strict edge model (`TaskMessage`) and the frozen inner `Task`.
 
-Every message from outside meets `parse_task` first. It never raises anything but
-`InvalidTask`, whose `reason` names the field and the limit that was broken, so the
-consume loop can dead-letter the message and go on.
+`parse_task` turns message bytes into a `Task` or raises `InvalidTask`, whose `reason`
+names the field and the limit that was broken. The consume loop calls it through
+`stream.boundary.decode`, which turns any other failure into a reason as well.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import random
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,31 +19,38 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from synlearner.stream.errors import InvalidTask
+from synlearner.stream.safejson import loads_bounded
+
 SCHEMA_V1 = "synlearner.task/v1"
 RESULT_SCHEMA_V1 = "synlearner.result/v1"
 TASK_ID_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$"  # never ".", ".." or hidden
 _TASK_ID_RE = re.compile(TASK_ID_PATTERN)
 
 
-class InvalidTask(ValueError):
-    """A message that cannot become a `Task`; `reason` says which field and which limit."""
+class Limits(BaseModel):
+    """What a message may hold, and what happens to what is over (`stream.limits`).
 
-    def __init__(self, reason: str, task_id: str | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.task_id = task_id
+    Structure is checked strictly: bytes, JSON depth and number sizes, the task id, labels,
+    data files. Content that is merely too big follows `on_oversize`: `truncate` (the
+    default) cuts a field to `max_field_chars` and samples a split down to its maximum
+    (seeded, label-stratified), and the task says what was cut; `reject` dead-letters it.
+    """
 
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-@dataclass(frozen=True)
-class Limits:
-    """Size limits applied at the edge (set from the `stream.limits` config section)."""
-
-    max_message_bytes: int = 4 * 1024 * 1024
-    max_train_examples: int = 10_000
-    max_eval_examples: int = 5_000
-    max_field_chars: int = 4_000
-    max_labels: int = 64
+    max_message_bytes: int = Field(4 * 1024 * 1024, gt=0)
+    max_json_depth: int = Field(32, ge=4)  # a task message needs 4 levels
+    max_number_chars: int = Field(64, gt=0)
+    max_train_examples: int = Field(10_000, gt=0)
+    max_eval_examples: int = Field(5_000, gt=0)
+    max_field_chars: int = Field(4_000, gt=0)
+    max_labels: int = Field(64, ge=2)
+    on_oversize: Literal["truncate", "reject"] = "truncate"
+    sample_seed: int = 0  # seeds the down-sampling of an oversized split
     allowed_data_roots: tuple[Path, ...] = ()
+    max_data_file_bytes: int = Field(256 * 1024 * 1024, gt=0)
+    max_data_line_bytes: int = Field(1024 * 1024, gt=0)  # one JSONL row
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,7 @@ class Task:
     eval: tuple[Example, ...]
     metadata: Mapping[str, str] = field(default_factory=dict)
     content_hash: str = ""
+    truncated: Mapping[str, int] = field(default_factory=dict)  # what `on_oversize` cut, by what
 
     def to_message(self) -> dict[str, Any]:
         """The task as a self-contained v1 message (data inlined)."""
@@ -99,7 +109,7 @@ class TaskMessage(BaseModel):
     schema_: Literal["synlearner.task/v1"] = Field(alias="schema")
     task_id: str = Field(pattern=TASK_ID_PATTERN)
     kind: Literal["classification", "generation"]
-    instruction: str = Field(default="", max_length=4_000)
+    instruction: str = ""
     labels: list[str] = Field(default_factory=list)
     train: list[ExampleModel] = Field(default_factory=list)
     eval: list[ExampleModel] = Field(default_factory=list)
@@ -116,10 +126,6 @@ class TaskMessage(BaseModel):
         elif self.labels:
             raise ValueError("labels: only classification tasks take labels")
         return self
-
-
-def _fail(reason: str, task_id: str | None) -> InvalidTask:
-    return InvalidTask(reason, task_id)
 
 
 def _format_validation_error(err: ValidationError) -> str:
@@ -139,30 +145,29 @@ def _guess_task_id(obj: Any) -> str | None:
 
 
 def parse_task(raw: bytes, limits: Limits) -> Task:
-    """Validate raw message bytes into a `Task`, or raise `InvalidTask`."""
+    """Validate raw message bytes into a `Task`, or raise `InvalidTask`.
+
+    Oversized content is cut or rejected as `limits.on_oversize` says; `Task.truncated`
+    counts what was cut. Callers that must never raise use `stream.boundary.decode`.
+    """
     if len(raw) > limits.max_message_bytes:
-        raise _fail(
+        raise InvalidTask(
             f"message: {len(raw)} bytes exceeds max_message_bytes={limits.max_message_bytes}",
-            None,
-        )
-    try:
-        obj = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _fail(f"message: not valid JSON ({exc})", None) from None
+            code="limit")
+    obj = loads_bounded(raw, "message", limits.max_json_depth, limits.max_number_chars)
     task_id = _guess_task_id(obj)
     if not isinstance(obj, dict):
-        raise _fail("message: expected a JSON object", None)
+        raise InvalidTask("message: expected a JSON object", code="not_json")
     try:
         msg = TaskMessage.model_validate(obj)
     except ValidationError as exc:
-        raise _fail(_format_validation_error(exc), task_id) from None
+        raise InvalidTask(_format_validation_error(exc), task_id) from None
     return _to_task(msg, limits)
 
 
 def _to_task(msg: TaskMessage, limits: Limits) -> Task:
     from synlearner.stream.data import load_examples  # local: keeps pyarrow off the fast path
 
-    tid = msg.task_id
     train = [Example(e.input, e.output) for e in msg.train]
     evals = [Example(e.input, e.output) for e in msg.eval]
     if msg.data is not None:
@@ -170,58 +175,104 @@ def _to_task(msg: TaskMessage, limits: Limits) -> Task:
             train += load_examples(msg.data.train, "data.train", limits)
         if msg.data.eval:
             evals += load_examples(msg.data.eval, "data.eval", limits)
-    _check_limits(msg, train, evals, limits)
+    cut: dict[str, int] = {}
+    instruction = _check_structure(msg, train, evals, limits, cut)
+    train = _fit_split(msg, "train", train, limits.max_train_examples, limits, cut)
+    evals = _fit_split(msg, "eval", evals, limits.max_eval_examples, limits, cut)
     task = Task(
-        task_id=tid,
+        task_id=msg.task_id,
         kind=msg.kind,
-        instruction=msg.instruction,
+        instruction=instruction,
         labels=tuple(msg.labels),
-        train=tuple(train),
-        eval=tuple(evals),
+        train=tuple(_fit_fields(msg.task_id, "train", train, limits, cut)),
+        eval=tuple(_fit_fields(msg.task_id, "eval", evals, limits, cut)),
         metadata=dict(msg.metadata),
+        truncated=cut,
     )
     digest = hashlib.sha256(json.dumps(task.to_message(), sort_keys=True).encode()).hexdigest()
-    return Task(**{**task.__dict__, "content_hash": digest[:16]})
+    return dataclasses.replace(task, content_hash=digest[:16])
 
 
-def _check_limits(
-    msg: TaskMessage, train: list[Example], evals: list[Example], limits: Limits
-) -> None:
+def _check_structure(msg: TaskMessage, train: list[Example], evals: list[Example],
+                     limits: Limits, cut: dict[str, int]) -> str:
+    """What no policy can repair; returns the instruction, cut if allowed."""
     tid = msg.task_id
     if not train:
-        raise _fail("train: at least one training example is required", tid)
+        raise InvalidTask("train: at least one training example is required", tid)
     if not evals:
-        raise _fail("eval: at least one evaluation example is required", tid)
-    if len(train) > limits.max_train_examples:
-        raise _fail(
-            f"train: {len(train)} examples exceeds max_train_examples={limits.max_train_examples}",
-            tid,
-        )
-    if len(evals) > limits.max_eval_examples:
-        raise _fail(
-            f"eval: {len(evals)} examples exceeds max_eval_examples={limits.max_eval_examples}",
-            tid,
-        )
+        raise InvalidTask("eval: at least one evaluation example is required", tid)
     if len(msg.labels) > limits.max_labels:
-        raise _fail(f"labels: {len(msg.labels)} labels exceeds max_labels={limits.max_labels}", tid)
+        raise InvalidTask(f"labels: {len(msg.labels)} labels exceeds max_labels={limits.max_labels}",
+                          tid, code="limit")
     cap = limits.max_field_chars
-    for name, text in [("instruction", msg.instruction)] + [
-        (f"labels[{i}]", lab) for i, lab in enumerate(msg.labels)
-    ]:
-        if len(text) > cap:
-            raise _fail(f"{name}: {len(text)} chars exceeds max_field_chars={cap}", tid)
-    label_set = set(msg.labels)
-    for split, examples in (("train", train), ("eval", evals)):
-        for i, ex in enumerate(examples):
-            for fname in ("input", "output"):
-                value = getattr(ex, fname)
+    for i, lab in enumerate(msg.labels):
+        if len(lab) > cap:
+            raise InvalidTask(f"labels[{i}]: {len(lab)} chars exceeds max_field_chars={cap}", tid,
+                              code="limit")
+    if msg.kind == "classification":
+        label_set = set(msg.labels)
+        for split, examples in (("train", train), ("eval", evals)):
+            for i, ex in enumerate(examples):
+                if ex.output not in label_set:
+                    raise InvalidTask(f"{split}[{i}].output: {_short(ex.output)} is not one of labels",
+                                      tid)
+    if len(msg.instruction) <= cap:
+        return msg.instruction
+    _oversize(limits, tid, f"instruction: {len(msg.instruction)} chars exceeds max_field_chars={cap}")
+    cut["instruction"] = 1
+    return msg.instruction[:cap]
+
+
+def _oversize(limits: Limits, task_id: str, reason: str) -> None:
+    if limits.on_oversize == "reject":
+        raise InvalidTask(reason, task_id, code="limit")
+
+
+def _fit_split(msg: TaskMessage, split: str, examples: list[Example], cap: int, limits: Limits,
+               cut: dict[str, int]) -> list[Example]:
+    """At most `cap` examples: a seeded, label-stratified sample in the original order."""
+    if len(examples) <= cap:
+        return examples
+    _oversize(limits, msg.task_id,
+              f"{split}: {len(examples)} examples exceeds max_{split}_examples={cap}")
+    rng = random.Random(f"{limits.sample_seed}:{msg.task_id}:{split}")
+    groups: dict[str, list[int]] = {}
+    for i, ex in enumerate(examples):
+        groups.setdefault(ex.output if msg.kind == "classification" else "", []).append(i)
+    # largest remainder: each label keeps its share of `cap`, every label at least one
+    quotas = {k: cap * len(v) / len(examples) for k, v in groups.items()}
+    take = {k: max(1, int(q)) for k, q in quotas.items()}
+    by_remainder = sorted(groups, key=lambda k: (-(quotas[k] - int(quotas[k])), k))
+    while sum(take.values()) < cap:
+        for k in by_remainder:
+            if sum(take.values()) < cap and take[k] < len(groups[k]):
+                take[k] += 1
+    while sum(take.values()) > cap:  # more labels than `cap`: drop from the largest
+        biggest = max(take, key=lambda k: (take[k], k))
+        take[biggest] -= 1
+    keep = sorted(i for k, idx in groups.items() for i in rng.sample(idx, take[k]))
+    cut[f"{split}_examples"] = len(examples) - len(keep)
+    return [examples[i] for i in keep]
+
+
+def _fit_fields(task_id: str, split: str, examples: list[Example], limits: Limits,
+                cut: dict[str, int]) -> list[Example]:
+    cap = limits.max_field_chars
+    out = []
+    for i, ex in enumerate(examples):
+        if len(ex.input) > cap or len(ex.output) > cap:
+            for name, value in (("input", ex.input), ("output", ex.output)):
                 if len(value) > cap:
-                    raise _fail(
-                        f"{split}[{i}].{fname}: {len(value)} chars exceeds max_field_chars={cap}",
-                        tid,
-                    )
-            if msg.kind == "classification" and ex.output not in label_set:
-                raise _fail(f"{split}[{i}].output: {ex.output!r} is not one of labels", tid)
+                    _oversize(limits, task_id,
+                              f"{split}[{i}].{name}: {len(value)} chars exceeds max_field_chars={cap}")
+                    cut[f"{split}.{name}"] = cut.get(f"{split}.{name}", 0) + 1
+            ex = Example(ex.input[:cap], ex.output[:cap])
+        out.append(ex)
+    return out
+
+
+def _short(value: str, limit: int = 80) -> str:
+    return repr(value if len(value) <= limit else value[:limit] + "…")
 
 
 @dataclass(frozen=True)
@@ -236,9 +287,11 @@ class TaskResult:
     adapter_path: str = ""
     timings: Mapping[str, float] = field(default_factory=dict)
     error: str = ""
+    truncated: Mapping[str, int] = field(default_factory=dict)  # what the daemon cut, by what
 
     def to_json(self) -> bytes:
         body = {"schema": RESULT_SCHEMA_V1, **self.__dict__}
         body["metrics"] = dict(self.metrics)
         body["timings"] = dict(self.timings)
+        body["truncated"] = dict(self.truncated)
         return json.dumps(body, sort_keys=True).encode()

@@ -48,7 +48,7 @@ def test_unknown_field_and_wrong_schema() -> None:
 
 def test_each_limit_names_the_field_and_the_limit() -> None:
     lim = Limits(max_message_bytes=10_000, max_train_examples=3, max_eval_examples=1,
-                 max_field_chars=20, max_labels=3)
+                 max_field_chars=20, max_labels=3, on_oversize="reject")
     assert "max_message_bytes=100" in reason(raw(), Limits(max_message_bytes=100))
     many = [{"input": f"x{i}", "output": "positive"} for i in range(4)]
     assert reason(raw(train=many), lim).startswith("train: 4 examples exceeds max_train_examples=3")

@@ -1,0 +1,55 @@
+"""The one guarded boundary between raw bytes and a validated `Task`.
+
+Everything a message brings (its bytes, the data files it references) is decoded here,
+and nothing but a `Task`, an `InvalidTask` (the message is at fault: dead-letter it with
+the reason) or a `SourceUnavailable` (the machine is at fault: keep the message, retry)
+comes out, whatever the input. Parsing is bounded before it starts (bytes, JSON depth,
+number sizes, data-file bytes and rows), so it does not depend on Python's recursion limit
+or on big-integer conversion.
+"""
+
+from __future__ import annotations
+
+import errno
+
+from synlearner.stream.errors import InvalidTask, SourceUnavailable
+from synlearner.stream.schema import Limits, Task, parse_task
+
+# the machine, not the message: out of disk, files, memory for buffers
+TRANSIENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EMFILE, errno.ENFILE,
+                              errno.ENOMEM, errno.EAGAIN, errno.EIO})
+MAX_REASON_CHARS = 300
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether `exc` says the machine or the stream is in trouble rather than the message.
+
+    Such a failure must never dead-letter a good task: the caller backs off and retries.
+    """
+    if isinstance(exc, SourceUnavailable):
+        return True
+    if isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS:
+        return True
+    # torch.cuda.OutOfMemoryError, without importing torch here
+    return type(exc).__name__ == "OutOfMemoryError" or "CUDA out of memory" in str(exc)[:200]
+
+
+def describe(exc: BaseException) -> str:
+    """`Type: message`, bounded, on one line (for reasons, logs and headers)."""
+    text = " ".join(str(exc).split())
+    if len(text) > MAX_REASON_CHARS:
+        text = text[: MAX_REASON_CHARS - 1] + "…"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def decode(raw: bytes, limits: Limits) -> Task:
+    """Raw message bytes to a `Task`; raises only `InvalidTask` or `SourceUnavailable`."""
+    try:
+        return parse_task(raw, limits)
+    except (InvalidTask, SourceUnavailable):
+        raise
+    except Exception as exc:  # noqa: BLE001  # the boundary: any other failure is the message's
+        if is_transient(exc):
+            raise SourceUnavailable(describe(exc)) from exc
+        raise InvalidTask(f"message: could not be decoded ({describe(exc)})",
+                          code="internal") from None
