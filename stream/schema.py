@@ -176,9 +176,10 @@ def _to_task(msg: TaskMessage, limits: Limits) -> Task:
         if msg.data.eval:
             evals += load_examples(msg.data.eval, "data.eval", limits)
     cut: dict[str, int] = {}
-    instruction = _check_structure(msg, train, evals, limits, cut)
+    _check_structure(msg, train, evals, limits)
     train = _fit_split(msg, "train", train, limits.max_train_examples, limits, cut)
     evals = _fit_split(msg, "eval", evals, limits.max_eval_examples, limits, cut)
+    instruction = _fit_instruction(msg, limits, cut)
     task = Task(
         task_id=msg.task_id,
         kind=msg.kind,
@@ -194,8 +195,8 @@ def _to_task(msg: TaskMessage, limits: Limits) -> Task:
 
 
 def _check_structure(msg: TaskMessage, train: list[Example], evals: list[Example],
-                     limits: Limits, cut: dict[str, int]) -> str:
-    """What no policy can repair; returns the instruction, cut if allowed."""
+                     limits: Limits) -> None:
+    """What no oversize policy can repair."""
     tid = msg.task_id
     if not train:
         raise InvalidTask("train: at least one training example is required", tid)
@@ -216,6 +217,10 @@ def _check_structure(msg: TaskMessage, train: list[Example], evals: list[Example
                 if ex.output not in label_set:
                     raise InvalidTask(f"{split}[{i}].output: {_short(ex.output)} is not one of labels",
                                       tid)
+
+
+def _fit_instruction(msg: TaskMessage, limits: Limits, cut: dict[str, int]) -> str:
+    tid, cap = msg.task_id, limits.max_field_chars
     if len(msg.instruction) <= cap:
         return msg.instruction
     _oversize(limits, tid, f"instruction: {len(msg.instruction)} chars exceeds max_field_chars={cap}")
