@@ -91,9 +91,7 @@ def main() -> None:
             bad_s = wait_for(lambda: m.stream_committed._value.get() >= committed + n)
             d.stop()
             worker.join()
-            d.source.close()
-            d.results.close()
-            parts.memory.close()
+            parts.close()
 
             spool_cfg = load_config(None, {**overrides, "stream.kind": "spool"}, env={})
             sparts = build_daemon(spool_cfg, learners)
@@ -107,7 +105,7 @@ def main() -> None:
             spool_s = time.perf_counter() - t0
             sparts.daemon.stop()
             sworker.join()
-            sparts.memory.close()
+            sparts.close()
         finally:
             broker.stop()
     print(f"ingest, {n} messages each (training excluded), 1 partition, 2 cores:")  # noqa: T201

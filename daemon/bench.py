@@ -79,7 +79,7 @@ def run_strategy(name: str, messages: Sequence[bytes], settings: BenchSettings,
         parts.daemon.source.submit(raw, "")  # type: ignore[attr-defined]  # in-memory source
     parts.daemon.run()
     finished = time.perf_counter()
-    parts.memory.close()
+    parts.close()
     state = State.load(state_dir)
     return {
         "strategy": name, "overrides": STRATEGIES[name], "adapters": cfg.learner.adapters,

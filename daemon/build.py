@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 
+from synlearner.daemon.attempts import Attempts
 from synlearner.daemon.config import Config
 from synlearner.daemon.loop import Daemon, LoopSettings
 from synlearner.daemon.metrics import Metrics
@@ -17,7 +19,7 @@ from synlearner.stream import InMemoryResultSink, InMemorySource, JsonlResultSin
 from synlearner.stream.base import ResultSink, SourceListener, TaskPublisher, TaskSource
 from synlearner.stream.kafka import KafkaPublisher, KafkaResultSink, KafkaSettings, KafkaTaskSource
 from synlearner.stream.schema import Limits
-from synlearner.stream.spool import SpoolPublisher
+from synlearner.stream.spool import SpoolPublisher, lock_dir
 
 
 def build_limits(cfg: Config) -> Limits:
@@ -28,7 +30,8 @@ def kafka_settings(cfg: Config) -> KafkaSettings:
     k = cfg.stream.kafka
     security = {
         "security_protocol": k.security_protocol, "sasl_mechanism": k.sasl_mechanism,
-        "sasl_plain_username": k.sasl_username, "sasl_plain_password": k.sasl_password,
+        "sasl_plain_username": k.sasl_username,
+        "sasl_plain_password": k.sasl_password.get_secret_value() if k.sasl_password else None,
         "ssl_cafile": str(k.ssl_cafile) if k.ssl_cafile else None,
         "ssl_certfile": str(k.ssl_certfile) if k.ssl_certfile else None,
         "ssl_keyfile": str(k.ssl_keyfile) if k.ssl_keyfile else None,
@@ -47,7 +50,8 @@ def build_source(
     cfg: Config, listener: SourceListener | None = None
 ) -> tuple[TaskSource, ResultSink]:
     if cfg.stream.kind == "spool":
-        return SpoolSource(cfg.spool_dir), JsonlResultSink(cfg.spool_dir / "results.jsonl")
+        source = SpoolSource(cfg.spool_dir, max_bytes=cfg.stream.limits.max_message_bytes)
+        return source, JsonlResultSink(cfg.spool_dir / "results.jsonl")
     if cfg.stream.kind == "kafka":
         settings = kafka_settings(cfg)
         return KafkaTaskSource(settings, listener), KafkaResultSink(settings)
@@ -91,6 +95,7 @@ def loop_settings(cfg: Config) -> LoopSettings:
         steps=cfg.learner.train.steps, init_probe_steps=cfg.learner.init_probe_steps,
         consolidate=cfg.learner.consolidate, task_agnostic=cfg.learner.task_agnostic,
         curve_every=cfg.learner.curve_every, promote=cfg.learner.promote,
+        max_attempts=cfg.stream.max_attempts, backoff_max_s=cfg.stream.backoff_max_s,
     )
 
 
@@ -99,16 +104,45 @@ class Parts:
     daemon: Daemon
     metrics: Metrics
     memory: ExperienceMemory
+    locks: list[int] = field(default_factory=list)  # flock fds on the state / spool dirs
+
+    def close(self) -> None:
+        """Flush and close the memory and the stream, then release the directory locks."""
+        self.memory.flush()
+        self.memory.close()
+        self.daemon.source.close()
+        self.daemon.results.close()
+        for fd in self.locks:
+            os.close(fd)
+        self.locks.clear()
+
+
+def build_attempts(cfg: Config) -> Attempts:
+    """Spool: sidecars beside the messages in processing/; otherwise in the state dir."""
+    if cfg.stream.kind == "spool":
+        return Attempts(cfg.spool_dir / "processing", sidecar=True)
+    return Attempts(cfg.state_dir / "attempts")
+
+
+def lock_dirs(cfg: Config) -> list[int]:
+    """One daemon per state directory (and per spool directory): held until exit."""
+    fds = [lock_dir(cfg.state_dir, "state directory")]
+    if cfg.stream.kind == "spool" and not cfg.spool_dir.resolve().is_relative_to(
+            cfg.state_dir.resolve()):
+        fds.append(lock_dir(cfg.spool_dir, "spool directory"))
+    return fds
 
 
 def build_daemon(cfg: Config, learners: dict[str, Learner] | None = None) -> Parts:
+    locks = lock_dirs(cfg)
     learners = learners if learners is not None else build_learners(cfg)
     metrics = Metrics()
     source, results = build_source(cfg, metrics)
     memory = build_memory(cfg, learners)
     state = State.load(cfg.state_dir)
-    daemon = Daemon(loop_settings(cfg), source, results, memory, learners, state, metrics)
-    return Parts(daemon, metrics, memory)
+    daemon = Daemon(loop_settings(cfg), source, results, memory, learners, state, metrics,
+                    build_attempts(cfg))
+    return Parts(daemon, metrics, memory, locks)
 
 
 class JsonFormatter(logging.Formatter):

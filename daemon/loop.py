@@ -20,18 +20,19 @@ from pathlib import Path
 from typing import Any
 
 from synlearner.daemon.agnostic import TaskAgnostic
+from synlearner.daemon.attempts import Attempts
 from synlearner.daemon.metrics import Metrics
+from synlearner.daemon.settle import Settler, Stopped
 from synlearner.daemon.state import State, TaskEntry
 from synlearner.learner.base import SHARED, Learner, LearnOutcome, LearnPlan
 from synlearner.memory.base import Memory, Record, ReplayItem, ReplayRequest, TaskInfo, Vectors
 from synlearner.stream.base import Delivery, ResultSink, TaskSource
-from synlearner.stream.schema import InvalidTask, Limits, Task, TaskResult, parse_task
+from synlearner.stream.boundary import decode, describe, is_transient
+from synlearner.stream.errors import InvalidTask
+from synlearner.stream.schema import Limits, Task, TaskResult
 
 log = logging.getLogger("synlearner.daemon")
-
-
-class Stopped(Exception):
-    """Raised inside long work when a stop was requested; the task stays unacknowledged."""
+__all__ = ["Daemon", "LoopSettings", "Stopped"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ class LoopSettings:
     task_agnostic: bool = True  # also fill the task-agnostic accuracy matrix
     curve_every: int = 0  # >0: record eval accuracy every that many steps while training
     promote: bool = False  # let a later adapter of a task's lineage answer for it when better
+    max_attempts: int = 3  # a message taken up more often without being settled is quarantined
+    backoff_max_s: float = 60.0  # longest wait between retries of a transient failure
 
 
 class Daemon:
@@ -68,6 +71,7 @@ class Daemon:
         learners: Mapping[str, Learner],
         state: State,
         metrics: Metrics,
+        attempts: Attempts | None = None,
     ) -> None:
         self.s = settings
         self.source = source
@@ -78,6 +82,10 @@ class Daemon:
         self.metrics = metrics
         self.jobs: queue.Queue[Callable[[], None]] = queue.Queue()
         self._stop = threading.Event()
+        self.settler = Settler(source, results, attempts or Attempts(state.root / "attempts"),
+                               metrics, self._stop, settings.max_attempts, settings.backoff_max_s,
+                               on_wait=self._holding)
+        self._delivery: Delivery | None = None  # the message being worked on
         self.heartbeat = time.monotonic()
         self.phase = "starting"
         self.current: str | None = None
@@ -107,7 +115,10 @@ class Daemon:
             self._run_jobs()
             self.phase = "idle"
             self.heartbeat = time.monotonic()
-            delivery = self.source.poll(self.s.poll_timeout_s)
+            try:
+                delivery = self.settler.retry("poll", self.source.poll, self.s.poll_timeout_s)
+            except Stopped:
+                break
             if delivery is None:
                 if self.s.drain and self.source.pending() == 0:
                     log.info("daemon: stream drained")
@@ -116,9 +127,15 @@ class Daemon:
             try:
                 self.handle(delivery)
             except Stopped:
-                log.info("daemon: stopped during %s; it will be redelivered", delivery.ref)
+                log.info("daemon: stopped during %r; it will be redelivered", delivery.ref)
+                self.settler.release(delivery)
                 break
         self.phase = "stopped"
+
+    def _holding(self, what: str) -> None:
+        """Backing off a transient failure is a deliberate wait, not a stall."""
+        self.phase = f"holding ({what})"
+        self.heartbeat = time.monotonic()
 
     def _run_joint(self) -> None:
         """The multitask bound: take every task of the stream, then learn them all at once."""
@@ -127,10 +144,12 @@ class Daemon:
             self._run_jobs()
             self.phase = "collecting"
             self.heartbeat = time.monotonic()
-            delivery = self.source.poll(self.s.poll_timeout_s)
+            delivery = self.settler.retry("poll", self.source.poll, self.s.poll_timeout_s)
             if delivery is None:
                 if self.source.pending() == 0:
                     break
+                continue
+            if not self.settler.begin(delivery):
                 continue
             task = self._accept(delivery)
             if task is not None:  # a later version of a task replaces the earlier one
@@ -146,6 +165,7 @@ class Daemon:
         for result, (_, deliveries) in zip(results, batch.values(), strict=True):
             for delivery in deliveries:
                 self._publish(result, delivery)
+
 
     def _run_jobs(self) -> None:
         while True:
@@ -185,62 +205,91 @@ class Daemon:
 
     # -- one message ---------------------------------------------------------------------
     def handle(self, delivery: Delivery) -> None:
-        task = self._accept(delivery)
-        if task is None:
+        """Settle one message: learned, duplicate or dead letter (never raises but `Stopped`)."""
+        if not self.settler.begin(delivery):
             return
+        self._delivery = delivery
+        try:
+            task = self._accept(delivery)
+            if task is not None:
+                self._learn_settled(task, delivery)
+        finally:
+            self._delivery = None
+
+    def _learn_settled(self, task: Task, delivery: Delivery) -> None:
         self.current = task.task_id
         self.metrics.busy.set(1)
+        failures = 0
         try:
-            result = self.learn(task, delivery)
-        except Stopped:
-            raise
-        except Exception as exc:  # a valid task that could not be learned: report, go on
-            log.exception("task %s: failed", task.task_id)
-            self.source.fail(delivery, f"learning failed: {exc}")
-            self.metrics.tasks_failed.inc()
-            self.results.publish(TaskResult(task.task_id, "failed", task.content_hash,
-                                            error=str(exc)))
-            return
+            while True:
+                try:
+                    result = self.learn(task, delivery)
+                    break
+                except Stopped:
+                    raise
+                except Exception as exc:
+                    self._restore_committed(task)
+                    if not is_transient(exc):
+                        log.exception("task %s: failed", task.task_id)
+                        self.settler.dead_letter(delivery, f"learning failed: {describe(exc)}",
+                                                 "learning_failed", task.task_id, "failed",
+                                                 task.content_hash)
+                        return
+                    failures += 1
+                    self.settler.hold("learn", exc, failures)
         finally:
             self.current = None
             self.metrics.busy.set(0)
         self._publish(result, delivery)
 
+    def _restore_committed(self, task: Task) -> None:
+        """After a failed attempt, put back the committed adapter the attempt overwrote."""
+        entry = self.state.latest(task.task_id)
+        learner = self.learners.get(task.kind)
+        if entry is None or learner is None:
+            return
+        key = entry.adapter_key or entry.task_id
+        try:
+            learner.load_adapter(key, self.state.root / entry.adapter)
+        except Exception:  # noqa: BLE001  # best effort: the next start loads it again
+            log.exception("task %s: could not reload the committed adapter %s", task.task_id, key)
+
     def _publish(self, result: TaskResult, delivery: Delivery) -> None:
         # result before ack: a crash in between redelivers the task, which is then acknowledged
         # as a duplicate, so every committed task has its "learned" result at least once
-        self.results.publish(result)
-        self.source.ack(delivery)
+        self.settler.acknowledge(delivery, result)
         if delivery.published_at:
             latency = time.time() - delivery.published_at
             self.metrics.publish_to_learned.observe(max(0.0, latency))
             log.info("task %s: learned %.1f s after it was published", result.task_id, latency)
 
     def _accept(self, delivery: Delivery) -> Task | None:
-        """Validate a delivery; dead-letter or acknowledge it here unless it is to be learned."""
+        """Decode a delivery; dead-letter or acknowledge it here unless it is to be learned."""
         self.metrics.tasks_received.inc()
         t0 = time.perf_counter()
         try:
-            task = parse_task(delivery.raw, self.s.limits)
+            if delivery.rejected:
+                raise InvalidTask(delivery.rejected, code="unreadable")
+            task = self.settler.retry("decode", decode, delivery.raw, self.s.limits)
             if task.kind not in self.learners:
-                raise InvalidTask(
-                    f"kind: no learner for {task.kind!r} tasks is configured", task.task_id
-                )
+                raise InvalidTask(f"kind: no learner for {task.kind!r} tasks is configured",
+                                  task.task_id, code="unsupported")
         except InvalidTask as exc:
-            log.warning("dead letter %s: %s", delivery.ref, exc.reason)
-            self.source.fail(delivery, exc.reason)
-            self.metrics.tasks_dead_lettered.inc()
-            self.results.publish(TaskResult(exc.task_id or "", "invalid", error=exc.reason))
+            self.settler.dead_letter(delivery, exc.reason, exc.code, exc.task_id)
             return None
         self.metrics.task_duration.labels(phase="validate").observe(time.perf_counter() - t0)
+        if task.truncated:
+            log.warning("task %s: cut to fit stream.limits (on_oversize=truncate): %s",
+                        task.task_id, ", ".join(f"{k} {v}" for k, v in task.truncated.items()))
+            for what, n in task.truncated.items():
+                self.metrics.input_truncated.labels(what=what).inc(n)
         if self.state.is_learned(task.task_id, task.content_hash):
             entry = self.state.latest(task.task_id)
             log.info("task %s: already learned (hash %s), acknowledging", task.task_id,
                      task.content_hash)
-            self.results.publish(TaskResult(
+            self.settler.acknowledge(delivery, TaskResult(
                 task.task_id, "duplicate", task.content_hash, entry.version if entry else 0,
                 adapter_path=entry.adapter if entry else ""))
-            self.source.ack(delivery)
             self.metrics.tasks_duplicate.inc()
             return None
         return task
@@ -251,6 +300,7 @@ class Daemon:
         self.heartbeat = time.monotonic()
         if self._stop.is_set():
             raise Stopped(name)
+        self.settler.note(self._delivery, f"phase {name} of task {task_id}")
         log.info("task %s: %s", task_id, name)
 
     def _progress(self, task_id: str) -> Callable[[str, int, int, float], None]:

@@ -26,6 +26,19 @@ class Metrics:
         self.tasks_dead_lettered = Counter(
             "synlearner_tasks_dead_lettered_total", "Invalid messages sent to the dead letters",
             registry=r)
+        self.dead_letters = Counter(
+            "synlearner_dead_letters_total", "Messages dead-lettered, by reason", ["reason"],
+            registry=r)
+        self.input_truncated = Counter(
+            "synlearner_input_truncated_total",
+            "Content cut to fit the limits (fields, examples sampled away, inputs cut at the "
+            "model's max_length)", ["what"], registry=r)
+        self.backoffs = Counter(
+            "synlearner_backoffs_total",
+            "Retries after a failure that was not the message's fault", ["operation"], registry=r)
+        self.stream_held = Gauge(
+            "synlearner_stream_held", "1 while consumption is held, backing off a failure",
+            registry=r)
         self.task_duration = Histogram(
             "synlearner_task_phase_duration_seconds", "Wall time of each phase of a task",
             ["phase"], buckets=DURATION_BUCKETS, registry=r)

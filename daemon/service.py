@@ -47,7 +47,9 @@ class Service:
         http_cfg = self.cfg.daemon.http
         if http_cfg.enabled:
             self.http = HttpServer(http_cfg.host, http_cfg.port, self.parts.metrics.registry,
-                                   self.daemon.status, self.healthy)
+                                   self.daemon.status, self.healthy,
+                                   request_timeout_s=http_cfg.request_timeout_s,
+                                   max_connections=http_cfg.max_connections)
             self.http.start()
             log.info("metrics on http://%s:%d/metrics", http_cfg.host, self.http.port)
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -69,10 +71,7 @@ class Service:
     def close(self) -> None:
         sd_notify("STOPPING=1")
         self.scheduler.shutdown(wait=False)
-        self.parts.memory.flush()
-        self.parts.memory.close()
-        self.daemon.source.close()
-        self.daemon.results.close()
+        self.parts.close()
         if self.http is not None:
             self.http.stop()
         log.info("daemon: stopped cleanly")

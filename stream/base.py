@@ -10,6 +10,8 @@ run it over each implementation):
 * `fail(delivery, reason)` dead-letters the message with its original bytes and the reason,
   then releases it: it is never handed out again.
 * `close()` releases resources; unacknowledged deliveries stay pending.
+* Any call may raise `SourceUnavailable` (errors.py) when the stream itself is down; the
+  caller backs off and retries the same call, and the message is not at fault.
 
 A `ResultSink` receives one `TaskResult` per consumed message.
 """
@@ -24,10 +26,19 @@ from synlearner.stream.schema import TaskResult
 
 @dataclass(frozen=True)
 class Delivery:
+    """One message handed out by a source.
+
+    `ref` is stable across restarts for the same message (a spool file name, a Kafka
+    "topic/partition/offset"), so attempts at it can be counted durably. `rejected` is set
+    when the source could not even read the message (not a regular file, ...): it is
+    dead-lettered with that reason.
+    """
+
     raw: bytes
     ref: str  # source-specific handle: a file name, "topic/partition/offset", ...
     published_at: float = 0.0  # seconds since the epoch when the producer sent it (0: unknown)
     attrs: dict[str, str] = field(default_factory=dict)
+    rejected: str = ""
 
 
 @runtime_checkable
@@ -40,6 +51,10 @@ class TaskSource(Protocol):
 
     def pending(self) -> int:
         """Messages waiting (not yet handed out), as far as the source can tell."""
+        ...
+
+    def healthy(self) -> bool:
+        """False when the source can no longer hand out messages (e.g. its thread died)."""
         ...
 
     def close(self) -> None: ...

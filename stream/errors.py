@@ -18,6 +18,7 @@ DeadLetterCode = Literal[
     "schema",  # fields missing, unknown, of the wrong type or pattern
     "limit",  # a size limit (bytes, depth, number, examples, chars, labels)
     "data_file",  # a referenced data file that cannot be used
+    "unreadable",  # the source could not read it (a symlink, a FIFO, a directory, ...)
     "unsupported",  # a kind no learner is configured for
     "crashed",  # the process died while handling it, max_attempts times
     "learning_failed",  # a valid task that could not be learned

@@ -57,6 +57,9 @@ class InMemorySource:
         with self._lock:
             return len(self._queue)
 
+    def healthy(self) -> bool:
+        return True
+
     def close(self) -> None:
         pass
 

@@ -5,7 +5,7 @@ Layout under `root`:
     incoming/    producers drop `*.json` task messages here (write elsewhere, then rename)
     processing/  a message claimed by the daemon (atomic rename out of incoming/)
     done/        acknowledged: everything the task produced is durable
-    failed/      dead letters: the original message plus `<name>.error.json`
+    failed/      dead letters: the original message plus `<name>.error.json` (reason, attempts)
     results.jsonl  one TaskResult per line
 
 A restart hands out what was left in processing/ first, so nothing acknowledged is lost
@@ -14,14 +14,21 @@ and nothing unacknowledged is dropped. One daemon per spool directory.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import itertools
 import json
+import logging
 import os
+import stat
 import time
 from pathlib import Path
 
 from synlearner.stream.base import Delivery
+from synlearner.stream.errors import SourceUnavailable
 from synlearner.stream.schema import TaskResult
+
+log = logging.getLogger(__name__)
 
 _SUBDIRS = ("incoming", "processing", "done", "failed")
 
@@ -45,21 +52,58 @@ def write_atomic(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
+def lock_dir(path: Path, what: str) -> int:
+    """Hold an exclusive `flock` on `path/.lock` for the life of the process (returns the fd).
+
+    Two daemons sharing one state or spool directory would corrupt each other's work."""
+    path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RuntimeError(f"{what} {str(path)!r} is in use by another synlearner process") from None
+    return fd
+
+
+def unique_path(path: Path) -> Path:
+    """`path`, or `name.<n>.ext` beside it when `path` is taken (never overwrite a record)."""
+    if not os.path.lexists(path):
+        return path
+    n = time.time_ns()
+    while os.path.lexists(candidate := path.with_name(f"{path.stem}.{n}{path.suffix}")):
+        n += 1
+    return candidate
+
+
 class SpoolSource:
-    def __init__(self, root: Path, poll_interval_s: float = 0.2) -> None:
+    """Hands out `incoming/*.json` in name order; what is left in `processing/` first.
+
+    An entry is claimed by renaming it (whatever it is) into `processing/`, then opened with
+    `O_NOFOLLOW | O_NONBLOCK`: a symlink, a FIFO, a directory or another non-regular entry
+    becomes a delivery with `rejected` set (dead-lettered by the daemon), and at most
+    `max_bytes + 1` bytes of a regular file are read, so an oversized file costs no memory.
+    """
+
+    def __init__(self, root: Path, poll_interval_s: float = 0.2,
+                 max_bytes: int = 4 * 1024 * 1024) -> None:
         self.root = Path(root)
         self.poll_interval_s = poll_interval_s
+        self.max_bytes = max_bytes
         for sub in _SUBDIRS:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         self._claimed: set[str] = set()
 
+    def _names(self, sub: str) -> list[str]:
+        with os.scandir(self.root / sub) as entries:
+            return sorted(e.name for e in entries
+                          if e.name.endswith(".json") and not e.name.startswith("."))
+
     def _candidates(self) -> list[Path]:
-        leftovers = sorted(
-            p for p in (self.root / "processing").glob("*.json") if p.name not in self._claimed
-        )
+        leftovers = [n for n in self._names("processing") if n not in self._claimed]
         if leftovers:
-            return leftovers
-        return sorted((self.root / "incoming").glob("*.json"))
+            return [self.root / "processing" / n for n in leftovers]
+        return [self.root / "incoming" / n for n in self._names("incoming")]
 
     def poll(self, timeout_s: float) -> Delivery | None:
         deadline = time.monotonic() + timeout_s
@@ -75,42 +119,83 @@ class SpoolSource:
     def _claim(self, path: Path) -> Delivery | None:
         target = self.root / "processing" / path.name
         if path.parent.name == "incoming":
+            if os.path.lexists(target):  # a leftover of the same name: keep both
+                target = unique_path(target)
             try:
                 os.rename(path, target)
             except FileNotFoundError:  # taken by someone else meanwhile
                 return None
             fsync_dir(target.parent)
         self._claimed.add(target.name)
-        return Delivery(
-            raw=target.read_bytes(), ref=target.name, published_at=target.stat().st_mtime
-        )
+        raw, rejected, mtime = self._read(target)
+        return Delivery(raw=raw, ref=target.name, published_at=mtime, rejected=rejected)
+
+    def _read(self, path: Path) -> tuple[bytes, str, float]:
+        """At most `max_bytes + 1` bytes of a regular file; else why it cannot be read."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return b"", "message: a symlink, not a regular file", 0.0
+            if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOMEM):
+                self._claimed.discard(path.name)
+                raise SourceUnavailable(f"spool: cannot open {path.name!r}: {exc.strerror}") from exc
+            return b"", f"message: cannot be opened ({exc.strerror})", 0.0
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                return b"", f"message: not a regular file ({_file_type(st.st_mode)})", st.st_mtime
+            chunks, left = [], self.max_bytes + 1
+            while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
+                chunks.append(chunk)
+                left -= len(chunk)
+            return b"".join(chunks), "", st.st_mtime
+        finally:
+            os.close(fd)
 
     def ack(self, delivery: Delivery) -> None:
         self._release(delivery, "done")
 
     def fail(self, delivery: Delivery, reason: str) -> None:
-        error = {"reason": reason, "ref": delivery.ref, "failed_at": time.time()}
-        write_atomic(
-            self.root / "failed" / f"{delivery.ref}.error.json",
-            json.dumps(error, indent=2).encode(),
-        )
-        self._release(delivery, "failed")
+        moved = self._release(delivery, "failed")
+        if moved is None:
+            return
+        error = {"reason": reason, "ref": delivery.ref, "failed_at": time.time(),
+                 "attempts": int(delivery.attrs.get("attempts", "0") or 0)}
+        write_atomic(moved.with_name(moved.name + ".error.json"), json.dumps(error, indent=2).encode())
 
-    def _release(self, delivery: Delivery, where: str) -> None:
+    def _release(self, delivery: Delivery, where: str) -> Path | None:
         src = self.root / "processing" / delivery.ref
-        os.replace(src, self.root / where / delivery.ref)
-        fsync_dir(self.root / where)
-        fsync_dir(src.parent)
+        dst = unique_path(self.root / where / delivery.ref)
         self._claimed.discard(delivery.ref)
+        try:
+            os.replace(src, dst)
+        except FileNotFoundError:
+            log.warning("spool: %r vanished from processing/ before it could move to %s/",
+                        delivery.ref, where)
+            return None
+        fsync_dir(dst.parent)
+        fsync_dir(src.parent)
+        return dst
 
     def pending(self) -> int:
-        processing = sum(
-            1 for p in (self.root / "processing").glob("*.json") if p.name not in self._claimed
-        )
-        return processing + sum(1 for _ in (self.root / "incoming").glob("*.json"))
+        processing = sum(1 for n in self._names("processing") if n not in self._claimed)
+        return processing + len(self._names("incoming"))
+
+    def healthy(self) -> bool:
+        return True
 
     def close(self) -> None:
         self._claimed.clear()
+
+
+def _file_type(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "not a regular file"
 
 
 class SpoolPublisher:
@@ -140,15 +225,29 @@ class JsonlResultSink:
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def publish(self, result: TaskResult) -> None:
-        with self.path.open("ab") as fh:
+        with self.path.open("a+b") as fh:
+            fh.seek(0, os.SEEK_END)
+            if fh.tell() > 0:  # a line torn by a crash is closed, so this one stands alone
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) != b"\n":
+                    fh.write(b"\n")
             fh.write(result.to_json() + b"\n")
             fh.flush()
             os.fsync(fh.fileno())
 
     def read(self) -> list[dict[str, object]]:
+        """Every complete result; a line torn by a crash is skipped."""
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_bytes().splitlines() if line]
+        out = []
+        for line in self.path.read_bytes().splitlines():
+            try:
+                body = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(body, dict):
+                out.append(body)
+        return out
 
     def close(self) -> None:
         pass

@@ -124,7 +124,7 @@ def test_every_config_builds_the_real_daemon(path: Path, tmp_path: Path) -> None
     parts = build_daemon(cfg)
     assert set(parts.daemon.learners) == {"classification"}
     assert parts.memory.embedder.dim == 384
-    parts.memory.close()
+    parts.close()
 
 
 def test_learning_is_reproducible(classifier) -> None:  # type: ignore[no-untyped-def]
