@@ -21,12 +21,15 @@ import numpy as np
 
 from synlearner.daemon.state import State
 from synlearner.learner.base import CONSOLIDATED, Learner
-from synlearner.memory.base import Memory, Vectors
+from synlearner.memory.base import Memory, Vectors, committed_id
 from synlearner.stream.schema import Task
 
 
 def consolidated_dir(state: State, kind: str) -> Path:
-    return state.adapter_dir(f"{CONSOLIDATED}-{kind}")
+    """The committed consolidated adapter of `kind`."""
+    if kind in state.consolidated:
+        return state.root / state.consolidated[kind]
+    return state.adapter_dir(f"{CONSOLIDATED}-{kind}")  # state dirs written before events
 
 
 class TaskAgnostic:
@@ -39,18 +42,28 @@ class TaskAgnostic:
         self.state = state
         self._eval_vectors: dict[str, Vectors] = {}
 
-    def consolidate(self, kind: str, keys: Sequence[str]) -> None:
-        """Merge the adapters `keys` into `CONSOLIDATED` and save it."""
+    def consolidate(self, kind: str, keys: Sequence[str], event: int | None = None) -> str | None:
+        """Merge the adapters `keys` into `CONSOLIDATED`; with `event`, save it in that
+        event's folder and return the path relative to the state dir (None: nothing merged)."""
         learner = self.learners[kind]
         sources = [k for k in dict.fromkeys(keys) if learner.has_adapter(k)]
         if self.method == "none" or not sources:
-            return
+            return None
         learner.merge(sources, CONSOLIDATED, self.method)
-        learner.save_adapter(CONSOLIDATED, consolidated_dir(self.state, kind))
+        if event is None:
+            return None
+        path = self.state.adapter_dir(f"{CONSOLIDATED}-{kind}", event)
+        learner.save_adapter(CONSOLIDATED, path)
+        return str(path.relative_to(self.state.root))
 
     def restore(self) -> None:
-        """Rebuild the consolidated adapters from the restored per-task adapters."""
-        for kind in self.learners:
+        """Load the committed consolidated adapters, or merge them again from the restored
+        per-task adapters where none was saved."""
+        for kind, learner in self.learners.items():
+            path = consolidated_dir(self.state, kind)
+            if self.method != "none" and path.is_dir():
+                learner.load_adapter(CONSOLIDATED, path)
+                continue
             ids = [e.task_id for e in self.state.entries if e.kind == kind]
             if ids:
                 self.consolidate(kind, [self.key_of(t) for t in ids])
@@ -67,7 +80,7 @@ class TaskAgnostic:
         correct = np.zeros(len(task.eval), dtype=bool)
         for adapter in set(routes):
             rows = [i for i, r in enumerate(routes) if r == adapter]
-            key = self.key_of(adapter) if adapter is not None else None
+            key = self.key_of(committed_id(adapter)) if adapter is not None else None
             use = key if key is not None and learner.has_adapter(key) else None
             answers = learner.predict(task, [task.eval[i].input for i in rows], use)
             for i, answer in zip(rows, answers, strict=True):

@@ -5,18 +5,21 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
 
 from synlearner.daemon.attempts import Attempts
-from synlearner.daemon.config import Config
+from synlearner.daemon.config import Config, ConfigError
 from synlearner.daemon.loop import Daemon, LoopSettings
 from synlearner.daemon.metrics import Metrics
 from synlearner.daemon.state import State
 from synlearner.learner.base import Learner
 from synlearner.memory import ExperienceMemory, HashingEmbedder
 from synlearner.memory.base import Embedder
-from synlearner.stream import InMemoryResultSink, InMemorySource, JsonlResultSink, SpoolSource
-from synlearner.stream.base import ResultSink, SourceListener, TaskPublisher, TaskSource
+from synlearner.stream import InMemoryResultSink, InMemorySource, JsonlResultSink, SpoolSource, spool_dlq
+from synlearner.stream.base import DeadLetter, ResultSink, SourceListener, TaskPublisher, TaskSource
 from synlearner.stream.kafka import KafkaPublisher, KafkaResultSink, KafkaSettings, KafkaTaskSource
 from synlearner.stream.schema import Limits
 from synlearner.stream.spool import SpoolPublisher, lock_dir
@@ -115,6 +118,48 @@ class Parts:
         for fd in self.locks:
             os.close(fd)
         self.locks.clear()
+
+
+class DeadLetterStore(Protocol):
+    def entries(self) -> list[DeadLetter]: ...
+
+    def requeue(self, ids: Sequence[str] | None) -> list[str]: ...
+
+
+@dataclass
+class SpoolDeadLetters:
+    root: Path
+
+    def entries(self) -> list[DeadLetter]:
+        return spool_dlq.list_dead_letters(self.root)
+
+    def requeue(self, ids: Sequence[str] | None) -> list[str]:
+        return spool_dlq.requeue(self.root, ids)
+
+
+@dataclass
+class KafkaDeadLetters:
+    settings: KafkaSettings
+    requeued_log: Path  # which dead-letter records were republished already
+
+    def entries(self) -> list[DeadLetter]:
+        from synlearner.stream import kafka_dlq
+
+        return kafka_dlq.list_dead_letters(self.settings, self.requeued_log)
+
+    def requeue(self, ids: Sequence[str] | None) -> list[str]:
+        from synlearner.stream import kafka_dlq
+
+        return kafka_dlq.requeue(self.settings, None if ids is None else list(ids),
+                                 self.requeued_log)
+
+
+def dead_letter_store(cfg: Config) -> DeadLetterStore:
+    if cfg.stream.kind == "spool":
+        return SpoolDeadLetters(cfg.spool_dir)
+    if cfg.stream.kind == "kafka":
+        return KafkaDeadLetters(kafka_settings(cfg), cfg.state_dir / "dead-letters-requeued.json")
+    raise ConfigError("dead-letters: stream.kind 'memory' keeps nothing after the process")
 
 
 def build_attempts(cfg: Config) -> Attempts:

@@ -1,9 +1,10 @@
-"""`synlearner` command line: run, submit, status, report, predict, demo, bench."""
+"""`synlearner` command line: run, submit, status, report, predict, demo, bench, dead-letters."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import sys
@@ -209,6 +210,36 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dead_letters(args: argparse.Namespace) -> int:
+    """List dead letters, or requeue them (spool: back into incoming/; Kafka: republished)."""
+    from synlearner.daemon.build import dead_letter_store
+
+    cfg = _config(args)
+    store = dead_letter_store(cfg)
+    if args.action == "list":
+        letters = store.entries()
+        if args.json:
+            print(json.dumps([dataclasses.asdict(d) for d in letters], indent=1))  # noqa: T201
+            return 0
+        for d in letters:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(d.when))
+            flags = "".join([" [requeued]" if d.requeued else "", " [stub]" if d.stub else ""])
+            print(f"{d.id}  {when}  attempts={d.attempts}{flags}\n    {d.reason}")  # noqa: T201
+        print(f"{len(letters)} dead letters")  # noqa: T201  # CLI output
+        return 0
+    if not args.ids and not args.all:
+        print("dead-letters requeue: give IDs or --all", file=sys.stderr)  # noqa: T201
+        return 2
+    try:
+        done = store.requeue(None if args.all else args.ids)
+    except KeyError as exc:
+        print(f"dead-letters requeue: {exc.args[0]}", file=sys.stderr)  # noqa: T201
+        return 2
+    for ref in done:
+        print(f"requeued {ref}")  # noqa: T201  # CLI output
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="synlearner", description=__doc__)
     parser.add_argument("--config", help="YAML config (default: built-in defaults)")
@@ -244,6 +275,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="bench-report", help="report folder")
     p.add_argument("--workdir", help="keep each strategy's state directory here")
     p.set_defaults(fn=cmd_bench)
+    p = sub.add_parser("dead-letters", help="list dead-lettered messages, or requeue them")
+    p.add_argument("action", choices=["list", "requeue"])
+    p.add_argument("ids", nargs="*", help="requeue: the dead letters' ids (see list)")
+    p.add_argument("--all", action="store_true", help="requeue: every dead letter")
+    p.add_argument("--json", action="store_true", help="list: as JSON")
+    p.set_defaults(fn=cmd_dead_letters)
     # allow --config after the subcommand too
     for action in sub.choices.values():
         action.add_argument("--config", default=argparse.SUPPRESS)

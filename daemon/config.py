@@ -1,23 +1,31 @@
 """The one typed root config. Sections mirror the packages; defaults live only here.
 
 Unknown keys fail at start-up. Environment variables override the YAML:
-`SYNLEARNER__<SECTION>__<KEY>=value` (double underscores between levels; the value is
-parsed as YAML), e.g. `SYNLEARNER__DAEMON__HTTP__PORT=9500`.
+`SYNLEARNER__<SECTION>__<KEY>=value` (double underscores between levels), e.g.
+`SYNLEARNER__DAEMON__HTTP__PORT=9500`. Values stay raw strings (pydantic converts them to
+numbers and booleans), except that a JSON array or object is parsed as JSON for a setting
+that takes a list or a mapping: `SYNLEARNER__STREAM__KAFKA__BOOTSTRAP_SERVERS='["a:1","b:2"]'`.
+Config errors name the setting, never its value.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Mapping
+import types
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_core import ErrorDetails
 
 from synlearner.stream.schema import Limits
 
 ENV_PREFIX = "SYNLEARNER__"
+HTTP_REQUEST_TIMEOUT_S = 5.0  # per read or write on a connection
+HTTP_MAX_CONNECTIONS = 32  # connections served at once; the rest are answered 503
 
 
 class _Section(BaseModel):
@@ -38,7 +46,7 @@ class KafkaConfig(_Section):
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
-    sasl_password: str | None = None  # prefer SYNLEARNER__STREAM__KAFKA__SASL_PASSWORD
+    sasl_password: SecretStr | None = None  # prefer SYNLEARNER__STREAM__KAFKA__SASL_PASSWORD
     ssl_cafile: Path | None = None
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
@@ -48,6 +56,10 @@ class StreamConfig(_Section):
     kind: Literal["spool", "kafka", "memory"] = "spool"
     spool_dir: Path | None = None  # default: <state_dir>/spool
     poll_timeout_s: float = Field(1.0, gt=0)
+    # a message taken up this many times without being settled (it crashed the process each
+    # time) is dead-lettered as `crashed N times`
+    max_attempts: int = Field(3, ge=1)
+    backoff_max_s: float = Field(60.0, gt=0)  # longest wait between retries of a transient failure
     limits: Limits = Limits()
     kafka: KafkaConfig = KafkaConfig()
 
@@ -127,6 +139,8 @@ class HttpConfig(_Section):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(9464, ge=0, le=65535)  # 0: any free port
+    request_timeout_s: float = Field(HTTP_REQUEST_TIMEOUT_S, gt=0)
+    max_connections: int = Field(HTTP_MAX_CONNECTIONS, gt=0)
 
 
 class DaemonConfig(_Section):
@@ -154,6 +168,35 @@ class ConfigError(ValueError):
     pass
 
 
+def _takes_container(path: Sequence[str]) -> bool:
+    """Whether the setting at `path` takes a list, tuple, mapping or section."""
+    annotation: Any = Config
+    for part in path:
+        field = None
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(part)
+        if field is None:
+            return False
+        annotation = field.annotation
+    union = get_origin(annotation) in (Union, types.UnionType)
+    for option in get_args(annotation) if union else (annotation,):
+        kind = get_origin(option) or option
+        if kind in (list, tuple, set, frozenset, dict) or (
+                isinstance(kind, type) and issubclass(kind, BaseModel)):
+            return True
+    return False
+
+
+def _env_value(path: Sequence[str], raw: str) -> Any:
+    """The raw string, or parsed JSON where the setting takes a list or mapping."""
+    if raw.strip()[:1] in ("[", "{") and _takes_container(path):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            pass  # validation fails on the string, without showing it
+    return raw
+
+
 def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
     for key, raw in env.items():
         if not key.startswith(ENV_PREFIX):
@@ -164,7 +207,17 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"{key}: {'.'.join(path)} is not a section")
-        node[path[-1]] = yaml.safe_load(raw)
+        node[path[-1]] = _env_value(path, raw)
+
+
+def _describe(error: ErrorDetails) -> str:
+    """`where: what`, never the value (which may be a secret)."""
+    where = ".".join(str(p) for p in error["loc"])
+    value = error.get("input")
+    msg = error["msg"]
+    if isinstance(value, str) and value and value in msg:
+        msg = f"invalid value ({error['type']})"
+    return f"{where}: {msg}"
 
 
 def load_config(
@@ -175,7 +228,12 @@ def load_config(
     """Load YAML (if given), apply env overrides, then explicit overrides (dotted keys)."""
     data: dict[str, Any] = {}
     if path is not None:
-        loaded = yaml.safe_load(Path(path).read_text()) or {}
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except yaml.YAMLError as exc:  # its text quotes the file, which may hold secrets
+            mark = getattr(exc, "problem_mark", None)
+            at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ConfigError(f"{path}: not valid YAML{at}") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: the top level must be a mapping")
         data = loaded
@@ -189,6 +247,6 @@ def load_config(
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        lines = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        lines = [_describe(e) for e in exc.errors(include_url=False, include_input=True)]
         where = f" in {path}" if path else ""
         raise ConfigError(f"invalid config{where}: " + "; ".join(lines)) from None

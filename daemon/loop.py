@@ -24,8 +24,17 @@ from synlearner.daemon.attempts import Attempts
 from synlearner.daemon.metrics import Metrics
 from synlearner.daemon.settle import Settler, Stopped
 from synlearner.daemon.state import State, TaskEntry
-from synlearner.learner.base import SHARED, Learner, LearnOutcome, LearnPlan
-from synlearner.memory.base import Memory, Record, ReplayItem, ReplayRequest, TaskInfo, Vectors
+from synlearner.learner.base import SHARED, Learner, LearnOutcome, LearnPlan, check_learnable
+from synlearner.memory.base import (
+    PENDING,
+    Memory,
+    Record,
+    ReplayItem,
+    ReplayRequest,
+    TaskInfo,
+    Vectors,
+    pending_id,
+)
 from synlearner.stream.base import Delivery, ResultSink, TaskSource
 from synlearner.stream.boundary import decode, describe, is_transient
 from synlearner.stream.errors import InvalidTask
@@ -61,6 +70,16 @@ class LoopSettings:
     backoff_max_s: float = 60.0  # longest wait between retries of a transient failure
 
 
+@dataclass
+class EventFiles:
+    """What a learning event wrote before its commit (paths of its own)."""
+
+    adapter: Path  # the trained adapter's folder
+    pending: str  # the memory task id its records wait under
+    task_file: str = ""  # its definition, relative to the state dir
+    consolidated: str | None = None  # the consolidated adapter it merged, if any
+
+
 class Daemon:
     def __init__(
         self,
@@ -93,6 +112,7 @@ class Daemon:
         self._promoted: dict[str, str] = {}  # answer changes of the task being learned
         self._scores: dict[tuple[str, str], float] = {}  # (task id, adapter key) -> eval acc
         self.agnostic = TaskAgnostic(settings.consolidate, memory, self.learners, state, self._key)
+        self._reconcile_memory()
         self._restore_adapters()
         self.refresh_gauges()
 
@@ -174,6 +194,21 @@ class Daemon:
             except queue.Empty:
                 return
             job()
+
+    def _reconcile_memory(self) -> None:
+        """Finish or drop versions that were mid-commit when the process stopped: pending
+        records of the committed version take the task's id, the rest are dropped."""
+        for pid in self.memory.task_ids():
+            if PENDING not in pid:
+                continue
+            task_id, content_hash = pid.split(PENDING, 1)
+            entry = self.state.latest(task_id)
+            if entry is not None and entry.content_hash == content_hash:
+                log.info("memory: finishing the commit of %s", task_id)
+                self.memory.adopt(pid, task_id)
+            else:
+                self.memory.forget_task(pid)
+        self.memory.flush()
 
     def _restore_adapters(self) -> None:
         loaded: set[str] = set()
@@ -339,8 +374,11 @@ class Daemon:
         learner = self.learners[task.kind]
         timings: dict[str, float] = {}
         t = time.perf_counter()
+        check_learnable(task)
         self._phase("recall", task.task_id)
-        self.memory.forget_task(task.task_id)  # leftovers of an interrupted attempt / old version
+        event = self.state.next_event
+        pending = pending_id(task.task_id, task.content_hash)
+        self.memory.forget_task(pending)  # leftovers of an interrupted attempt
         queries = self.memory.embedder.embed([e.input for e in task.train])
         init_from = self._choose_init(task, queries, learner)
         replay = self._recall(task, queries)
@@ -359,12 +397,13 @@ class Daemon:
 
         self._phase("persist", task.task_id)
         key = task.task_id if self.s.adapters == "per-task" else SHARED
-        learner.save_adapter(key, self.state.adapter_dir(key))
-        self.state.save_task(task)
-        self._remember(task, queries, outcome)
+        files = EventFiles(self.state.adapter_dir(key, event), pending)
+        learner.save_adapter(key, files.adapter)
+        files.task_file = self.state.save_task(task, self._version(task))
+        self._remember(task, queries, outcome, pending)
         if self._separate_agnostic():
-            self.agnostic.consolidate(task.kind, [self._key(t) for t in
-                                                  [*self.state.task_ids(), task.task_id]])
+            files.consolidated = self.agnostic.consolidate(
+                task.kind, [self._key(t) for t in [*self.state.task_ids(), task.task_id]], event)
         t = self._timed("persist", timings, t)
 
         self._phase("evaluate", task.task_id)
@@ -375,13 +414,14 @@ class Daemon:
                             for tid in [*self.state.task_ids(), task.task_id]}
         self._timed("evaluate", timings, t)
         initial = outcome.initial if agnostic_before is None else agnostic_before
-        return self._commit(task, outcome, row, timings, (agnostic_row, initial))
+        return self._commit(task, outcome, row, timings, files, (agnostic_row, initial))
 
     def learn_joint(self, tasks: list[Task]) -> list[TaskResult]:
         """Train one shared adapter per kind on all `tasks` together, `steps` x tasks steps."""
         timings: dict[str, float] = {}
         t = time.perf_counter()
         self._phase("recall", "joint")
+        event = self.state.next_event
         queries = {}
         for task in tasks:
             self.memory.forget_task(task.task_id)
@@ -397,11 +437,12 @@ class Daemon:
             plan = LearnPlan(SHARED, steps=self.s.steps * len(group))
             outcomes[kind] = self.learners[kind].learn(anchor, together, plan,
                                                        self._progress("joint"))
-            self.learners[kind].save_adapter(SHARED, self.state.adapter_dir(SHARED))
+            self.learners[kind].save_adapter(SHARED, self.state.adapter_dir(SHARED, event))
         t = self._timed("train", timings, t)
         self._phase("persist", "joint")
+        task_files = {}
         for task in tasks:
-            self.state.save_task(task)
+            task_files[task.task_id] = self.state.save_task(task, 1)
             self.memory.register_task(_info(task), queries[task.task_id])
             self.memory.add([Record(task.task_id, e.input, e.output, timestamp=time.time())
                              for e in task.train])
@@ -420,12 +461,13 @@ class Daemon:
             entries.append(TaskEntry(
                 task_id=task.task_id, column=task.task_id, version=1,
                 content_hash=task.content_hash, kind=task.kind,
-                adapter=str(self.state.adapter_dir(SHARED).relative_to(self.state.root)),
+                adapter=str(self.state.adapter_dir(SHARED, event).relative_to(self.state.root)),
                 zero_shot=zero, initial=zero, final=row[task.task_id], init_from=None,
                 steps=outcome.steps, train_examples=len(task.train), replay_examples=0,
-                seconds=dict(timings), learned_at=time.time(), adapter_key=SHARED))
+                seconds=dict(timings), learned_at=time.time(), adapter_key=SHARED,
+                task_file=task_files[task.task_id]))
         self.state.record_joint(entries, row)  # the commit point
-        return [self._committed(task, entry, self.state.adapter_dir(SHARED))
+        return [self._committed(task, entry, self.state.adapter_dir(SHARED, event))
                 for task, entry in zip(tasks, entries, strict=True)]
 
     def _separate_agnostic(self) -> bool:
@@ -468,13 +510,16 @@ class Daemon:
                 promoted[task_id] = task.task_id
         return promoted
 
+    def _version(self, task: Task) -> int:
+        previous = self.state.latest(task.task_id)
+        return previous.version + 1 if previous else 1
+
     def _commit(self, task: Task, outcome: LearnOutcome, row: dict[str, float],
-                timings: dict[str, float],
+                timings: dict[str, float], files: EventFiles,
                 agnostic: tuple[dict[str, float], float] | None = None) -> TaskResult:
         key = task.task_id if self.s.adapters == "per-task" else SHARED
-        adapter_dir = self.state.adapter_dir(key)
-        previous = self.state.latest(task.task_id)
-        version = previous.version + 1 if previous else 1
+        adapter_dir = files.adapter
+        version = self._version(task)
         probe = outcome.probe
         entry = TaskEntry(
             task_id=task.task_id,
@@ -487,14 +532,26 @@ class Daemon:
             seconds={**timings, **{f"learner_{k}": v for k, v in outcome.seconds.items()}},
             learned_at=time.time(), adapter_key=key,
             probe=dataclasses.asdict(probe) if probe else None,
-            curve=[list(point) for point in outcome.curve],
+            curve=[list(point) for point in outcome.curve], task_file=files.task_file,
         )
+        consolidated: dict[str, str] | None = (
+            {task.kind: files.consolidated} if files.consolidated else None)
         self.state.record(entry, row, agnostic if self.s.task_agnostic else None,
-                          self._promoted)  # the commit point
+                          self._promoted, consolidated)  # the commit point
+        self.memory.adopt(files.pending, task.task_id)  # redone on start if a crash intervenes
+        self.memory.flush()
         self._promoted = {}
-        return self._committed(task, entry, adapter_dir)
+        cut = dict(task.truncated)
+        if outcome.inputs_cut:
+            log.warning("task %s: %d inputs are longer than the model's max_length=%d tokens; "
+                        "only their start is read", task.task_id, outcome.inputs_cut,
+                        outcome.max_length)
+            cut["model_max_length"] = outcome.inputs_cut
+            self.metrics.input_truncated.labels(what="model_max_length").inc(outcome.inputs_cut)
+        return self._committed(task, entry, adapter_dir, cut)
 
-    def _committed(self, task: Task, entry: TaskEntry, adapter_dir: Path) -> TaskResult:
+    def _committed(self, task: Task, entry: TaskEntry, adapter_dir: Path,
+                   cut: Mapping[str, int] | None = None) -> TaskResult:
         self.metrics.tasks_learned.inc()
         self.metrics.last_task_timestamp.set(time.time())
         self.refresh_gauges()
@@ -510,6 +567,7 @@ class Daemon:
             metrics={"zero_shot": entry.zero_shot, "initial": entry.initial,
                      "final": entry.final, **summary},
             adapter_path=str(adapter_dir), timings=entry.seconds,
+            truncated=dict(task.truncated if cut is None else cut),
         )
 
     def _choose_init(self, task: Task, queries: Vectors, learner: Learner) -> str | None:
@@ -538,16 +596,17 @@ class Daemon:
         self.metrics.memory_search.labels(operation="replay").observe(time.perf_counter() - t)
         return [i for i in items if i.task.kind == task.kind]
 
-    def _remember(self, task: Task, queries: Vectors, outcome: LearnOutcome) -> None:
-        self.memory.register_task(_info(task), queries)
+    def _remember(self, task: Task, queries: Vectors, outcome: LearnOutcome, into: str) -> None:
+        """Write the task's experience and errors under the pending id `into`."""
+        self.memory.register_task(dataclasses.replace(_info(task), task_id=into), queries)
         now = time.time()
         records = []
         for p in outcome.predictions:
-            base = Record(task.task_id, p.input, p.target, "experience", p.split, p.prediction,
+            base = Record(into, p.input, p.target, "experience", p.split, p.prediction,
                           p.correct, p.loss, now)
             records.append(base)
             if not p.correct:
-                records.append(Record(task.task_id, p.input, p.target, "error", p.split,
+                records.append(Record(into, p.input, p.target, "error", p.split,
                                       p.prediction, False, p.loss, now))
         self.memory.add(records)
         self.memory.flush()

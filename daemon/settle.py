@@ -89,7 +89,7 @@ class Settler:
         log.error("message %r: taken up %d times without being settled; quarantined",
                   delivery.ref, attempt.number - 1)
         self.dead_letter(delivery, f"crashed {attempt.number - 1} times: last in {last}",
-                         "crashed", None)
+                         "crashed", None, attempts=attempt.number - 1)
         return False
 
     def note(self, delivery: Delivery | None, text: str) -> None:
@@ -103,9 +103,10 @@ class Settler:
     # -- the three endings ---------------------------------------------------------------
     def dead_letter(self, delivery: Delivery, reason: str, code: DeadLetterCode,
                     task_id: str | None, status: Literal["invalid", "failed"] = "invalid",
-                    content_hash: str = "") -> None:
+                    content_hash: str = "", attempts: int | None = None) -> None:
         log.warning("dead letter %r (%s): %s", delivery.ref, code, reason)
-        attrs = {**delivery.attrs, "attempts": str(self.attempts.count(delivery.ref))}
+        tries = self.attempts.count(delivery.ref) if attempts is None else attempts
+        attrs = {**delivery.attrs, "attempts": str(tries)}
         self.retry("dead-letter", self.source.fail, dataclasses.replace(delivery, attrs=attrs),
                    reason)
         self.attempts.clear(delivery.ref)

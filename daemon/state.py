@@ -8,6 +8,7 @@ kept under `tasks/<task_id>.json` so every seen task can be evaluated again.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ class TaskEntry:
     adapter_key: str = ""  # the learner's adapter key: the task id, or a shared adapter's
     probe: dict[str, Any] | None = None  # nearest-vs-fresh start check (`InitProbe` fields)
     curve: list[list[float]] = field(default_factory=list)  # [step, eval accuracy] pairs
+    task_file: str = ""  # the task's definition, relative to the state dir ("": tasks/<id>.json)
 
 
 @dataclass
@@ -52,6 +54,8 @@ class State:
     # task id -> the adapter key that answers for it, where that is not its own adapter (a
     # later adapter of its lineage that does better on its train data)
     answers: dict[str, str] = field(default_factory=dict)
+    # task kind -> the committed consolidated adapter (relative to the state dir)
+    consolidated: dict[str, str] = field(default_factory=dict)
 
     @property
     def path(self) -> Path:
@@ -72,27 +76,65 @@ class State:
             state.matrix = data["matrix"]
             state.agnostic = data.get("agnostic", [])
             state.answers = data.get("answers", {})
+            state.consolidated = data.get("consolidated", {})
+        state.prune()
         return state
 
     def save(self) -> None:
         body = {"version": STATE_VERSION, "saved_at": time.time(),
                 "entries": [asdict(e) for e in self.entries], "matrix": self.matrix,
-                "agnostic": self.agnostic, "answers": self.answers}
+                "agnostic": self.agnostic, "answers": self.answers,
+                "consolidated": self.consolidated}
         write_atomic(self.path, json.dumps(body, indent=1).encode())
 
-    def save_task(self, task: Task) -> None:
-        write_atomic(self.task_path(task.task_id), json.dumps(task.to_message()).encode())
+    # -- files of a learning event -------------------------------------------------------
+    # Everything a learning event writes before its commit goes to paths of its own (event
+    # number = its row in the matrix), so a version that fails or crashes before the commit
+    # never touches what is committed; `prune` drops what no committed entry refers to.
+    @property
+    def next_event(self) -> int:
+        return len(self.entries) + 1
+
+    def adapter_dir(self, key: str, event: int | None = None) -> Path:
+        """`adapters/<key>/<event>/` (None: the flat layout of state dirs written before)."""
+        base = self.root / "adapters" / key
+        return base if event is None else base / f"{event:06d}"
+
+    def save_task(self, task: Task, version: int) -> str:
+        """Write the task's definition for `version`; returns its path relative to the root."""
+        path = self.root / "tasks" / f"{task.task_id}.v{version}.json"
+        write_atomic(path, json.dumps(task.to_message()).encode())
+        return str(path.relative_to(self.root))
 
     def task_path(self, task_id: str) -> Path:
+        entry = self.latest(task_id)
+        if entry is not None and entry.task_file:
+            return self.root / entry.task_file
         return self.root / "tasks" / f"{task_id}.json"
-
-    def adapter_dir(self, task_id: str) -> Path:
-        return self.root / "adapters" / task_id
 
     def load_task(self, task_id: str) -> Task:
         limits = Limits(max_message_bytes=2**40, max_json_depth=2**10, max_train_examples=2**31,
                         max_eval_examples=2**31, max_field_chars=2**31, max_labels=2**31)
         return parse_task(self.task_path(task_id).read_bytes(), limits)
+
+    def prune(self) -> None:
+        """Remove event folders and task files that no committed entry refers to any more."""
+        keep = {e.adapter for e in self._latest_per_key()} | set(self.consolidated.values())
+        keep |= {e.task_file for e in self._latest_per_key(by_task=True) if e.task_file}
+        for key_dir in (self.root / "adapters").iterdir():
+            for event_dir in key_dir.iterdir() if key_dir.is_dir() else []:
+                rel = str(event_dir.relative_to(self.root))
+                if event_dir.is_dir() and event_dir.name.isdigit() and rel not in keep:
+                    shutil.rmtree(event_dir, ignore_errors=True)
+        for path in (self.root / "tasks").glob("*.v*.json"):
+            if str(path.relative_to(self.root)) not in keep:
+                path.unlink(missing_ok=True)
+
+    def _latest_per_key(self, by_task: bool = False) -> list[TaskEntry]:
+        latest: dict[str, TaskEntry] = {}
+        for entry in self.entries:
+            latest[entry.task_id if by_task else (entry.adapter_key or entry.task_id)] = entry
+        return list(latest.values())
 
     # -- queries -------------------------------------------------------------------------
     def latest(self, task_id: str) -> TaskEntry | None:
@@ -133,12 +175,15 @@ class State:
     # -- the commit point ----------------------------------------------------------------
     def record(self, entry: TaskEntry, row: dict[str, float],
                agnostic: tuple[dict[str, float], float] | None = None,
-               answers: dict[str, str] | None = None) -> None:
+               answers: dict[str, str] | None = None,
+               consolidated: dict[str, str] | None = None) -> None:
         """Append a learning event: its matrix row (scores by task id) and R[i-1][i].
 
         `agnostic` is the task-agnostic row and that setting's score on the new task before
-        training on it; `answers` are the tasks now answered by another adapter.
+        training on it; `answers` are the tasks now answered by another adapter;
+        `consolidated` the consolidated adapters this event wrote, by task kind.
         """
+        self.consolidated.update(consolidated or {})
         # a new version answers with its own adapter, and stops answering for others
         self.answers = {t: k for t, k in self.answers.items()
                         if t != entry.task_id and k != entry.task_id}
@@ -153,6 +198,7 @@ class State:
         if keep_agnostic and agnostic is not None:
             self.agnostic.append([agnostic[0][e.task_id] for e in self.entries])
         self.save()
+        self.prune()
 
     def record_joint(self, entries: list[TaskEntry], row: dict[str, float]) -> None:
         """Record tasks learned together in one event (the multitask bound).
@@ -165,6 +211,7 @@ class State:
         self.matrix = [[row[e.task_id] for e in self.entries] for _ in self.entries]
         self.agnostic = [list(r) for r in self.matrix]
         self.save()
+        self.prune()
 
     def summary(self) -> dict[str, Any]:
         return {"tasks": len(self.entries), **self.metrics().as_dict()}

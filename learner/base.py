@@ -28,6 +28,24 @@ class Prediction:
     loss: float
 
 
+class LearningError(RuntimeError):
+    """A valid task that cannot be learned; the message names what (the task ends `failed`)."""
+
+
+def check_learnable(task: Task) -> None:
+    """Raise `LearningError` for a task no learner can learn from its train split."""
+    if task.kind != "classification":
+        return
+    seen = {e.output for e in task.train}
+    if len(seen) < 2:
+        raise LearningError(f"train: every example has the label {next(iter(seen))!r}; "
+                            "a classifier needs at least two classes to learn from")
+    missing = [lab for lab in task.labels if lab not in seen]
+    if missing:
+        raise LearningError(f"train: labels {missing[:5]!r} have no training examples"
+                            + (f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""))
+
+
 SHARED = "@shared"  # the one adapter of the shared-adapter strategies (not a valid task id)
 CONSOLIDATED = "@consolidated"  # the merge of the per-task adapters, for task-agnostic use
 
@@ -100,6 +118,8 @@ class LearnOutcome:
     seconds: dict[str, float] = field(default_factory=dict)
     probe: InitProbe | None = None
     curve: Sequence[tuple[int, float]] = field(default_factory=tuple)  # (step, eval accuracy)
+    max_length: int = 0  # the model's input length in tokens (0: not limited)
+    inputs_cut: int = 0  # the task's inputs (train and eval) longer than that, cut to fit
 
 
 @runtime_checkable

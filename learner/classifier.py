@@ -25,6 +25,7 @@ from transformers import AutoModel, AutoTokenizer
 from synlearner.learner.adapters import AdapterBank
 from synlearner.learner.base import (
     InitProbe,
+    LearningError,
     LearnOutcome,
     LearnPlan,
     Prediction,
@@ -179,7 +180,15 @@ class BiEncoderClassifier:
             zero_shot=zero_shot, initial=initial, final=final, init_from=init_from, steps=steps,
             train_examples=len(task.train), replay_examples=len(replay), train_loss=loss,
             predictions=predictions, seconds=timings, probe=probe, curve=tuple(curve),
+            max_length=self.settings.max_length,
+            inputs_cut=self._count_cut([e.input for e in (*task.train, *task.eval)]),
         )
+
+    def _count_cut(self, texts: Sequence[str]) -> int:
+        """Inputs longer than `max_length` tokens (the encoder reads only their start)."""
+        limit = self.settings.max_length
+        ids = self.tokenizer(list(texts), truncation=False, verbose=False)["input_ids"]
+        return sum(len(row) > limit for row in ids)
 
     def _steps(self, plan: LearnPlan, items: Sequence[_Item]) -> int:
         s = self.settings
@@ -292,6 +301,8 @@ class BiEncoderClassifier:
                 opt.step()
                 sched.step()
                 value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise LearningError(f"train: the loss became {value} at step {step + 1}")
                 ema = value if math.isnan(ema) else 0.9 * ema + 0.1 * value
                 progress("train", step + 1, steps, ema)
                 if curve_task is not None and ((step + 1) % curve_every == 0 or step + 1 == steps):

@@ -4,6 +4,7 @@ match after normalisation (case, surrounding punctuation, whitespace)."""
 
 from __future__ import annotations
 
+import math
 import re
 import tempfile
 import time
@@ -20,7 +21,14 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
 from synlearner.learner.adapters import AdapterBank
-from synlearner.learner.base import LearnOutcome, LearnPlan, Prediction, Progress, no_progress
+from synlearner.learner.base import (
+    LearningError,
+    LearnOutcome,
+    LearnPlan,
+    Prediction,
+    Progress,
+    no_progress,
+)
 from synlearner.learner.model import pick_device, resolve_model_path, seed_everything
 from synlearner.memory.base import Embedder, ReplayItem
 from synlearner.stream.schema import Task
@@ -53,6 +61,8 @@ class _ProgressCallback(TrainerCallback):  # type: ignore[misc]  # transformers 
     def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
         if logs and "loss" in logs:
             self.loss = float(logs["loss"])
+            if not math.isfinite(self.loss):
+                raise LearningError(f"train: the loss became {self.loss} at step {state.global_step}")
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         self.progress("train", state.global_step, self.total, self.loss)
@@ -171,10 +181,18 @@ class SftGenerator:
         return LearnOutcome(
             zero_shot=zero_shot, initial=initial, final=final, init_from=init_from,
             steps=steps, train_examples=len(task.train), replay_examples=len(replay),
-            train_loss=callback.loss, predictions=preds,
+            train_loss=callback.loss, predictions=preds, max_length=s.max_length,
+            inputs_cut=self._count_cut(task),
             seconds={"eval_before": t1 - t0, "train": t2 - t1,
                      "eval_after": time.perf_counter() - t2},
         )
+
+    def _count_cut(self, task: Task) -> int:
+        """Examples whose prompt and answer exceed `max_length` tokens (their start is cut)."""
+        texts = [prompt_of(task.instruction, e.input) + " " + e.output
+                 for e in (*task.train, *task.eval)]
+        ids = self.tokenizer(texts, truncation=False, verbose=False)["input_ids"]
+        return sum(len(row) > self.settings.max_length for row in ids)
 
     def merge(self, sources: Sequence[str], name: str, method: str) -> None:
         self.bank.merge(list(sources), name, method)

@@ -11,6 +11,17 @@ import numpy.typing as npt
 
 Vectors = npt.NDArray[np.float32]
 RecordKind = Literal["experience", "error"]
+PENDING = "#"  # `<task_id>#<content hash>`: records of a version not committed yet
+
+
+def pending_id(task_id: str, content_hash: str) -> str:
+    """Where a version's records wait until its commit (task ids never contain '#')."""
+    return f"{task_id}{PENDING}{content_hash}"
+
+
+def committed_id(task_id: str) -> str:
+    """The task id a (possibly pending) memory task id belongs to."""
+    return task_id.split(PENDING, 1)[0]
 
 
 @runtime_checkable
@@ -72,18 +83,34 @@ class ReplayRequest:
 
 
 class Memory(Protocol):
+    """The experience and error memory.
+
+    Records of a version being learned are written under `pending_id(...)` and take the
+    task's id only at its commit (`adopt`), replacing the previous version's in one
+    transaction: a version that fails or crashes never touches what is committed. Replay
+    only ever returns `split == "train"` records: evaluation data never trains anything.
+    """
+
     def register_task(self, info: TaskInfo, vectors: Vectors) -> None: ...
 
     def add(self, records: Sequence[Record]) -> list[int]: ...
 
     def forget_task(self, task_id: str) -> int: ...
 
+    def adopt(self, pending: str, task_id: str) -> None:
+        """Give `pending`'s records and profile to `task_id`, dropping `task_id`'s old ones."""
+        ...
+
+    def task_ids(self) -> list[str]:
+        """Every task id with a profile, pending ones included."""
+        ...
+
     @property
     def embedder(self) -> Embedder: ...
 
     def search(
         self, query: Vectors, k: int, task_id: str | None = None, kind: RecordKind | None = None,
-        exclude_task: str | None = None,
+        exclude_task: str | None = None, split: str | None = None,
     ) -> list[list[Hit]]: ...
 
     def similar_tasks(

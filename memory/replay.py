@@ -1,7 +1,10 @@
 """Replay sampling policies, chosen by name (`memory.replay.policy`).
 
 Each policy takes the memory and a `ReplayRequest` and returns up to `n` past records from
-tasks other than the one being learned, deterministically for a given seed.
+tasks other than the one being learned, deterministically for a given seed. Only records of
+the train split are ever replayed: evaluation examples (and the mistakes made on them)
+stay in memory for analysis but never train an adapter, or the accuracy matrix would
+measure memorisation.
 """
 
 from __future__ import annotations
@@ -11,18 +14,19 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from synlearner.memory.base import Record, RecordKind, ReplayRequest
+from synlearner.memory.base import Record, RecordKind, ReplayRequest, committed_id
 
 if TYPE_CHECKING:
     from synlearner.memory.store import ExperienceMemory
 
 Policy = Callable[["ExperienceMemory", ReplayRequest], list[Record]]
+TRAIN = "train"  # the only split replay draws from
 
 
 def _past(
     memory: ExperienceMemory, req: ReplayRequest, kind: RecordKind = "experience"
 ) -> list[Record]:
-    return [r for r in memory.records(kind=kind) if r.task_id != req.task_id]
+    return [r for r in memory.records(kind=kind, split=TRAIN) if committed_id(r.task_id) != req.task_id]
 
 
 def reservoir(memory: ExperienceMemory, req: ReplayRequest) -> list[Record]:
@@ -62,7 +66,7 @@ def _nearest(memory: ExperienceMemory, req: ReplayRequest, kind: RecordKind, n: 
         return []
     k = max(1, -(-n // len(req.queries)) * 2)
     while True:
-        hits = memory.search(req.queries, k, kind=kind, exclude_task=req.task_id)
+        hits = memory.search(req.queries, k, kind=kind, exclude_task=req.task_id, split=TRAIN)
         seen: set[int] = set()
         out: list[Record] = []
         for depth in range(k):

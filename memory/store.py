@@ -186,6 +186,20 @@ class ExperienceMemory:
             self._db.execute("DELETE FROM tasks WHERE task_id=?", (task_id,))
         return len(ids)
 
+    def adopt(self, pending: str, task_id: str) -> None:
+        old = [r[0] for r in self._db.execute("SELECT id FROM records WHERE task_id=?", (task_id,))]
+        with self._tx():
+            self._db.execute("DELETE FROM records WHERE task_id=?", (task_id,))
+            self._db.execute("UPDATE records SET task_id=? WHERE task_id=?", (task_id, pending))
+            if self._db.execute("SELECT 1 FROM tasks WHERE task_id=?", (pending,)).fetchone():
+                self._db.execute("DELETE FROM tasks WHERE task_id=?", (task_id,))
+                self._db.execute("UPDATE tasks SET task_id=? WHERE task_id=?", (task_id, pending))
+        if old and not fx.remove_ids(self._index, old):
+            self._index = self._rebuild()
+
+    def task_ids(self) -> list[str]:
+        return [str(r[0]) for r in self._db.execute("SELECT task_id FROM tasks ORDER BY task_id")]
+
     def _delete(self, ids: list[int]) -> None:
         if not ids:
             return
@@ -218,12 +232,13 @@ class ExperienceMemory:
         task_id: str | None = None,
         kind: RecordKind | None = None,
         exclude_task: str | None = None,
+        split: str | None = None,
     ) -> list[list[Hit]]:
         query = np.atleast_2d(np.asarray(query, dtype=np.float32))
-        if task_id is None and kind is None and exclude_task is None:
+        if task_id is None and kind is None and exclude_task is None and split is None:
             scores, ids = fx.search(self._index, query, k)
         else:
-            scores, ids = self._filtered_search(query, k, task_id, kind, exclude_task)
+            scores, ids = self._filtered_search(query, k, task_id, kind, exclude_task, split)
         records = self._records_by_id({int(i) for i in ids.ravel() if i >= 0})
         return [
             [Hit(records[int(i)], float(s)) for s, i in zip(srow, irow, strict=True) if int(i) in records]
@@ -232,9 +247,12 @@ class ExperienceMemory:
 
     def _filtered_search(
         self, query: Vectors, k: int, task_id: str | None, kind: str | None,
-        exclude_task: str | None,
+        exclude_task: str | None, split: str | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         where, args = ["1=1"], []
+        if split is not None:
+            where.append("split = ?")
+            args.append(split)
         if task_id is not None:
             where.append("task_id = ?")
             args.append(task_id)
@@ -270,8 +288,12 @@ class ExperienceMemory:
                 out[int(row[0])] = _row_to_record(row)
         return out
 
-    def records(self, task_id: str | None = None, kind: RecordKind | None = None) -> list[Record]:
+    def records(self, task_id: str | None = None, kind: RecordKind | None = None,
+                split: str | None = None) -> list[Record]:
         sql, args = f"SELECT {_COLS} FROM records WHERE 1=1", []
+        if split is not None:
+            sql += " AND split = ?"
+            args.append(split)
         if task_id is not None:
             sql += " AND task_id = ?"
             args.append(task_id)

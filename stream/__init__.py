@@ -1,11 +1,11 @@
 """Task stream: wire schema, sources and sinks."""
 
 from synlearner.stream.base import Delivery, ResultSink, TaskPublisher, TaskSource
+from synlearner.stream.errors import InvalidTask, SourceUnavailable
 from synlearner.stream.inmemory import InMemoryResultSink, InMemorySource
 from synlearner.stream.schema import (
     SCHEMA_V1,
     Example,
-    InvalidTask,
     Limits,
     Task,
     TaskMessage,
@@ -24,6 +24,7 @@ __all__ = [
     "JsonlResultSink",
     "Limits",
     "ResultSink",
+    "SourceUnavailable",
     "SpoolPublisher",
     "SpoolSource",
     "Task",

@@ -41,6 +41,19 @@ class Delivery:
     rejected: str = ""
 
 
+@dataclass(frozen=True)
+class DeadLetter:
+    """A dead-lettered message as `synlearner dead-letters list` shows it."""
+
+    id: str  # what `requeue` takes: a spool file name, or the dead-letter record's topic/partition/offset
+    reason: str
+    when: float  # seconds since the epoch
+    attempts: int = 0  # times it was taken up (0: unknown)
+    source: str = ""  # where it came from (the Kafka record's topic/partition/offset)
+    requeued: bool = False
+    stub: bool = False  # only a stub was kept (the record was too large to republish)
+
+
 @runtime_checkable
 class TaskSource(Protocol):
     def poll(self, timeout_s: float) -> Delivery | None: ...

@@ -45,7 +45,8 @@ class InMemorySource:
 
     def fail(self, delivery: Delivery, reason: str) -> None:
         with self._lock:
-            self.dead_letters.append((self._inflight.pop(delivery.ref), reason))
+            self._inflight.pop(delivery.ref)
+            self.dead_letters.append((delivery, reason))
 
     def restart(self) -> None:
         """What a crash does: unacknowledged deliveries come back first."""

@@ -51,8 +51,9 @@ def test_learns_each_task_and_keeps_the_matrix(tmp_path: Path) -> None:
     assert [len(r) for r in state.matrix] == [2, 3, 3] and state.matrix[-1] == [1.0, 1.0, 1.0]
     assert state.entries[1].init_from == "a"  # nearest similar past task
     assert state.entries[1].replay_examples > 0
-    assert (tmp_path / "adapters" / "c" / "centroids.json").exists()
-    assert json.loads((tmp_path / "tasks" / "b.json").read_bytes())["task_id"] == "b"
+    # each learning event writes its own folder: adapters/<key>/<event>/, tasks/<id>.v<N>.json
+    assert (tmp_path / "adapters" / "c" / "000003" / "centroids.json").exists()
+    assert json.loads((tmp_path / "tasks" / "b.v1.json").read_bytes())["task_id"] == "b"
     m = daemon.metrics
     assert m.tasks_learned._value.get() == 3 and m.tasks_dead_lettered._value.get() == 1
 

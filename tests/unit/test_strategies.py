@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from synlearner.daemon.agnostic import consolidated_dir
 from synlearner.daemon.bench import STRATEGIES, BenchSettings, strategy_config
 from synlearner.daemon.build import loop_settings
 from synlearner.daemon.config import ConfigError
@@ -127,11 +129,13 @@ def test_synlearner_transfers_checks_and_consolidates(tmp_path: Path) -> None:
     assert agnostic is not None and len(state.agnostic) == 3
     gauge = daemon.metrics.task_agnostic.labels(metric="acc")._value.get()
     assert gauge == pytest.approx(agnostic.acc)
-    assert (tmp_path / "adapters" / f"{CONSOLIDATED}-classification" / "centroids.json").exists()
+    merged = consolidated_dir(state, "classification")  # the folder of the last commit's merge
+    assert merged.parent == tmp_path / "adapters" / f"{CONSOLIDATED}-classification"
+    assert (merged / "centroids.json").exists()
 
 
 def test_restart_restores_shared_and_consolidated_adapters(tmp_path: Path) -> None:
-    daemon, _ = run(tmp_path, "synlearner")
+    daemon, first_learner = run(tmp_path, "synlearner")
     daemon.memory.close()
     cfg = strategy_config("synlearner", BenchSettings(steps=7), tmp_path)
     learner = CentroidLearner()
@@ -139,8 +143,18 @@ def test_restart_restores_shared_and_consolidated_adapters(tmp_path: Path) -> No
                    ExperienceMemory(tmp_path / "memory", EMB), {"classification": learner},
                    State.load(tmp_path), Metrics())
     assert learner.has_adapter("hotel") and learner.has_adapter(CONSOLIDATED)
-    assert learner.merges[-1][0] == ("food", "news", "hotel")
+    # the committed merge of food, news and hotel is loaded as it was saved, not merged again
+    assert first_learner.merges[-1][0] == ("food", "news", "hotel") and learner.merges == []
+    assert learner.adapters[CONSOLIDATED] == first_learner.adapters[CONSOLIDATED]
     again.memory.close()
+    (tmp_path / "state.json").write_text(json.dumps(
+        {**json.loads((tmp_path / "state.json").read_text()), "consolidated": {}}))
+    shutil.rmtree(tmp_path / "adapters" / f"{CONSOLIDATED}-classification")
+    learner = CentroidLearner()  # no consolidated adapter on disk: merged from the task adapters
+    Daemon(loop_settings(cfg), InMemorySource(), InMemoryResultSink(),
+           ExperienceMemory(tmp_path / "memory", EMB), {"classification": learner},
+           State.load(tmp_path), Metrics()).memory.close()
+    assert learner.merges[-1][0] == ("food", "news", "hotel")
 
     shared_dir = tmp_path / "shared"
     first, _ = run(shared_dir, "seq-lora")
