@@ -186,7 +186,6 @@ class Daemon:
             for delivery in deliveries:
                 self._publish(result, delivery)
 
-
     def _run_jobs(self) -> None:
         while True:
             try:
