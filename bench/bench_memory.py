@@ -35,7 +35,7 @@ def run(kind: str, n: int, queries: int, emb: HashingEmbedder) -> dict[str, floa
             chunk = data[start : start + 1000]
             task = f"task-{start // 1000}"
             mem.register_task(TaskInfo(task, "classification", "?", ("a", "b"), len(chunk)),
-                              emb.embed(chunk[:50]))
+                              chunk[:50])
             mem.add([Record(task, x, "a", "error" if i % 10 == 0 else "experience")
                      for i, x in enumerate(chunk)])
         add_s = time.perf_counter() - t

@@ -15,7 +15,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from synlearner.learner.base import LearnPlan
-from synlearner.learner.classifier import BiEncoderClassifier, TrainSettings  # noqa: E402
+from synlearner.learner.classifier import BiEncoderClassifier  # noqa: E402
+from synlearner.learner.config import TrainConfig  # noqa: E402
 from synlearner.memory import ExperienceMemory, Record, ReplayRequest, TaskInfo  # noqa: E402
 from synlearner.stream import Limits, parse_task  # noqa: E402
 from synlearner.stream.demo import demo_stream  # noqa: E402
@@ -23,12 +24,12 @@ from synlearner.stream.demo import demo_stream  # noqa: E402
 
 def main() -> None:
     tasks = [parse_task(json.dumps(t).encode(), Limits()) for t in demo_stream()]
-    clf = BiEncoderClassifier(None, TrainSettings(max_steps=120, epochs=4.0))
+    clf = BiEncoderClassifier(train=TrainConfig(max_steps=120, epochs=4.0))
     with tempfile.TemporaryDirectory() as tmp:
         mem = ExperienceMemory(Path(tmp), clf.embedder)
         for t in tasks[:2]:
             mem.register_task(TaskInfo(t.task_id, t.kind, t.instruction, t.labels, len(t.train)),
-                              clf.embedder.embed([e.input for e in t.train]))
+                              [e.input for e in t.train])
             mem.add([Record(t.task_id, e.input, e.output) for e in t.train])
         target = tasks[2]
         queries = clf.embedder.embed([e.input for e in target.train])

@@ -21,7 +21,7 @@ import numpy as np
 
 from synlearner.daemon.state import State
 from synlearner.learner.base import CONSOLIDATED, Learner
-from synlearner.memory.base import Memory, Vectors, committed_id
+from synlearner.memory.base import Memory, committed_id
 from synlearner.stream.schema import Task
 
 
@@ -40,7 +40,6 @@ class TaskAgnostic:
         self.memory = memory
         self.learners = learners
         self.state = state
-        self._eval_vectors: dict[str, Vectors] = {}
 
     def consolidate(self, kind: str, keys: Sequence[str], event: int | None = None) -> str | None:
         """Merge the adapters `keys` into `CONSOLIDATED`; with `event`, save it in that
@@ -73,10 +72,7 @@ class TaskAgnostic:
         learner = self.learners[task.kind]
         if self.method != "none" and learner.has_adapter(CONSOLIDATED):
             return learner.evaluate(task, CONSOLIDATED)
-        if task.content_hash not in self._eval_vectors:
-            self._eval_vectors[task.content_hash] = self.memory.embedder.embed(
-                [e.input for e in task.eval])
-        routes = self.memory.route(self._eval_vectors[task.content_hash])
+        routes = self.memory.route([e.input for e in task.eval])
         correct = np.zeros(len(task.eval), dtype=bool)
         for adapter in set(routes):
             rows = [i for i, r in enumerate(routes) if r == adapter]
@@ -90,4 +86,4 @@ class TaskAgnostic:
 
 def route_task(memory: Memory, texts: Sequence[str]) -> list[str | None]:
     """The task each text most likely belongs to (nearest task centroid in memory)."""
-    return memory.route(memory.embedder.embed(list(texts)))
+    return memory.route(list(texts))

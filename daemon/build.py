@@ -12,7 +12,7 @@ from typing import Protocol
 
 from synlearner.daemon.attempts import Attempts
 from synlearner.daemon.config import Config, ConfigError
-from synlearner.daemon.loop import Daemon, LoopSettings
+from synlearner.daemon.loop import Daemon
 from synlearner.daemon.metrics import Metrics
 from synlearner.daemon.state import State
 from synlearner.learner.base import Learner
@@ -72,34 +72,14 @@ def build_publisher(cfg: Config) -> TaskPublisher:
 def build_learners(cfg: Config) -> dict[str, Learner]:
     from synlearner.learner.build import build_learners as build  # imports torch
 
-    lc = cfg.learner
-    return build(
-        model_path=lc.model.path, device=lc.model.device, threads=lc.model.threads, seed=lc.seed,
-        lora=lc.lora.model_dump(), train=lc.train.model_dump(exclude={"steps"}),
-        generation=lc.generation.model_dump(),
-    )
+    return build(cfg.learner)
 
 
 def build_memory(cfg: Config, learners: dict[str, Learner]) -> ExperienceMemory:
-    embedder: Embedder
-    embedder = HashingEmbedder() if cfg.memory.embedder == "hashing" else learners["classification"].embedder
-    return ExperienceMemory(cfg.state_dir / "memory", embedder, cfg.memory.index,
-                            cfg.memory.capacity)
-
-
-def loop_settings(cfg: Config) -> LoopSettings:
-    return LoopSettings(
-        limits=build_limits(cfg), poll_timeout_s=cfg.stream.poll_timeout_s,
-        init=cfg.learner.init, min_init_similarity=cfg.learner.min_init_similarity,
-        similar_tasks=cfg.learner.similar_tasks, replay_policy=cfg.memory.replay.policy,
-        replay_ratio=cfg.memory.replay.ratio, replay_max=cfg.memory.replay.max_examples,
-        seed=cfg.learner.seed, drain=cfg.daemon.drain,
-        progress_every_steps=cfg.daemon.progress_every_steps, adapters=cfg.learner.adapters,
-        steps=cfg.learner.train.steps, init_probe_steps=cfg.learner.init_probe_steps,
-        consolidate=cfg.learner.consolidate, task_agnostic=cfg.learner.task_agnostic,
-        curve_every=cfg.learner.curve_every, promote=cfg.learner.promote,
-        max_attempts=cfg.stream.max_attempts, backoff_max_s=cfg.stream.backoff_max_s,
-    )
+    """The memory with the encoder its config names: the classifier's base model, or hashing."""
+    embedder: Embedder = (HashingEmbedder() if cfg.memory.embedder == "hashing"
+                          else learners["classification"].embedder)
+    return ExperienceMemory(cfg.state_dir / "memory", embedder, cfg.memory)
 
 
 @dataclass
@@ -185,8 +165,7 @@ def build_daemon(cfg: Config, learners: dict[str, Learner] | None = None) -> Par
     source, results = build_source(cfg, metrics)
     memory = build_memory(cfg, learners)
     state = State.load(cfg.state_dir)
-    daemon = Daemon(loop_settings(cfg), source, results, memory, learners, state, metrics,
-                    build_attempts(cfg))
+    daemon = Daemon(cfg, source, results, memory, learners, state, metrics, build_attempts(cfg))
     return Parts(daemon, metrics, memory, locks)
 
 

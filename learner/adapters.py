@@ -18,9 +18,19 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors.torch import save_file
 
+from synlearner.learner.config import LoraSettings
 from synlearner.learner.model import adapter_name
 
 BASE_SLOT = "slot_base"  # an untrained adapter kept so the PEFT wrapper always has one
+
+
+def peft_lora(settings: LoraSettings, task_type: str | None = None) -> LoraConfig:
+    """A `lora` config section as PEFT's own config (`["all-linear"]`: PEFT's shorthand)."""
+    targets: str | list[str] = list(settings.target_modules)
+    if targets == ["all-linear"]:
+        targets = "all-linear"
+    return LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
+                      target_modules=targets, task_type=task_type)
 
 
 class AdapterBank:

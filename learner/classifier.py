@@ -19,10 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from peft import LoraConfig
 from transformers import AutoModel, AutoTokenizer
 
-from synlearner.learner.adapters import AdapterBank
+from synlearner.learner.adapters import AdapterBank, peft_lora
 from synlearner.learner.base import (
     InitProbe,
     LearningError,
@@ -32,25 +31,12 @@ from synlearner.learner.base import (
     Progress,
     no_progress,
 )
+from synlearner.learner.config import LoraSettings, ModelConfig, TrainConfig
 from synlearner.learner.model import pick_device, resolve_model_path, seed_everything
 from synlearner.memory.base import ReplayItem, Vectors
 from synlearner.stream.schema import Example, Task
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    epochs: float = 3.0
-    max_steps: int = 120
-    batch_size: int = 16
-    lr: float = 3e-3
-    weight_decay: float = 0.0
-    temperature: float = 0.05
-    max_length: int = 128
-    eval_batch_size: int = 64
-    label_template: str = "{label}"
-    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -61,28 +47,21 @@ class _Item:
     instruction: str
 
 
-def _default_lora() -> LoraConfig:
-    return LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05,
-                      target_modules=["query", "key", "value", "output.dense", "intermediate.dense"])
-
-
 class BiEncoderClassifier:
     kind = "classification"
 
-    def __init__(
-        self,
-        model_path: str | None = None,
-        settings: TrainSettings | None = None,
-        lora: LoraConfig | None = None,
-        device: str = "auto",
-    ) -> None:
-        self.path = resolve_model_path(model_path)
-        self.settings = settings or TrainSettings()
+    def __init__(self, model: ModelConfig | None = None, train: TrainConfig | None = None,
+                 lora: LoraSettings | None = None, seed: int = 0) -> None:
+        model = model or ModelConfig()
+        self.path = resolve_model_path(model.path)
+        self.settings = train or TrainConfig()
+        self.seed = seed
+        device = model.device
         self.device = pick_device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
         encoder = AutoModel.from_pretrained(str(self.path)).to(self.device)
         encoder.eval()
-        self.bank = AdapterBank(encoder, lora or _default_lora(), self.path)
+        self.bank = AdapterBank(encoder, peft_lora(lora or LoraSettings()), self.path)
         self._embedder = _BaseEmbedder(self)
 
     # -- encoding ------------------------------------------------------------------------
@@ -147,7 +126,7 @@ class BiEncoderClassifier:
     ) -> LearnOutcome:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        seed = seed_everything(self.settings.seed, task.task_id)
+        seed = seed_everything(self.seed, task.task_id)
         key = plan.adapter
         resume = plan.resume and self.bank.has(key)
         init_from = plan.init_from if plan.init_from and self.bank.has(plan.init_from) else None

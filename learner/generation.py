@@ -9,18 +9,16 @@ import re
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from datasets import Dataset
-from peft import LoraConfig
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
-from synlearner.learner.adapters import AdapterBank
+from synlearner.learner.adapters import AdapterBank, peft_lora
 from synlearner.learner.base import (
     LearningError,
     LearnOutcome,
@@ -29,19 +27,10 @@ from synlearner.learner.base import (
     Progress,
     no_progress,
 )
+from synlearner.learner.config import GenerationConfig
 from synlearner.learner.model import pick_device, resolve_model_path, seed_everything
 from synlearner.memory.base import Embedder, ReplayItem
 from synlearner.stream.schema import Task
-
-
-@dataclass(frozen=True)
-class GenerationSettings:
-    max_steps: int = 60
-    batch_size: int = 8
-    lr: float = 2e-3
-    max_new_tokens: int = 16
-    max_length: int = 128
-    seed: int = 0
 
 
 def normalise(text: str) -> str:
@@ -71,10 +60,13 @@ class _ProgressCallback(TrainerCallback):  # type: ignore[misc]  # transformers 
 class SftGenerator:
     kind = "generation"
 
-    def __init__(self, model_path: str, settings: GenerationSettings, embedder: Embedder,
-                 device: str = "auto") -> None:
-        self.path = resolve_model_path(model_path)
+    def __init__(self, settings: GenerationConfig, embedder: Embedder, device: str = "auto",
+                 seed: int = 0) -> None:
+        if settings.model_path is None:
+            raise ValueError("learner.generation.model_path: no causal LM folder is configured")
+        self.path = resolve_model_path(settings.model_path)
         self.settings = settings
+        self.seed = seed
         self.device = pick_device(device)
         self._embedder = embedder
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
@@ -85,9 +77,7 @@ class SftGenerator:
         self.tokenizer.padding_side = "left"
         model = AutoModelForCausalLM.from_pretrained(str(self.path)).to(self.device)
         model.eval()
-        lora = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear",
-                          task_type="CAUSAL_LM")
-        self.bank = AdapterBank(model, lora, self.path)
+        self.bank = AdapterBank(model, peft_lora(settings.lora, task_type="CAUSAL_LM"), self.path)
 
     @property
     def embedder(self) -> Embedder:
@@ -141,7 +131,7 @@ class SftGenerator:
               progress: Progress = no_progress) -> LearnOutcome:
         """SFT of `plan.adapter` (no init probe and no learning curve for generation)."""
         t0 = time.perf_counter()
-        seed = seed_everything(self.settings.seed, task.task_id)
+        seed = seed_everything(self.seed, task.task_id)
         key = plan.adapter
         resume = plan.resume and self.bank.has(key)
         init_from = plan.init_from if plan.init_from and self.bank.has(plan.init_from) else None

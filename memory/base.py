@@ -83,15 +83,18 @@ class ReplayRequest:
 
 
 class Memory(Protocol):
-    """The experience and error memory.
+    """The experience and error memory, as the daemon uses it.
 
+    Callers pass texts; the memory embeds them with its own encoder (`memory.embedder`).
     Records of a version being learned are written under `pending_id(...)` and take the
     task's id only at its commit (`adopt`), replacing the previous version's in one
     transaction: a version that fails or crashes never touches what is committed. Replay
     only ever returns `split == "train"` records: evaluation data never trains anything.
     """
 
-    def register_task(self, info: TaskInfo, vectors: Vectors) -> None: ...
+    def register_task(self, info: TaskInfo, texts: Sequence[str]) -> None:
+        """Remember a task's label set and the centroid of its inputs `texts`."""
+        ...
 
     def add(self, records: Sequence[Record]) -> list[int]: ...
 
@@ -105,25 +108,22 @@ class Memory(Protocol):
         """Every task id with a profile, pending ones included."""
         ...
 
-    @property
-    def embedder(self) -> Embedder: ...
-
-    def search(
-        self, query: Vectors, k: int, task_id: str | None = None, kind: RecordKind | None = None,
-        exclude_task: str | None = None, split: str | None = None,
-    ) -> list[list[Hit]]: ...
-
     def similar_tasks(
-        self, vectors: Vectors, k: int, exclude: str | None = None
-    ) -> list[tuple[str, float]]: ...
+        self, texts: Sequence[str], k: int, exclude: str | None = None
+    ) -> list[tuple[str, float]]:
+        """Past tasks ranked by the cosine of their input centroid with that of `texts`."""
+        ...
 
     def task_info(self, task_id: str) -> TaskInfo | None: ...
 
-    def route(self, vectors: Vectors) -> list[str | None]:
-        """For each vector, the task with the nearest input centroid (None: no tasks yet)."""
+    def route(self, texts: Sequence[str]) -> list[str | None]:
+        """For each text, the task with the nearest input centroid (None: no tasks yet)."""
         ...
 
-    def replay(self, policy: str, request: ReplayRequest) -> list[ReplayItem]: ...
+    def recall(self, task_id: str, texts: Sequence[str], seed: int = 0) -> list[ReplayItem]:
+        """Past examples to replay while learning `task_id` (inputs `texts`), as configured
+        by `memory.replay`; never the task's own, never evaluation data."""
+        ...
 
     def counts(self) -> dict[str, int]: ...
 

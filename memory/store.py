@@ -13,6 +13,7 @@ import json
 import logging
 import sqlite3
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from synlearner.memory.base import (
     TaskInfo,
     Vectors,
 )
+from synlearner.memory.config import MemoryConfig
 
 log = logging.getLogger(__name__)
 
@@ -60,19 +62,22 @@ def _row_to_record(row: tuple[Any, ...]) -> Record:
     )
 
 
+EMBED_CACHE = 8  # recent text lists whose vectors are kept (a task's inputs are asked for often)
+
+
 class ExperienceMemory:
-    def __init__(
-        self,
-        root: Path,
-        embedder: Embedder,
-        index_kind: str = "flat",
-        capacity: int = 200_000,
-    ) -> None:
+    """The experience and error memory (see `Memory`). It embeds what it is given with its
+    own `embedder` (chosen by `memory.embedder`); callers pass texts, never vectors."""
+
+    def __init__(self, root: Path, embedder: Embedder, config: MemoryConfig | None = None,
+                 index_kind: str | None = None, capacity: int | None = None) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.embedder = embedder
-        self.index_kind = index_kind
-        self.capacity = capacity
+        self.config = config or MemoryConfig()
+        self.index_kind = index_kind or self.config.index
+        self.capacity = capacity or self.config.capacity
+        self._embedded: OrderedDict[tuple[str, ...], Vectors] = OrderedDict()
         self._db = sqlite3.connect(self.root / "memory.sqlite3", isolation_level=None,
                                    check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -148,10 +153,22 @@ class ExperienceMemory:
     def _tx(self) -> ExperienceMemory._Tx:
         return ExperienceMemory._Tx(self._db)
 
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        """Vectors of `texts` by the memory's encoder; the last few lists are cached."""
+        key = tuple(texts)
+        if key in self._embedded:
+            self._embedded.move_to_end(key)
+            return self._embedded[key]
+        vectors = self.embedder.embed(list(texts))
+        self._embedded[key] = vectors
+        while len(self._embedded) > EMBED_CACHE:
+            self._embedded.popitem(last=False)
+        return vectors
+
     # -- writing -------------------------------------------------------------------------
-    def register_task(self, info: TaskInfo, vectors: Vectors) -> None:
+    def register_task(self, info: TaskInfo, texts: Sequence[str]) -> None:
         """Remember a task's label set and the centroid of its inputs (for `similar_tasks`)."""
-        centroid = np.asarray(vectors, dtype=np.float32).mean(axis=0)
+        centroid = self.embed(texts).mean(axis=0)
         centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
         with self._tx():
             self._db.execute(
@@ -312,29 +329,38 @@ class ExperienceMemory:
         return TaskInfo(row[0], row[1], row[2], tuple(json.loads(row[3])), int(row[4]))
 
     def similar_tasks(
-        self, vectors: Vectors, k: int, exclude: str | None = None
+        self, texts: Sequence[str], k: int, exclude: str | None = None
     ) -> list[tuple[str, float]]:
-        """Past tasks ranked by cosine between their input centroid and that of `vectors`."""
+        """Past tasks ranked by cosine between their input centroid and that of `texts`."""
         rows = self._db.execute("SELECT task_id, centroid FROM tasks").fetchall()
         rows = [r for r in rows if r[0] != exclude]
-        if not rows or len(vectors) == 0:
+        if not rows or len(texts) == 0:
             return []
-        centroid = np.asarray(vectors, dtype=np.float32).mean(axis=0)
+        centroid = self.embed(texts).mean(axis=0)
         centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
         mat = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
         sims = mat @ centroid
         order = np.argsort(-sims, kind="stable")[:k]
         return [(str(rows[i][0]), float(sims[i])) for i in order]
 
-    def route(self, vectors: Vectors) -> list[str | None]:
-        """For each vector, the task whose input centroid is nearest (cosine); None if no task."""
+    def route(self, texts: Sequence[str]) -> list[str | None]:
+        """For each text, the task whose input centroid is nearest (cosine); None if no task."""
         rows = self._db.execute("SELECT task_id, centroid FROM tasks ORDER BY task_id").fetchall()
-        if not rows:
-            return [None] * len(vectors)
+        if not rows or not texts:
+            return [None] * len(texts)
         mat = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
-        vecs = np.asarray(vectors, dtype=np.float32)
+        vecs = self.embed(texts)
         vecs = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
         return [str(rows[i][0]) for i in (vecs @ mat.T).argmax(axis=1)]
+
+    def recall(self, task_id: str, texts: Sequence[str], seed: int = 0) -> list[ReplayItem]:
+        """Replay for a new task with inputs `texts`: `memory.replay.ratio` examples per new
+        one (at most `max_examples`), chosen by `memory.replay.policy`; train splits only."""
+        cfg = self.config.replay
+        n = min(cfg.max_examples, round(cfg.ratio * len(texts)))
+        if n <= 0:
+            return []
+        return self.replay(cfg.policy, ReplayRequest(task_id, self.embed(texts), n, seed=seed))
 
     def replay(self, policy: str, request: ReplayRequest) -> list[ReplayItem]:
         from synlearner.memory.replay import get_policy

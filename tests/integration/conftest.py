@@ -35,6 +35,7 @@ def tiny_causal_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def classifier():  # type: ignore[no-untyped-def]  # returns a torch-backed learner
-    from synlearner.learner.classifier import BiEncoderClassifier, TrainSettings
+    from synlearner.learner.classifier import BiEncoderClassifier
+    from synlearner.learner.config import TrainConfig
 
-    return BiEncoderClassifier(None, TrainSettings(max_steps=40, epochs=3.0))
+    return BiEncoderClassifier(train=TrainConfig(max_steps=40, epochs=3.0))

@@ -25,10 +25,11 @@ def colour_task(task_id: str = "colours") -> bytes:
 
 
 def test_sft_learns_a_mapping_and_adapter_reloads(tiny_causal_lm: Path, classifier, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from synlearner.learner.generation import GenerationSettings, SftGenerator
+    from synlearner.learner.config import GenerationConfig
+    from synlearner.learner.generation import SftGenerator
 
-    gen = SftGenerator(str(tiny_causal_lm), GenerationSettings(max_steps=80, batch_size=8, lr=5e-3),
-                       classifier.embedder)
+    gen = SftGenerator(GenerationConfig(model_path=str(tiny_causal_lm), max_steps=80, batch_size=8,
+                                        lr=5e-3), classifier.embedder)
     task = parse_task(colour_task(), Limits())
     steps: list[int] = []
     outcome = gen.learn(task, [], LearnPlan(task.task_id),
@@ -41,6 +42,6 @@ def test_sft_learns_a_mapping_and_adapter_reloads(tiny_causal_lm: Path, classifi
     assert (tmp_path / "colours" / "adapter_model.safetensors").exists()
     before = gen.predict(task, list(COLOURS), task.task_id)
 
-    fresh = SftGenerator(str(tiny_causal_lm), GenerationSettings(), classifier.embedder)
+    fresh = SftGenerator(GenerationConfig(model_path=str(tiny_causal_lm)), classifier.embedder)
     fresh.load_adapter(task.task_id, tmp_path / "colours")
     assert fresh.predict(task, list(COLOURS), task.task_id) == before

@@ -233,3 +233,36 @@ def test_two_daemons_share_partitions_and_one_takes_over(broker: KafkaBroker, tm
         b.stop()
         if a.proc is not None and a.proc.poll() is None:
             a.stop(signal.SIGKILL)
+
+
+def test_a_record_that_kills_the_daemon_is_quarantined_after_max_attempts(
+    broker: KafkaBroker, tmp_path: Path,
+) -> None:
+    topics = Topics(broker)
+    cfg = tmp_path / "config.yaml"
+    state = tmp_path / "state"
+    port = write_config(cfg, broker, topics, state, learner=SLOW)
+    batch = tasks("q", 2, n_train=32)
+    produce(broker, topics.tasks, batch)
+    for attempt in range(1, 4):  # killed inside training three times, as the OOM killer would
+        daemon = Daemon(cfg, tmp_path / f"run{attempt}.log", port).start()
+        daemon.wait_log(r"task q-0: train step 2/")
+        assert daemon.stop(signal.SIGKILL) == -signal.SIGKILL
+        record, = (state / "attempts").glob("*.attempts")
+        assert json.loads(record.read_text())["attempts"] == attempt
+        assert json.loads(record.read_text())["ref"] == f"{topics.tasks}/0/0"
+    last = Daemon(cfg, tmp_path / "last.log", port).start()
+    try:
+        rows = results(broker, topics.results, 2)
+        assert [(r["task_id"], r["status"]) for r in rows] == [("", "invalid"), ("q-1", "learned")]
+        assert rows[0]["error"] == "crashed 3 times: last in phase train of task q-0"
+        (dead,) = read_topic(broker, topics.dlq, 1)
+        assert dead.value == batch[0][1]  # the original bytes, with the reason and the count
+        headers = dict(dead.headers)
+        assert headers["synlearner.error"].startswith(b"crashed 3 times")
+        assert headers["synlearner.source.offset"] == b"0"
+        wait_committed(broker, topics, 2)
+        assert last.metric('synlearner_dead_letters_total{reason="crashed"}') == 1
+    finally:
+        assert last.stop() == 0
+    assert list((state / "attempts").glob("*.attempts")) == []

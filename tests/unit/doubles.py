@@ -6,9 +6,15 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from synlearner.daemon.attempts import Attempts
+from synlearner.daemon.config import Config, load_config
+from synlearner.daemon.loop import Daemon
+from synlearner.daemon.metrics import Metrics
+from synlearner.daemon.state import State
 from synlearner.learner.base import (
     InitProbe,
     LearnOutcome,
@@ -17,8 +23,8 @@ from synlearner.learner.base import (
     Progress,
     no_progress,
 )
-from synlearner.memory import HashingEmbedder, ReplayItem
-from synlearner.stream import Task
+from synlearner.memory import ExperienceMemory, HashingEmbedder, ReplayItem
+from synlearner.stream import InMemoryResultSink, InMemorySource, Task
 
 EMB = HashingEmbedder(128)
 
@@ -107,3 +113,19 @@ class CentroidLearner:
 
     def load_adapter(self, task_id: str, path: Path) -> None:
         self.adapters[task_id] = json.loads((path / "centroids.json").read_text())
+
+
+def unit_config(state_dir: Path, **overrides: Any) -> Config:
+    """The production defaults, with an in-memory stream that drains, and `overrides`
+    (dotted keys) for what a test is about."""
+    base = {"state_dir": str(state_dir), "stream.kind": "memory", "stream.poll_timeout_s": 0.01,
+            "stream.backoff_max_s": 0.01, "daemon.drain": True, "daemon.http.enabled": False}
+    return load_config(None, {**base, **overrides}, env={})
+
+
+def unit_daemon(cfg: Config, source: InMemorySource, learner: CentroidLearner,
+                memory_dir: Path | None = None) -> Daemon:
+    """A daemon on `cfg` with the numpy learner and a real memory on the hashing embedder."""
+    memory = ExperienceMemory(memory_dir or cfg.state_dir / "memory", EMB, cfg.memory)
+    return Daemon(cfg, source, InMemoryResultSink(), memory, {"classification": learner},
+                  State.load(cfg.state_dir), Metrics(), Attempts(cfg.state_dir / "attempts"))

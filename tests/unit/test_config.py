@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from synlearner.daemon.build import build_limits, build_source, loop_settings
+from synlearner.daemon.build import build_limits, build_source
 from synlearner.daemon.config import Config, ConfigError, load_config
 
 CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
@@ -18,8 +18,7 @@ def test_there_are_configs() -> None:
 def test_every_config_loads_and_builds(path: Path, tmp_path: Path) -> None:
     cfg = load_config(path, {"state_dir": str(tmp_path)}, env={})
     assert isinstance(cfg, Config)
-    settings = loop_settings(cfg)
-    assert settings.limits == build_limits(cfg)
+    assert cfg.stream.limits == build_limits(cfg)
     source, results = build_source(cfg)
     assert source.pending() == 0
     source.close()

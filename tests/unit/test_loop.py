@@ -6,8 +6,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from synlearner.daemon.loop import Daemon, LoopSettings, Stopped
-from synlearner.daemon.metrics import Metrics
+from synlearner.daemon.loop import Daemon, Stopped
 from synlearner.daemon.state import State
 from synlearner.learner.base import (
     Learner,
@@ -16,17 +15,14 @@ from synlearner.learner.base import (
     Progress,
     no_progress,
 )
-from synlearner.memory import ExperienceMemory, ReplayItem
-from synlearner.stream import InMemoryResultSink, InMemorySource, Limits, Task
+from synlearner.memory import ReplayItem
+from synlearner.stream import InMemorySource, Task
 from tests.conftest import raw
-from tests.unit.doubles import EMB, CentroidLearner
+from tests.unit.doubles import CentroidLearner, unit_config, unit_daemon
 
 
 def build(tmp_path: Path, source: InMemorySource, learner: CentroidLearner) -> Daemon:
-    mem = ExperienceMemory(tmp_path / "memory", EMB)
-    settings = LoopSettings(limits=Limits(), poll_timeout_s=0.01, drain=True, replay_ratio=1.0)
-    return Daemon(settings, source, InMemoryResultSink(), mem, {"classification": learner},
-                  State.load(tmp_path), Metrics())
+    return unit_daemon(unit_config(tmp_path, **{"memory.replay.ratio": 1.0}), source, learner)
 
 
 def task_raw(task_id: str, flip: bool = False) -> bytes:

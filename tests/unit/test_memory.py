@@ -16,8 +16,7 @@ TECH = ["the battery died fast", "great screen and speakers", "the charger broke
 
 def fill(mem: ExperienceMemory) -> None:
     for task_id, texts in (("food", FOOD), ("tech", TECH)):
-        mem.register_task(TaskInfo(task_id, "classification", "?", ("pos", "neg"), 4),
-                          EMB.embed(texts))
+        mem.register_task(TaskInfo(task_id, "classification", "?", ("pos", "neg"), 4), texts)
         recs = [Record(task_id, t, "pos" if i % 2 == 0 else "neg", split="train",
                        prediction="pos", correct=i % 2 == 0, timestamp=float(i))
                 for i, t in enumerate(texts)]
@@ -47,9 +46,9 @@ def test_add_and_search(mem: ExperienceMemory) -> None:
 
 
 def test_similar_tasks(mem: ExperienceMemory) -> None:
-    ranked = mem.similar_tasks(EMB.embed(["great pasta and dessert", "cold soup"]), k=2)
+    ranked = mem.similar_tasks(["great pasta and dessert", "cold soup"], k=2)
     assert [t for t, _ in ranked] == ["food", "tech"] and ranked[0][1] > ranked[1][1]
-    assert [t for t, _ in mem.similar_tasks(EMB.embed(FOOD), k=5, exclude="food")] == ["tech"]
+    assert [t for t, _ in mem.similar_tasks(FOOD, k=5, exclude="food")] == ["tech"]
     info = mem.task_info("tech")
     assert info is not None and info.labels == ("pos", "neg")
 

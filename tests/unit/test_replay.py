@@ -20,7 +20,7 @@ def mem(tmp_path: Path) -> ExperienceMemory:
     }
     for task_id, texts in data.items():
         m.register_task(TaskInfo(task_id, "classification", "?", ("pos", "neg"), len(texts)),
-                        EMB.embed(texts))
+                        texts)
         m.add([Record(task_id, t, "pos") for t in texts])
     m.add([Record("tech", "the battery model 0 drains fast", "neg", "error", prediction="pos",
                   correct=False)])

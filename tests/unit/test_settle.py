@@ -11,27 +11,23 @@ from pathlib import Path
 import pytest
 
 from synlearner.daemon.attempts import Attempts
-from synlearner.daemon.loop import Daemon, LoopSettings
-from synlearner.daemon.metrics import Metrics
+from synlearner.daemon.loop import Daemon
 from synlearner.daemon.state import State
 from synlearner.learner.base import LearnOutcome, LearnPlan, Progress, no_progress
-from synlearner.memory import ExperienceMemory, ReplayItem
+from synlearner.memory import ReplayItem
 from synlearner.memory.base import ReplayRequest
-from synlearner.stream import InMemoryResultSink, InMemorySource, Limits, Task
+from synlearner.stream import InMemorySource, Task
 from synlearner.stream.base import Delivery
 from synlearner.stream.errors import SourceUnavailable
 from tests.conftest import raw
-from tests.unit.doubles import EMB, CentroidLearner
+from tests.unit.doubles import EMB, CentroidLearner, unit_config, unit_daemon
 from tests.unit.test_loop import task_raw
 
 
 def build(tmp_path: Path, source: InMemorySource, learner: CentroidLearner,
-          **settings: object) -> Daemon:
-    mem = ExperienceMemory(tmp_path / "memory", EMB)
-    loop = LoopSettings(limits=Limits(), poll_timeout_s=0.01, drain=True, replay_ratio=1.0,
-                        backoff_max_s=0.01, **settings)  # type: ignore[arg-type]  # test overrides
-    return Daemon(loop, source, InMemoryResultSink(), mem, {"classification": learner},
-                  State.load(tmp_path), Metrics(), Attempts(tmp_path / "attempts"))
+          **overrides: object) -> Daemon:
+    return unit_daemon(unit_config(tmp_path, **{"memory.replay.ratio": 1.0, **overrides}),
+                       source, learner)
 
 
 def statuses(daemon: Daemon) -> list[tuple[str, str]]:
@@ -83,7 +79,7 @@ def test_a_message_that_crashed_the_process_max_attempts_times_is_quarantined(
         ledger.begin("mem-1")
         ledger.note("mem-1", "phase train of task poison")
     learner = CentroidLearner()
-    daemon = build(tmp_path, source, learner, max_attempts=3)
+    daemon = build(tmp_path, source, learner, **{"stream.max_attempts": 3})
     daemon.run()
     assert learner.trained == ["next"]
     (delivery, reason), = source.dead_letters

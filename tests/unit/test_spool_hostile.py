@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 from synlearner.daemon.cli import main
-from synlearner.daemon.loop import Daemon, LoopSettings
+from synlearner.daemon.loop import Daemon
 from synlearner.daemon.metrics import Metrics
 from synlearner.daemon.state import State
 from synlearner.memory import ExperienceMemory
-from synlearner.stream import JsonlResultSink, Limits, SpoolPublisher, SpoolSource, TaskResult
+from synlearner.stream import JsonlResultSink, SpoolPublisher, SpoolSource, TaskResult
 from synlearner.stream.spool import lock_dir
 from synlearner.stream.spool_dlq import list_dead_letters, requeue
-from tests.unit.doubles import EMB, CentroidLearner
+from tests.unit.doubles import EMB, CentroidLearner, unit_config
 from tests.unit.test_loop import task_raw
 
 LIMIT = 64 * 1024
@@ -25,11 +25,10 @@ LIMIT = 64 * 1024
 
 def daemon(tmp_path: Path) -> tuple[Daemon, SpoolSource]:
     spool = SpoolSource(tmp_path / "spool", poll_interval_s=0.01, max_bytes=LIMIT)
-    settings = LoopSettings(limits=Limits(max_message_bytes=LIMIT), poll_timeout_s=0.01,
-                            drain=True)
-    d = Daemon(settings, spool, JsonlResultSink(tmp_path / "spool" / "results.jsonl"),
-               ExperienceMemory(tmp_path / "memory", EMB), {"classification": CentroidLearner()},
-               State.load(tmp_path / "state"), Metrics())
+    cfg = unit_config(tmp_path / "state", **{"stream.limits.max_message_bytes": LIMIT})
+    d = Daemon(cfg, spool, JsonlResultSink(tmp_path / "spool" / "results.jsonl"),
+               ExperienceMemory(tmp_path / "memory", EMB, cfg.memory),
+               {"classification": CentroidLearner()}, State.load(tmp_path / "state"), Metrics())
     return d, spool
 
 

@@ -11,16 +11,13 @@ import pytest
 
 from synlearner.daemon.agnostic import consolidated_dir
 from synlearner.daemon.bench import STRATEGIES, BenchSettings, strategy_config
-from synlearner.daemon.build import loop_settings
 from synlearner.daemon.config import ConfigError
-from synlearner.daemon.loop import Daemon, LoopSettings
-from synlearner.daemon.metrics import Metrics
+from synlearner.daemon.loop import Daemon
 from synlearner.daemon.state import State
 from synlearner.learner.base import CONSOLIDATED, SHARED
-from synlearner.memory import ExperienceMemory
-from synlearner.stream import InMemoryResultSink, InMemorySource, Limits
+from synlearner.stream import InMemorySource
 from tests.conftest import raw
-from tests.unit.doubles import EMB, CentroidLearner
+from tests.unit.doubles import CentroidLearner, unit_config, unit_daemon
 
 
 def sentiment(task_id: str, words: tuple[str, str]) -> bytes:
@@ -47,13 +44,10 @@ STREAM = [sentiment("food", ("tasty", "cold")), topics("news"),
 def run(tmp_path: Path, name: str, steps: int = 7,
         learner: CentroidLearner | None = None) -> tuple[Daemon, CentroidLearner]:
     cfg = strategy_config(name, BenchSettings(steps=steps, curve_every=0), tmp_path)
-    settings = loop_settings(cfg)
-    assert settings.drain
+    assert cfg.daemon.drain
     learner = learner or CentroidLearner()
     source = InMemorySource(list(STREAM))
-    daemon = Daemon(settings, source, InMemoryResultSink(),
-                    ExperienceMemory(tmp_path / "memory", EMB), {"classification": learner},
-                    State.load(tmp_path), Metrics())
+    daemon = unit_daemon(cfg, source, learner)
     daemon.run()
     assert len(source.acked) == len(STREAM)
     statuses = [r.status for r in daemon.results.results]  # type: ignore[attr-defined]
@@ -62,17 +56,19 @@ def run(tmp_path: Path, name: str, steps: int = 7,
 
 
 def test_every_strategy_is_a_config_of_the_same_daemon(tmp_path: Path) -> None:
-    settings = {name: loop_settings(strategy_config(name, BenchSettings(steps=5), tmp_path))
-                for name in STRATEGIES}
-    assert {s.steps for s in settings.values()} == {5}
-    assert [settings[n].adapters for n in STRATEGIES] == [
+    cfgs = {name: strategy_config(name, BenchSettings(steps=5), tmp_path) for name in STRATEGIES}
+    learner = {name: c.learner for name, c in cfgs.items()}
+    replay = {name: c.memory.replay for name, c in cfgs.items()}
+    assert {lc.train.steps for lc in learner.values()} == {5}
+    assert [learner[n].adapters for n in STRATEGIES] == [
         "shared", "shared", "per-task", "joint", "per-task"]
-    assert settings["seq-lora"].replay_ratio == 0 and settings["replay"].replay_ratio > 0
-    assert settings["replay"].replay_policy == "reservoir"
-    syn = settings["synlearner"]
-    assert (syn.init, syn.replay_policy, syn.consolidate) == ("nearest", "errors_first", "ties")
+    assert replay["seq-lora"].ratio == 0 and replay["replay"].ratio > 0
+    assert replay["replay"].policy == "reservoir"
+    syn = learner["synlearner"]
+    assert (syn.init, replay["synlearner"].policy, syn.consolidate) == (
+        "nearest", "errors_first", "ties")
     assert syn.init_probe_steps > 0
-    assert settings["per-task"].init == "fresh" and settings["per-task"].consolidate == "none"
+    assert learner["per-task"].init == "fresh" and learner["per-task"].consolidate == "none"
     with pytest.raises(ConfigError, match="unknown strategy 'ewc'"):
         strategy_config("ewc", BenchSettings(), tmp_path)
 
@@ -139,9 +135,7 @@ def test_restart_restores_shared_and_consolidated_adapters(tmp_path: Path) -> No
     daemon.memory.close()
     cfg = strategy_config("synlearner", BenchSettings(steps=7), tmp_path)
     learner = CentroidLearner()
-    again = Daemon(loop_settings(cfg), InMemorySource(), InMemoryResultSink(),
-                   ExperienceMemory(tmp_path / "memory", EMB), {"classification": learner},
-                   State.load(tmp_path), Metrics())
+    again = unit_daemon(cfg, InMemorySource(), learner)
     assert learner.has_adapter("hotel") and learner.has_adapter(CONSOLIDATED)
     # the committed merge of food, news and hotel is loaded as it was saved, not merged again
     assert first_learner.merges[-1][0] == ("food", "news", "hotel") and learner.merges == []
@@ -151,18 +145,15 @@ def test_restart_restores_shared_and_consolidated_adapters(tmp_path: Path) -> No
         {**json.loads((tmp_path / "state.json").read_text()), "consolidated": {}}))
     shutil.rmtree(tmp_path / "adapters" / f"{CONSOLIDATED}-classification")
     learner = CentroidLearner()  # no consolidated adapter on disk: merged from the task adapters
-    Daemon(loop_settings(cfg), InMemorySource(), InMemoryResultSink(),
-           ExperienceMemory(tmp_path / "memory", EMB), {"classification": learner},
-           State.load(tmp_path), Metrics()).memory.close()
+    unit_daemon(cfg, InMemorySource(), learner).memory.close()
     assert learner.merges[-1][0] == ("food", "news", "hotel")
 
     shared_dir = tmp_path / "shared"
     first, _ = run(shared_dir, "seq-lora")
     first.memory.close()
     learner = CentroidLearner()
-    Daemon(LoopSettings(Limits(), adapters="shared"), InMemorySource(), InMemoryResultSink(),
-           ExperienceMemory(shared_dir / "memory", EMB), {"classification": learner},
-           State.load(shared_dir), Metrics())
+    unit_daemon(unit_config(shared_dir, **{"learner.adapters": "shared"}), InMemorySource(),
+                learner)
     assert set(learner.adapters) == {SHARED}
 
 

@@ -1,0 +1,302 @@
+"""The phases of learning one task, in the order the runner runs them (`PHASES`), and the
+commit that ends them.
+
+recall → init → train → promote → persist → remember → consolidate → evaluate → commit
+
+Each phase reads what the ones before it left in the `TaskRun` and adds its own part. A
+phase that does not apply to a daemon's strategy or config (`applies`) is left out when
+the daemon is built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping
+
+from synlearner.daemon.runner import Context, Phase, TaskRun
+from synlearner.daemon.state import TaskEntry
+from synlearner.daemon.strategies import task_info
+from synlearner.memory.base import PENDING, Record
+from synlearner.stream.schema import Task, TaskResult
+
+log = logging.getLogger("synlearner.daemon")
+
+
+def _separate_agnostic(ctx: Context) -> bool:
+    """Only per-task adapters answer differently with and without the task id."""
+    return ctx.cfg.learner.task_agnostic and ctx.strategy.per_task
+
+
+class Recall:
+    """Drop leftovers of an interrupted attempt; recall replay and the nearest past task."""
+
+    name = "recall"
+
+    def applies(self, ctx: Context) -> bool:
+        return True
+
+    def run(self, run: TaskRun, ctx: Context) -> None:
+        task, lc = run.task, ctx.cfg.learner
+        ctx.memory.forget_task(run.pending)
+        texts = [e.input for e in task.train]
+        if lc.init == "nearest" and ctx.strategy.per_task:
+            t = time.perf_counter()
+            similar = ctx.memory.similar_tasks(texts, lc.similar_tasks, exclude=task.task_id)
+            ctx.metrics.memory_search.labels(operation="similar_tasks").observe(
+                time.perf_counter() - t)
+            run.init_from = _nearest(run, ctx, similar)
+        t = time.perf_counter()
+        items = ctx.memory.recall(task.task_id, texts, seed=lc.seed)
+        ctx.metrics.memory_search.labels(operation="replay").observe(time.perf_counter() - t)
+        run.replay = [i for i in items if i.task.kind == task.kind]
+
+
+def _nearest(run: TaskRun, ctx: Context, similar: list[tuple[str, float]]) -> str | None:
+    for task_id, similarity in similar:
+        info = ctx.memory.task_info(task_id)
+        if (similarity >= ctx.cfg.learner.min_init_similarity and info is not None
+                and info.kind == run.task.kind and run.learner.has_adapter(task_id)):
+            log.info("task %s: initialising from %s (similarity %.3f)", run.task.task_id,
+                     task_id, similarity)
+            return task_id
+    return None
+
+
+class Init:
+    """The task-agnostic score of the new task before training on it (R[i-1][i])."""
+
+    name = "init"
+
+    def applies(self, ctx: Context) -> bool:
+        return _separate_agnostic(ctx)
+
+    def run(self, run: TaskRun, ctx: Context) -> None:
+        run.agnostic_before = ctx.agnostic.score(run.task)
+
+
+class Train:
+    """Train the strategy's adapter on the task plus replay (the learner probes the start)."""
+
+    name = "train"
+
+    def applies(self, ctx: Context) -> bool:
+        return True
+
+    def run(self, run: TaskRun, ctx: Context) -> None:
+        run.plan = ctx.strategy.plan(run, ctx)
+        key = run.plan.adapter
+        ctx.scores = {k: v for k, v in ctx.scores.items() if k[1] != key}  # it changes now
+        run.outcome = run.learner.learn(run.task, run.replay, run.plan,
+                                        ctx.progress(run.task.task_id))
+        ctx.metrics.train_examples.inc(run.outcome.train_examples)
+        ctx.metrics.replay_examples.inc(run.outcome.replay_examples)
+
+
+class Promote:
+    """Backward transfer for per-task adapters.
+
+    The new adapter started from `init_from`'s and trained with replay of the past, so it
+    may now answer earlier tasks of its lineage better than their own adapters. Each task
+    answered by an adapter of the lineage is scored on its own train data with both; the
+    new adapter takes over where it is strictly better there.
+    """
+
+    name = "promote"
+
+    def applies(self, ctx: Context) -> bool:
+        return ctx.cfg.learner.promote and ctx.strategy.per_task
+
+    def run(self, run: TaskRun, ctx: Context) -> None:
+        task, outcome = run.task, run.learned
+        if outcome.init_from is None:
+            return
+        lineage: set[str] = set()
+        source: str | None = outcome.init_from
+        while source is not None and source not in lineage:
+            lineage.add(source)
+            entry = ctx.state.latest(source)
+            source = entry.init_from if entry else None
+        for task_id in ctx.state.task_ids():
+            current = ctx.answer_key(task_id)
+            if task_id == task.task_id or current not in lineage:
+                continue
+            seen = ctx.state.load_task(task_id)
+            if seen.kind != task.kind:
+                continue
+            on_train = dataclasses.replace(seen, eval=seen.train)
+            mine = run.learner.evaluate(on_train, task.task_id)
+            theirs = run.learner.evaluate(on_train, current)
+            if mine > theirs:
+                log.info("task %s: now answered by %s (train accuracy %.3f vs %.3f)", task_id,
+                         task.task_id, mine, theirs)
+                run.promoted[task_id] = task.task_id
+
+
+class Persist:
+    """The trained adapter and the task's definition, in this event's own paths."""
+
+    name = "persist"
+
+    def applies(self, ctx: Context) -> bool:
+        return True
+
+    def run(self, run: TaskRun, ctx: Context) -> None:
+        key = ctx.strategy.adapter_key(run.task.task_id)
+        run.adapter_dir = ctx.state.adapter_dir(key, run.event)
+        run.learner.save_adapter(key, run.adapter_dir)
+        run.task_file = ctx.state.save_task(run.task, run.version)
+
+
+class Remember:
+    """Every example seen and every mistake made, under the pending id until the commit."""
+
+    name = "remember"
+
+    def applies(self, ctx: Context) -> bool:
+        return True
+
+    def run(self, run: TaskRun, ctx: Context) -> None:
+        task, into = run.task, run.pending
+        ctx.memory.register_task(dataclasses.replace(task_info(task), task_id=into),
+                                 [e.input for e in task.train])
+        now = time.time()
+        records = []
+        for p in run.learned.predictions:
+            records.append(Record(into, p.input, p.target, "experience", p.split, p.prediction,
+                                  p.correct, p.loss, now))
+            if not p.correct:
+                records.append(Record(into, p.input, p.target, "error", p.split,
+                                      p.prediction, False, p.loss, now))
+        ctx.memory.add(records)
+        ctx.memory.flush()
+
+
+class Consolidate:
+    """Merge the adapters that answer for the tasks of this kind (task-agnostic use)."""
+
+    name = "consolidate"
+
+    def applies(self, ctx: Context) -> bool:
+        return _separate_agnostic(ctx) and ctx.cfg.learner.consolidate != "none"
+
+    def run(self, run: TaskRun, ctx: Context) -> None:
+        keys = [ctx.answer_key(t, run) for t in [*ctx.state.task_ids(), run.task.task_id]]
+        run.consolidated = ctx.agnostic.consolidate(run.task.kind, keys, run.event)
+
+
+class Evaluate:
+    """Score every seen task task-aware (its answering adapter; scores of unchanged adapters
+    are cached) and, where it differs, task-agnostic: the new rows of both matrices."""
+
+    name = "evaluate"
+
+    def applies(self, ctx: Context) -> bool:
+        return True
+
+    def run(self, run: TaskRun, ctx: Context) -> None:
+        task = run.task
+        run.row = {task.task_id: run.learned.final}
+        ctx.scores[(task.task_id, ctx.answer_key(task.task_id, run))] = run.learned.final
+        for task_id in ctx.state.task_ids():
+            if task_id == task.task_id:
+                continue
+            key = ctx.answer_key(task_id, run)
+            if (task_id, key) not in ctx.scores:
+                ctx.beat("evaluate", task_id)
+                seen = ctx.state.load_task(task_id)
+                ctx.scores[(task_id, key)] = ctx.learners[seen.kind].evaluate(seen, key)
+            run.row[task_id] = ctx.scores[(task_id, key)]
+        if _separate_agnostic(ctx):
+            run.agnostic_row = {tid: ctx.agnostic.score(ctx.task(tid, run))
+                                for tid in [*ctx.state.task_ids(), task.task_id]}
+
+
+PHASES: list[Phase] = [Recall(), Init(), Train(), Promote(), Persist(), Remember(),
+                       Consolidate(), Evaluate()]
+
+
+def commit(run: TaskRun, ctx: Context) -> None:
+    """Write the learning event to `state.json` (the commit point), then let the pending
+    memory records replace the previous version's; sets the task's result."""
+    task, outcome = run.task, run.learned
+    assert run.adapter_dir is not None, "the persist phase has not run"
+    probe = outcome.probe
+    entry = TaskEntry(
+        task_id=task.task_id,
+        column=task.task_id if run.version == 1 else f"{task.task_id}#v{run.version}",
+        version=run.version, content_hash=task.content_hash, kind=task.kind,
+        adapter=str(run.adapter_dir.relative_to(ctx.state.root)),
+        zero_shot=outcome.zero_shot, initial=outcome.initial, final=outcome.final,
+        init_from=outcome.init_from, steps=outcome.steps,
+        train_examples=outcome.train_examples, replay_examples=outcome.replay_examples,
+        seconds={**run.timings, **{f"learner_{k}": v for k, v in outcome.seconds.items()}},
+        learned_at=time.time(), adapter_key=ctx.strategy.adapter_key(task.task_id),
+        probe=dataclasses.asdict(probe) if probe else None,
+        curve=[list(point) for point in outcome.curve], task_file=run.task_file,
+    )
+    agnostic = None
+    if ctx.cfg.learner.task_agnostic:
+        before = outcome.initial if run.agnostic_before is None else run.agnostic_before
+        agnostic = (run.row if run.agnostic_row is None else run.agnostic_row, before)
+    consolidated: dict[str, str] | None = (
+        {task.kind: run.consolidated} if run.consolidated else None)
+    ctx.state.record(entry, run.row, agnostic, run.promoted, consolidated)  # the commit point
+    ctx.memory.adopt(run.pending, task.task_id)  # redone on start if a crash intervenes
+    ctx.memory.flush()
+    cut = dict(task.truncated)
+    if outcome.inputs_cut:
+        log.warning("task %s: %d inputs are longer than the model's max_length=%d tokens; only "
+                    "their start is read", task.task_id, outcome.inputs_cut, outcome.max_length)
+        cut["model_max_length"] = outcome.inputs_cut
+        ctx.metrics.input_truncated.labels(what="model_max_length").inc(outcome.inputs_cut)
+    run.result = learned_result(task, entry, ctx, cut)
+
+
+def learned_result(task: Task, entry: TaskEntry, ctx: Context,
+                   cut: Mapping[str, int] | None = None) -> TaskResult:
+    """The `learned` result of a committed entry, with the summary it is logged with."""
+    ctx.metrics.tasks_learned.inc()
+    ctx.metrics.last_task_timestamp.set(time.time())
+    summary = ctx.state.metrics().as_dict()
+    log.info(
+        "task %s: learned v%d: zero-shot %.3f, initial %.3f, final %.3f (init from %s, "
+        "%d replayed) | ACC %.3f BWT %+.3f FWT %+.3f", task.task_id, entry.version,
+        entry.zero_shot, entry.initial, entry.final, entry.init_from,
+        entry.replay_examples, summary["acc"], summary["bwt"], summary["fwt"],
+    )
+    return TaskResult(
+        task.task_id, "learned", task.content_hash, entry.version,
+        metrics={"zero_shot": entry.zero_shot, "initial": entry.initial,
+                 "final": entry.final, **summary},
+        adapter_path=str(ctx.state.root / entry.adapter), timings=entry.seconds,
+        truncated=dict(task.truncated if cut is None else cut),
+    )
+
+
+def restore(ctx: Context) -> None:
+    """On start: finish or drop versions that were mid-commit (pending memory records of the
+    committed version take the task's id, the rest are dropped), then load the latest
+    adapter of every key and the committed consolidated adapters."""
+    for pid in ctx.memory.task_ids():
+        if PENDING not in pid:
+            continue
+        task_id, content_hash = pid.split(PENDING, 1)
+        entry = ctx.state.latest(task_id)
+        if entry is not None and entry.content_hash == content_hash:
+            log.info("memory: finishing the commit of %s", task_id)
+            ctx.memory.adopt(pid, task_id)
+        else:
+            ctx.memory.forget_task(pid)
+    ctx.memory.flush()
+    loaded: set[str] = set()
+    for entry in reversed(ctx.state.entries):  # the latest adapter of each key
+        key = entry.adapter_key or entry.task_id
+        learner = ctx.learners.get(entry.kind)
+        if key in loaded or learner is None:
+            continue
+        learner.load_adapter(key, ctx.state.root / entry.adapter)
+        loaded.add(key)
+    if _separate_agnostic(ctx):
+        ctx.agnostic.restore()
