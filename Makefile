@@ -41,12 +41,12 @@ test-unit: venv
 
 # mypy sees the folders as the installed `synlearner.*` packages through a symlink tree.
 lint: venv
-	$(PY) -m pip install -q ruff mypy types-PyYAML
+	$(PY) -m pip install -q "ruff==0.17.6" "mypy==2.4.1" "types-PyYAML==6.0.12.20261113"
 	$(VENV)/bin/ruff check .
 	rm -rf .typecheck && mkdir -p .typecheck/synlearner
 	for p in daemon stream memory learner; do ln -s ../../$$p .typecheck/synlearner/$$p; done
 	MYPYPATH=.typecheck $(VENV)/bin/mypy --namespace-packages --explicit-package-bases \
-	  -p synlearner.daemon -p synlearner.stream -p synlearner.memory
+	  -p synlearner.daemon -p synlearner.stream -p synlearner.memory -p synlearner.learner
 
 bench: venv
 	$(PY) bench/bench_memory.py

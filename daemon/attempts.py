@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from synlearner.stream.spool import write_atomic
+from synlearner.stream.io import write_atomic
 
 SUFFIX = ".attempts"
 

@@ -9,7 +9,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from synlearner.stream.spool import write_atomic
+from synlearner.stream.io import write_atomic
 
 
 def _f(value: float | None, signed: bool = False) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from synlearner.daemon.state import State
-from synlearner.stream.spool import write_atomic
+from synlearner.stream.io import write_atomic
 
 
 def build_report(state: State) -> dict[str, Any]:

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from synlearner.daemon.transfer import TransferMetrics, transfer_metrics
+from synlearner.stream.io import write_atomic
 from synlearner.stream.schema import Limits, Task, parse_task
-from synlearner.stream.spool import write_atomic
 
 STATE_VERSION = 1
 

@@ -6,9 +6,6 @@ Saved adapters are the standard PEFT layout (`adapter_config.json` and
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +17,7 @@ from safetensors.torch import save_file
 
 from synlearner.learner.config import LoraSettings
 from synlearner.learner.model import adapter_name
+from synlearner.stream.io import replace_dir
 
 BASE_SLOT = "slot_base"  # an untrained adapter kept so the PEFT wrapper always has one
 
@@ -109,30 +107,18 @@ class AdapterBank:
             yield
 
     def save(self, task_id: str, path: Path) -> None:
-        """Write the adapter to `path` atomically (a temp dir renamed into place)."""
+        """Write the adapter to `path` atomically (a temp dir swapped into place)."""
         name = self._names[task_id]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        state = get_peft_model_state_dict(self.model, adapter_name=name)
-        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()},
-                  tmp / "adapter_model.safetensors", metadata={"format": "pt"})
-        config = self.model.peft_config[name]
-        config.base_model_name_or_path = str(self.base_path)
-        config.save_pretrained(str(tmp))
-        for f in tmp.iterdir():
-            with f.open("rb") as fh:
-                os.fsync(fh.fileno())
-        old = path.with_name(f".{path.name}.old")
-        if path.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+
+        def fill(tmp: Path) -> None:
+            state = get_peft_model_state_dict(self.model, adapter_name=name)
+            save_file({k: v.detach().cpu().contiguous() for k, v in state.items()},
+                      tmp / "adapter_model.safetensors", metadata={"format": "pt"})
+            config = self.model.peft_config[name]
+            config.base_model_name_or_path = str(self.base_path)
+            config.save_pretrained(str(tmp))
+
+        replace_dir(path, fill)
 
     def load(self, task_id: str, path: Path) -> None:
         self.drop(task_id)

@@ -275,7 +275,7 @@ class BiEncoderClassifier:
                 del order[: s.batch_size]
                 loss = self._batch_loss(batch)
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]  # torch's Tensor.backward is untyped
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 opt.step()
                 sched.step()

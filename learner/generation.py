@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
-from trl import SFTConfig, SFTTrainer
+from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]  # trl exports them lazily
 
 from synlearner.learner.adapters import AdapterBank, peft_lora
 from synlearner.learner.base import (
@@ -41,7 +41,7 @@ def prompt_of(instruction: str, text: str) -> str:
     return f"{instruction}\ninput: {text}\nanswer:"
 
 
-class _ProgressCallback(TrainerCallback):  # type: ignore[misc]  # transformers is untyped here
+class _ProgressCallback(TrainerCallback):
     def __init__(self, progress: Progress, total: int) -> None:
         self.progress = progress
         self.total = total
@@ -75,7 +75,8 @@ class SftGenerator:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.tokenizer.padding_side = "left"
-        model = AutoModelForCausalLM.from_pretrained(str(self.path)).to(self.device)
+        model = AutoModelForCausalLM.from_pretrained(str(self.path))
+        model = model.to(self.device)  # type: ignore[arg-type]  # transformers' stub of .to
         model.eval()
         self.bank = AdapterBank(model, peft_lora(settings.lora, task_type="CAUSAL_LM"), self.path)
 
@@ -95,7 +96,7 @@ class SftGenerator:
             width = max(len(i) for i in ids)
             input_ids = torch.tensor([[tok.pad_token_id] * (width - len(i)) + i for i in ids])
             mask = torch.tensor([[0] * (width - len(i)) + [1] * len(i) for i in ids])
-            gen = self.bank.model.generate(
+            gen = self.bank.model.generate(  # type: ignore[no-untyped-call]  # peft's stub
                 input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
                 max_new_tokens=self.settings.max_new_tokens, do_sample=False,
                 eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,

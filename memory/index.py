@@ -5,7 +5,6 @@ Vectors are L2-normalised, so inner product is cosine similarity.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import faiss
 import numpy as np
 
 from synlearner.memory.base import Vectors
+from synlearner.stream.io import write_with
 
 
 def _flat(dim: int) -> faiss.Index:
@@ -70,29 +70,9 @@ def _is_hnsw(index: faiss.IndexIDMap2) -> bool:
     return isinstance(faiss.downcast_index(index.index), faiss.IndexHNSW)
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_snapshot(index: faiss.IndexIDMap2, path: Path) -> None:
     """Write the index to `path` atomically (temp file, fsync, rename, fsync dir)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    faiss.write_index(index, str(tmp))
-    _fsync(tmp)
-    os.replace(tmp, path)
-    _fsync(path.parent)
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    _fsync(tmp)
-    os.replace(tmp, path)
-    _fsync(path.parent)
+    write_with(path, lambda tmp: faiss.write_index(index, str(tmp)))
 
 
 def read_snapshot(path: Path) -> faiss.IndexIDMap2 | None:

@@ -33,6 +33,7 @@ from synlearner.memory.base import (
     Vectors,
 )
 from synlearner.memory.config import MemoryConfig
+from synlearner.stream.io import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +240,7 @@ class ExperienceMemory:
         """Persist the FAISS snapshot for the current SQLite generation."""
         fx.write_snapshot(self._index, self._index_path)
         meta = {"generation": self._generation(), "kind": self.index_kind}
-        fx.write_bytes_atomic(self._index_path.with_suffix(".json"), json.dumps(meta).encode())
+        write_atomic(self._index_path.with_suffix(".json"), json.dumps(meta).encode())
 
     # -- reading -------------------------------------------------------------------------
     def search(

@@ -26,30 +26,12 @@ from pathlib import Path
 
 from synlearner.stream.base import Delivery
 from synlearner.stream.errors import SourceUnavailable
+from synlearner.stream.io import fsync_dir, write_atomic
 from synlearner.stream.schema import TaskResult
 
 log = logging.getLogger(__name__)
 
 _SUBDIRS = ("incoming", "processing", "done", "failed")
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that a crash leaves either the old or the new file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 def lock_dir(path: Path, what: str) -> int:

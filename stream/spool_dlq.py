@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from synlearner.stream.base import DeadLetter
-from synlearner.stream.spool import fsync_dir, unique_path
+from synlearner.stream.io import fsync_dir
+from synlearner.stream.spool import unique_path
 
 ERROR_SUFFIX = ".error.json"
 
