@@ -22,7 +22,7 @@ from synlearner.daemon.agnostic import TaskAgnostic
 from synlearner.daemon.attempts import Attempts
 from synlearner.daemon.config import Config
 from synlearner.daemon.metrics import Metrics
-from synlearner.daemon.phases import PHASES, commit, learned_result, restore
+from synlearner.daemon.phases import PHASES, commit, learned_result, restore, restore_committed
 from synlearner.daemon.runner import Context, Runner
 from synlearner.daemon.settle import Settler, Stopped
 from synlearner.daemon.state import State
@@ -197,7 +197,7 @@ class Daemon:
                 except Stopped:
                     raise
                 except Exception as exc:
-                    self._restore_committed(task)
+                    restore_committed(self.ctx, task)
                     if not is_transient(exc):
                         log.exception("task %s: failed", task.task_id)
                         self.settler.dead_letter(delivery, f"learning failed: {describe(exc)}",
@@ -210,18 +210,6 @@ class Daemon:
             self.current = None
             self.metrics.busy.set(0)
         self._publish(result, delivery)
-
-    def _restore_committed(self, task: Task) -> None:
-        """After a failed attempt, put back the committed adapter the attempt overwrote."""
-        entry = self.state.latest(task.task_id)
-        learner = self.learners.get(task.kind)
-        if entry is None or learner is None:
-            return
-        key = entry.adapter_key or entry.task_id
-        try:
-            learner.load_adapter(key, self.state.root / entry.adapter)
-        except Exception:  # noqa: BLE001  # best effort: the next start loads it again
-            log.exception("task %s: could not reload the committed adapter %s", task.task_id, key)
 
     def _publish(self, result: TaskResult, delivery: Delivery) -> None:
         # result before ack: a crash in between redelivers the task, which is then acknowledged

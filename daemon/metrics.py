@@ -95,8 +95,13 @@ class Metrics:
             "synlearner_publish_to_learned_seconds",
             "From the producer's timestamp to the task's commit", buckets=DURATION_BUCKETS,
             registry=r)
+        self.stream_dead_lettered = Counter(
+            "synlearner_stream_dead_lettered_total",
+            "Dead letters the source confirmed written (Kafka: acknowledged by the broker)",
+            registry=r)
         self._source_counters = {
             "consumed": self.stream_consumed, "committed": self.stream_committed,
+            "dead_lettered": self.stream_dead_lettered,
             "commit_failed": self.stream_commit_failures, "rebalance": self.stream_rebalances,
         }
         self.last_task_timestamp = Gauge(

@@ -300,3 +300,16 @@ def restore(ctx: Context) -> None:
         loaded.add(key)
     if _separate_agnostic(ctx):
         ctx.agnostic.restore()
+
+
+def restore_committed(ctx: Context, task: Task) -> None:
+    """After a failed attempt, put back the committed adapter the attempt overwrote."""
+    entry = ctx.state.latest(task.task_id)
+    learner = ctx.learners.get(task.kind)
+    if entry is None or learner is None:
+        return
+    key = entry.adapter_key or entry.task_id
+    try:
+        learner.load_adapter(key, ctx.state.root / entry.adapter)
+    except Exception:  # noqa: BLE001  # best effort: the next start loads it again
+        log.exception("task %s: could not reload the committed adapter %s", task.task_id, key)

@@ -23,7 +23,6 @@ from transformers import AutoModel, AutoTokenizer
 
 from synlearner.learner.adapters import AdapterBank, peft_lora
 from synlearner.learner.base import (
-    InitProbe,
     LearningError,
     LearnOutcome,
     LearnPlan,
@@ -33,6 +32,7 @@ from synlearner.learner.base import (
 )
 from synlearner.learner.config import LoraSettings, ModelConfig, TrainConfig
 from synlearner.learner.model import pick_device, resolve_model_path, seed_everything
+from synlearner.learner.probe import probe_starts
 from synlearner.memory.base import ReplayItem, Vectors
 from synlearner.stream.schema import Example, Task
 
@@ -136,7 +136,7 @@ class BiEncoderClassifier:
         probe_worthy = len(task.train) >= 4 and (init_from is not None or bool(replay))
         if not resume and plan.probe_steps > 0 and probe_worthy:  # a held-out part is needed
             t = time.perf_counter()
-            probe = self._probe(task, replay, init_from, plan, seed)
+            probe = probe_starts(self, task, replay, init_from, plan, seed)
             init_from = probe.chosen
             replay = replay if probe.replay else []
             timings["probe"] = time.perf_counter() - t
@@ -174,54 +174,6 @@ class BiEncoderClassifier:
         if plan.steps > 0:
             return plan.steps
         return max(1, min(s.max_steps, math.ceil(s.epochs * len(items) / s.batch_size)))
-
-    def _probe(self, task: Task, replay: Sequence[ReplayItem], candidate: str | None,
-               plan: LearnPlan, seed: int) -> InitProbe:
-        """Train each start for the same steps on part of the train split; score held out.
-
-        Arms: fresh with replay, `candidate`'s copy with replay, fresh without replay (the
-        per-task baseline). The copy is kept unless it is worse than fresh (higher held-out
-        loss, no better accuracy); then replay is kept unless the chosen arm is worse than
-        the baseline in the same sense.
-        """
-        order = np.random.default_rng(seed).permutation(len(task.train))
-        n_held = min(len(task.train) - 1, max(2, round(plan.probe_holdout * len(task.train))))
-        held = [task.train[i] for i in order[:n_held]]
-        fit = [task.train[i] for i in order[n_held:]]
-        arms: dict[str, tuple[str | None, Sequence[ReplayItem]]] = {"fresh": (None, replay)}
-        if candidate is not None:
-            arms["transferred"] = (candidate, replay)
-        if replay:
-            arms["alone"] = (None, [])
-        scores: dict[str, tuple[float, float]] = {}
-        for arm, (start, recalled) in arms.items():
-            self.bank.create("@probe", start, seed)
-            self._train("@probe", self._items(task, fit, recalled), seed, no_progress,
-                        plan.probe_steps, None, 0)
-            scores[arm] = self._score(task, held, "@probe")
-            self.bank.drop("@probe")
-
-        def worse(a: tuple[float, float], b: tuple[float, float]) -> bool:
-            return a[1] > b[1] and a[0] <= b[0]  # (accuracy, loss)
-
-        chosen = "fresh"
-        if "transferred" in scores and not worse(scores["transferred"], scores["fresh"]):
-            chosen = "transferred"
-        keep_replay = "alone" not in scores or not worse(scores[chosen], scores["alone"])
-        if not keep_replay:
-            chosen = "alone"
-        if candidate is not None and chosen != "transferred":
-            log.info("task %s: start from %s scores %.3f held out vs %.3f fresh: starting fresh",
-                     task.task_id, candidate, scores["transferred"][0], scores["fresh"][0])
-        none = (None, None)
-        return InitProbe(
-            candidate=candidate, steps=plan.probe_steps, holdout=n_held,
-            fresh=scores["fresh"][0], fresh_loss=scores["fresh"][1],
-            transferred=scores.get("transferred", none)[0],
-            transferred_loss=scores.get("transferred", none)[1],
-            alone=scores.get("alone", none)[0], alone_loss=scores.get("alone", none)[1],
-            chosen=candidate if chosen == "transferred" else None, replay=keep_replay,
-        )
 
     def _score(self, task: Task, examples: Sequence[Example], adapter: str) -> tuple[float, float]:
         """Accuracy and mean cross-entropy of `adapter` on `examples`."""

@@ -1,7 +1,8 @@
 """Embedders that need no model: used by fast tests and by `memory.embedder: hashing`.
 
-The sentence-transformer embedder (MiniLM) lives in `synlearner.learner.embedding`
-because it needs torch.
+`memory.embedder: model` embeds with the base encoder of the classification learner
+(`BiEncoderClassifier.embedder`, in `learner/classifier.py`, which needs torch); the daemon's
+builder hands it to the memory.
 """
 
 from __future__ import annotations

@@ -66,6 +66,19 @@ def search(
     return index.search(queries, k, params=params)
 
 
+def exact_search(query: Vectors, ids: list[int], vecs: Vectors,
+                 k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact inner-product top-`k` of `query` over (`ids`, `vecs`), FAISS-shaped (-1 pads)."""
+    scores = query @ vecs.T if ids else np.zeros((len(query), 0), dtype=np.float32)
+    kk = min(k, len(ids))
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :kk]
+    out_ids = np.full((len(query), k), -1, dtype=np.int64)
+    out_scores = np.full((len(query), k), -np.inf, dtype=np.float32)
+    out_ids[:, :kk] = np.asarray(ids, dtype=np.int64)[order]
+    out_scores[:, :kk] = np.take_along_axis(scores, order, axis=1)
+    return out_scores, out_ids
+
+
 def _is_hnsw(index: faiss.IndexIDMap2) -> bool:
     return isinstance(faiss.downcast_index(index.index), faiss.IndexHNSW)
 

@@ -33,6 +33,7 @@ from synlearner.memory.base import (
     Vectors,
 )
 from synlearner.memory.config import MemoryConfig
+from synlearner.memory.profiles import TaskProfiles
 from synlearner.stream.io import write_atomic
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ class ExperienceMemory:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
         self._check_dim()
+        self.profiles = TaskProfiles(self._db, self._tx)
         self._index_path = self.root / "index.faiss"
         self._index = self._load_index()
 
@@ -169,14 +171,7 @@ class ExperienceMemory:
     # -- writing -------------------------------------------------------------------------
     def register_task(self, info: TaskInfo, texts: Sequence[str]) -> None:
         """Remember a task's label set and the centroid of its inputs (for `similar_tasks`)."""
-        centroid = self.embed(texts).mean(axis=0)
-        centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
-        with self._tx():
-            self._db.execute(
-                "INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (info.task_id, info.kind, info.instruction, json.dumps(list(info.labels)),
-                 info.examples, centroid.astype(np.float32).tobytes(), time.time()),
-            )
+        self.profiles.put(info, self.embed(texts))
 
     def add(self, records: Sequence[Record]) -> list[int]:
         if not records:
@@ -216,7 +211,7 @@ class ExperienceMemory:
             self._index = self._rebuild()
 
     def task_ids(self) -> list[str]:
-        return [str(r[0]) for r in self._db.execute("SELECT task_id FROM tasks ORDER BY task_id")]
+        return self.profiles.ids()
 
     def _delete(self, ids: list[int]) -> None:
         if not ids:
@@ -286,15 +281,7 @@ class ExperienceMemory:
             allowed = [r[0] for r in self._db.execute(f"SELECT id FROM records WHERE {cond}", args)]
             return fx.search(self._index, query, k, allowed)
         ids, vecs = self._vectors(f"SELECT id, vector FROM records WHERE {cond}", tuple(args))
-        scores = query @ vecs.T if ids else np.zeros((len(query), 0), dtype=np.float32)
-        kk = min(k, len(ids))
-        order = np.argsort(-scores, axis=1, kind="stable")[:, :kk]
-        id_arr = np.asarray(ids, dtype=np.int64)
-        out_ids = np.full((len(query), k), -1, dtype=np.int64)
-        out_scores = np.full((len(query), k), -np.inf, dtype=np.float32)
-        out_ids[:, :kk] = id_arr[order]
-        out_scores[:, :kk] = np.take_along_axis(scores, order, axis=1)
-        return out_scores, out_ids
+        return fx.exact_search(query, ids, vecs, k)
 
     def _records_by_id(self, ids: Iterable[int]) -> dict[int, Record]:
         ids = list(ids)
@@ -321,38 +308,17 @@ class ExperienceMemory:
         return [_row_to_record(r) for r in self._db.execute(sql + " ORDER BY id", args)]
 
     def task_info(self, task_id: str) -> TaskInfo | None:
-        row = self._db.execute(
-            "SELECT task_id, kind, instruction, labels, examples FROM tasks WHERE task_id=?",
-            (task_id,),
-        ).fetchone()
-        if row is None:
-            return None
-        return TaskInfo(row[0], row[1], row[2], tuple(json.loads(row[3])), int(row[4]))
+        return self.profiles.info(task_id)
 
     def similar_tasks(
         self, texts: Sequence[str], k: int, exclude: str | None = None
     ) -> list[tuple[str, float]]:
         """Past tasks ranked by cosine between their input centroid and that of `texts`."""
-        rows = self._db.execute("SELECT task_id, centroid FROM tasks").fetchall()
-        rows = [r for r in rows if r[0] != exclude]
-        if not rows or len(texts) == 0:
-            return []
-        centroid = self.embed(texts).mean(axis=0)
-        centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
-        mat = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
-        sims = mat @ centroid
-        order = np.argsort(-sims, kind="stable")[:k]
-        return [(str(rows[i][0]), float(sims[i])) for i in order]
+        return self.profiles.nearest(self.embed(texts), k, exclude) if texts else []
 
     def route(self, texts: Sequence[str]) -> list[str | None]:
         """For each text, the task whose input centroid is nearest (cosine); None if no task."""
-        rows = self._db.execute("SELECT task_id, centroid FROM tasks ORDER BY task_id").fetchall()
-        if not rows or not texts:
-            return [None] * len(texts)
-        mat = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
-        vecs = self.embed(texts)
-        vecs = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
-        return [str(rows[i][0]) for i in (vecs @ mat.T).argmax(axis=1)]
+        return self.profiles.route(self.embed(texts)) if texts else []
 
     def recall(self, task_id: str, texts: Sequence[str], seed: int = 0) -> list[ReplayItem]:
         """Replay for a new task with inputs `texts`: `memory.replay.ratio` examples per new
