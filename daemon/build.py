@@ -20,33 +20,14 @@ from synlearner.memory import ExperienceMemory, HashingEmbedder
 from synlearner.memory.base import Embedder
 from synlearner.stream import InMemoryResultSink, InMemorySource, JsonlResultSink, SpoolSource, spool_dlq
 from synlearner.stream.base import DeadLetter, ResultSink, SourceListener, TaskPublisher, TaskSource
-from synlearner.stream.kafka import KafkaPublisher, KafkaResultSink, KafkaSettings, KafkaTaskSource
+from synlearner.stream.config import StreamConfig
+from synlearner.stream.kafka import KafkaPublisher, KafkaResultSink, KafkaTaskSource
 from synlearner.stream.schema import Limits
 from synlearner.stream.spool import SpoolPublisher, lock_dir
 
 
 def build_limits(cfg: Config) -> Limits:
     return cfg.stream.limits
-
-
-def kafka_settings(cfg: Config) -> KafkaSettings:
-    k = cfg.stream.kafka
-    security = {
-        "security_protocol": k.security_protocol, "sasl_mechanism": k.sasl_mechanism,
-        "sasl_plain_username": k.sasl_username,
-        "sasl_plain_password": k.sasl_password.get_secret_value() if k.sasl_password else None,
-        "ssl_cafile": str(k.ssl_cafile) if k.ssl_cafile else None,
-        "ssl_certfile": str(k.ssl_certfile) if k.ssl_certfile else None,
-        "ssl_keyfile": str(k.ssl_keyfile) if k.ssl_keyfile else None,
-    }
-    return KafkaSettings(
-        bootstrap_servers=tuple(k.bootstrap_servers), topic=k.topic, group_id=k.group_id,
-        results_topic=k.results_topic, dead_letter_topic=k.dead_letter_topic,
-        client_id=k.client_id, max_poll_interval_ms=k.max_poll_interval_ms,
-        session_timeout_ms=k.session_timeout_ms, poll_timeout_ms=k.poll_timeout_ms,
-        max_message_bytes=cfg.stream.limits.max_message_bytes,
-        delivery_timeout_s=k.delivery_timeout_s, security=security,
-    )
 
 
 def build_source(
@@ -56,8 +37,7 @@ def build_source(
         source = SpoolSource(cfg.spool_dir, max_bytes=cfg.stream.limits.max_message_bytes)
         return source, JsonlResultSink(cfg.spool_dir / "results.jsonl")
     if cfg.stream.kind == "kafka":
-        settings = kafka_settings(cfg)
-        return KafkaTaskSource(settings, listener), KafkaResultSink(settings)
+        return KafkaTaskSource(cfg.stream, listener), KafkaResultSink(cfg.stream)
     return InMemorySource(), InMemoryResultSink()
 
 
@@ -65,7 +45,7 @@ def build_publisher(cfg: Config) -> TaskPublisher:
     if cfg.stream.kind == "spool":
         return SpoolPublisher(cfg.spool_dir)
     if cfg.stream.kind == "kafka":
-        return KafkaPublisher(kafka_settings(cfg))
+        return KafkaPublisher(cfg.stream)
     raise ValueError("stream.kind: 'memory' lives inside one process; nothing to submit to")
 
 
@@ -119,18 +99,18 @@ class SpoolDeadLetters:
 
 @dataclass
 class KafkaDeadLetters:
-    settings: KafkaSettings
+    stream: StreamConfig
     requeued_log: Path  # which dead-letter records were republished already
 
     def entries(self) -> list[DeadLetter]:
         from synlearner.stream import kafka_dlq
 
-        return kafka_dlq.list_dead_letters(self.settings, self.requeued_log)
+        return kafka_dlq.list_dead_letters(self.stream, self.requeued_log)
 
     def requeue(self, ids: Sequence[str] | None) -> list[str]:
         from synlearner.stream import kafka_dlq
 
-        return kafka_dlq.requeue(self.settings, None if ids is None else list(ids),
+        return kafka_dlq.requeue(self.stream, None if ids is None else list(ids),
                                  self.requeued_log)
 
 
@@ -138,7 +118,7 @@ def dead_letter_store(cfg: Config) -> DeadLetterStore:
     if cfg.stream.kind == "spool":
         return SpoolDeadLetters(cfg.spool_dir)
     if cfg.stream.kind == "kafka":
-        return KafkaDeadLetters(kafka_settings(cfg), cfg.state_dir / "dead-letters-requeued.json")
+        return KafkaDeadLetters(cfg.stream, cfg.state_dir / "dead-letters-requeued.json")
     raise ConfigError("dead-letters: stream.kind 'memory' keeps nothing after the process")
 
 

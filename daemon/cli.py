@@ -76,10 +76,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     if cfg.stream.kind == "spool":
         body["pending"] = SpoolSource(cfg.spool_dir).pending()
     elif cfg.stream.kind == "kafka":
-        from synlearner.daemon.build import kafka_settings
         from synlearner.stream.kafka import consumer_lag
 
-        lag = consumer_lag(kafka_settings(cfg))
+        lag = consumer_lag(cfg.stream)
         body["consumer_lag"] = lag
         body["pending"] = sum(lag.values())
     print(json.dumps(body, indent=2))  # noqa: T201  # CLI output

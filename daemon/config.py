@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
 from synlearner.learner.config import LearnerConfig
 from synlearner.memory.config import MemoryConfig
-from synlearner.stream.schema import Limits
+from synlearner.stream.config import StreamConfig
 
 ENV_PREFIX = "SYNLEARNER__"
 HTTP_REQUEST_TIMEOUT_S = 5.0  # per read or write on a connection
@@ -32,38 +32,6 @@ HTTP_MAX_CONNECTIONS = 32  # connections served at once; the rest are answered 5
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class KafkaConfig(_Section):
-    bootstrap_servers: list[str] = Field(default_factory=lambda: ["127.0.0.1:9092"])
-    topic: str = "synlearner.tasks"
-    results_topic: str = "synlearner.results"
-    dead_letter_topic: str = "synlearner.tasks.dlq"
-    group_id: str = "synlearner"
-    client_id: str = "synlearner"
-    max_poll_interval_ms: int = Field(300_000, gt=0)
-    session_timeout_ms: int = Field(45_000, gt=0)
-    poll_timeout_ms: int = Field(200, gt=0)
-    delivery_timeout_s: float = Field(120.0, gt=0)
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None  # prefer SYNLEARNER__STREAM__KAFKA__SASL_PASSWORD
-    ssl_cafile: Path | None = None
-    ssl_certfile: Path | None = None
-    ssl_keyfile: Path | None = None
-
-
-class StreamConfig(_Section):
-    kind: Literal["spool", "kafka", "memory"] = "spool"
-    spool_dir: Path | None = None  # default: <state_dir>/spool
-    poll_timeout_s: float = Field(1.0, gt=0)
-    # a message taken up this many times without being settled (it crashed the process each
-    # time) is dead-lettered as `crashed N times`
-    max_attempts: int = Field(3, ge=1)
-    backoff_max_s: float = Field(60.0, gt=0)  # longest wait between retries of a transient failure
-    limits: Limits = Limits()
-    kafka: KafkaConfig = KafkaConfig()
 
 
 class HttpConfig(_Section):

@@ -27,7 +27,9 @@ class Service:
         self.scheduler = BackgroundScheduler(daemon=True)
 
     def healthy(self) -> bool:
-        return time.monotonic() - self.daemon.heartbeat < STALL_AFTER_S
+        """The main loop made progress lately and the stream source can still deliver."""
+        alive = time.monotonic() - self.daemon.heartbeat < STALL_AFTER_S
+        return alive and bool(self.daemon.source.healthy())
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:

@@ -8,83 +8,63 @@
   assigned partition is paused, newly assigned ones too; a record that a poll still returns
   (from a partition assigned during that poll) waits in a one-record buffer, and is dropped
   if its partition is revoked before it is handed out (the new owner reads it again).
+* Any error in that thread closes the consumer and connects again after a back-off. A
+  delivery that is out stays out: its ack commits through the new consumer (same group),
+  which then skips the record. Records not handed out are read again from the committed
+  offsets. `healthy()` is False when the thread has stopped or has not reached the broker
+  for `unhealthy_after_s`; `poll()` raises `SourceUnavailable` when the thread has stopped.
 * Offsets are committed explicitly (`enable_auto_commit=False`), one record at a time, only
   when the daemon acknowledges the delivery, which it does after the task is durable.
-* A commit that fails because the partition moved to another member (rebalance) is
-  counted and given up: the new owner gets the record again, and learning is idempotent
-  by task id and content hash.
+* A commit that fails because the partition moved to another member (rebalance), or that
+  cannot land in `delivery_timeout_s` (30 s at least), is counted and given up: the record comes again,
+  and learning is idempotent by task id and content hash.
 * `fail()` produces the original bytes to the dead-letter topic with the reason and the
-  source topic/partition/offset as headers, waits for the broker's ack, then commits.
+  source topic/partition/offset as headers (a record too large to republish becomes a
+  stub, see `kafka_dlq`), waits for the broker's ack, then commits. When the dead-letter
+  topic cannot be written in `delivery_timeout_s` it raises `SourceUnavailable` and the
+  delivery stays out: the daemon retries `fail()` later. `ack()` and `fail()` wait a
+  bounded time and raise only `SourceUnavailable`.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import queue
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import Any
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import CommitFailedError, KafkaError
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka.errors import CommitFailedError, KafkaError, MessageSizeTooLargeError
 from kafka.structs import OffsetAndMetadata
 
 from synlearner.stream.base import Delivery, SourceListener
-from synlearner.stream.schema import TaskResult
+from synlearner.stream.config import StreamConfig
+from synlearner.stream.errors import SourceUnavailable
+from synlearner.stream.kafka_dlq import dead_letter_headers, stub
+from synlearner.stream.kafka_io import (
+    KafkaPublisher,
+    KafkaResultSink,
+    ProducerSlot,
+    consumer_lag,
+    new_consumer,
+    producer,
+)
+
+__all__ = ["KafkaPublisher", "KafkaResultSink", "KafkaTaskSource", "consumer_lag"]
 
 log = logging.getLogger(__name__)
 MAX_LAG_PARTITIONS = 64  # lag is reported for at most this many partitions
 HELD_POLL_MS = 50  # poll timeout while a task is out (bounds the delay of its ack)
-
-
-@dataclass(frozen=True)
-class KafkaSettings:
-    bootstrap_servers: tuple[str, ...]
-    topic: str
-    group_id: str
-    results_topic: str
-    dead_letter_topic: str
-    client_id: str = "synlearner"
-    max_poll_interval_ms: int = 300_000
-    session_timeout_ms: int = 45_000
-    poll_timeout_ms: int = 200
-    max_message_bytes: int = 4 * 1024 * 1024
-    delivery_timeout_s: float = 120.0
-    security: dict[str, Any] = field(default_factory=dict)  # security_protocol, sasl_*, ssl_*
-
-    def common(self) -> dict[str, Any]:
-        return {"bootstrap_servers": list(self.bootstrap_servers), "client_id": self.client_id,
-                **{k: v for k, v in self.security.items() if v is not None}}
-
-    def producer(self) -> KafkaProducer:
-        return KafkaProducer(
-            **self.common(), acks="all", enable_idempotence=True, linger_ms=0,
-            max_request_size=self.max_message_bytes + 64 * 1024,
-            delivery_timeout_ms=int(self.delivery_timeout_s * 1000),
-        )
+MAX_BACKOFF_S = 30.0  # between reconnects of the consumer
+MIN_COMMIT_WAIT_S = 30.0  # a commit is retried this long at least (a rejoin after an outage)
 
 
 class _NullListener:
     def on_event(self, event: str, value: float = 1.0, partition: str | None = None) -> None:
         pass
-
-
-def _send(producer: KafkaProducer, timeout_s: float, topic: str, value: bytes, key: bytes | None,
-          headers: list[tuple[str, bytes]] | None = None) -> str:
-    """Produce one record and wait for the broker's ack, retrying through outages."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            meta = producer.send(topic, value=value, key=key, headers=headers).get(
-                timeout=max(1.0, deadline - time.monotonic()))
-            return f"{meta.topic}/{meta.partition}/{meta.offset}"
-        except KafkaError as exc:
-            if time.monotonic() >= deadline:
-                raise
-            log.warning("kafka: producing to %s failed (%s); retrying", topic, exc)
-            time.sleep(1.0)
 
 
 class _Rebalances(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python is untyped
@@ -105,34 +85,65 @@ class _Rebalances(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-pyt
         log.warning("kafka: partitions lost: %s", sorted(f"{t.topic}/{t.partition}" for t in lost))
 
 
+Command = tuple[str, Delivery, str, "Future[None]"]
+
+
 class KafkaTaskSource:
-    def __init__(self, settings: KafkaSettings, listener: SourceListener | None = None) -> None:
-        self.s = settings
+    def __init__(self, stream: StreamConfig, listener: SourceListener | None = None) -> None:
+        self.s = stream.kafka
+        self.max_bytes = stream.limits.max_message_bytes
         self.listener = listener or _NullListener()
         self._deliveries: queue.Queue[Delivery] = queue.Queue(maxsize=1)
-        self._commands: queue.Queue[tuple[str, Delivery, str, Future[None]]] = queue.Queue()
-        self._held: dict[str, tuple[TopicPartition, int]] = {}
+        self._commands: queue.Queue[Command] = queue.Queue()
+        self._held: dict[str, tuple[TopicPartition, int, int]] = {}  # ref: tp, offset, generation
         self._buffer: list[tuple[TopicPartition, Any]] = []
         self._closing = threading.Event()
         self._wake = threading.Event()  # set when a command arrives
         self._pending = 0
-        self._producer: KafkaProducer | None = None
+        self._generation = 0  # one per consumer created
+        self._beat = self._contact = time.monotonic()  # thread alive / broker reached
+        self._dlq = ProducerSlot(lambda: producer(stream), self.s.delivery_timeout_s)
         self._consumer: KafkaConsumer | None = None
         self._thread = threading.Thread(target=self._run, name="kafka-consumer", daemon=True)
         self._thread.start()
 
     # -- the daemon's side (main thread) -------------------------------------------------
     def poll(self, timeout_s: float) -> Delivery | None:
+        if not self._thread.is_alive() and not self._closing.is_set():
+            raise SourceUnavailable("kafka: the consumer thread has stopped")
         try:
             return self._deliveries.get(timeout=timeout_s)
         except queue.Empty:
             return None
 
+    def healthy(self) -> bool:
+        """False when the consumer thread has stopped, is stuck, or has not reached the broker
+        for `unhealthy_after_s`."""
+        now = time.monotonic()
+        stuck_after = self.s.unhealthy_after_s + 2 * self.s.delivery_timeout_s
+        return (self._thread.is_alive() and now - self._contact < self.s.unhealthy_after_s
+                and now - self._beat < stuck_after)
+
     def _command(self, kind: str, delivery: Delivery, reason: str = "") -> None:
+        if not self._thread.is_alive():
+            raise SourceUnavailable(f"kafka: cannot {kind} {delivery.ref}: the consumer has stopped")
         done: Future[None] = Future()
         self._commands.put((kind, delivery, reason, done))
         self._wake.set()
-        done.result(timeout=self.s.delivery_timeout_s * 2 + 60)
+        deadline = time.monotonic() + 2 * self.s.delivery_timeout_s + MIN_COMMIT_WAIT_S + 30
+        while True:
+            try:
+                done.result(timeout=1.0)
+                return
+            except concurrent.futures.TimeoutError:
+                if time.monotonic() >= deadline or not self._thread.is_alive():
+                    done.cancel()
+                    raise SourceUnavailable(f"kafka: {kind} of {delivery.ref} did not complete "
+                                            "in time") from None
+            except SourceUnavailable:
+                raise
+            except Exception as exc:
+                raise SourceUnavailable(f"kafka: {kind} of {delivery.ref} failed: {exc!r}") from exc
 
     def ack(self, delivery: Delivery) -> None:
         self._command("ack", delivery)
@@ -150,41 +161,77 @@ class KafkaTaskSource:
         self._thread.join(timeout=60)
 
     # -- the consumer thread -------------------------------------------------------------
-    def _connect(self) -> KafkaConsumer:
-        while not self._closing.is_set():
-            try:
-                consumer = KafkaConsumer(
-                    **self.s.common(), group_id=self.s.group_id, enable_auto_commit=False,
-                    auto_offset_reset="earliest", max_poll_records=1,
-                    max_poll_interval_ms=self.s.max_poll_interval_ms,
-                    session_timeout_ms=self.s.session_timeout_ms,
-                    heartbeat_interval_ms=min(3000, self.s.session_timeout_ms // 3),
-                    fetch_max_bytes=self.s.max_message_bytes + 64 * 1024,
-                    max_partition_fetch_bytes=self.s.max_message_bytes + 64 * 1024,
-                    partition_assignment_strategy=_assignors(),
-                )
-                # know the topic's partitions before joining: a group leader without them
-                # hands out an empty assignment
-                while not consumer.partitions_for_topic(self.s.topic):
-                    log.warning("kafka: topic %s has no partitions yet; waiting", self.s.topic)
-                    if self._closing.wait(2.0):
-                        raise RuntimeError("closing")
-                consumer.subscribe([self.s.topic], listener=_Rebalances(self.listener))
-                return consumer
-            except KafkaError as exc:
-                log.warning("kafka: cannot reach %s (%s); retrying", self.s.bootstrap_servers, exc)
-                time.sleep(2.0)
-        raise RuntimeError("closing")
-
     def _run(self) -> None:
+        backoff = 1.0
         try:
-            self._consumer = self._connect()
-            self._producer = self.s.producer()
-        except RuntimeError:
-            return
-        consumer = self._consumer
+            while not self._closing.is_set():
+                started = time.monotonic()
+                consumer: KafkaConsumer | None = None
+                try:
+                    consumer = self._connect()
+                    if consumer is None:
+                        break
+                    self._loop(consumer)
+                except Exception as exc:  # noqa: BLE001  # any failure: connect again
+                    log.error("kafka: consumer failed (%r); reconnecting in %.0f s", exc, backoff,
+                              exc_info=not isinstance(exc, KafkaError))
+                    self.listener.on_event("reconnect")
+                finally:
+                    self._consumer = None
+                    self._buffer.clear()  # read again from the committed offsets
+                    if consumer is not None:
+                        _close_quietly(consumer)
+                if time.monotonic() - started > 60:
+                    backoff = 1.0
+                self._idle(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+        finally:
+            self._reject_commands("the consumer has stopped")
+            self._dlq.close()
+
+    def _idle(self, seconds: float) -> None:
+        """Wait without a consumer, answering commands that need one."""
+        deadline = time.monotonic() + seconds
+        while not self._closing.is_set() and time.monotonic() < deadline:
+            self._beat = time.monotonic()
+            self._reject_commands("not connected to the broker")
+            self._wake.wait(min(1.0, max(0.0, deadline - time.monotonic())))
+            self._wake.clear()
+
+    def _connect(self) -> KafkaConsumer | None:
+        consumer = new_consumer(
+            **self.s.common(), group_id=self.s.group_id, enable_auto_commit=False,
+            auto_offset_reset="earliest", max_poll_records=1,
+            max_poll_interval_ms=self.s.max_poll_interval_ms,
+            session_timeout_ms=self.s.session_timeout_ms,
+            heartbeat_interval_ms=min(3000, self.s.session_timeout_ms // 3),
+            fetch_max_bytes=self.max_bytes + 64 * 1024,
+            max_partition_fetch_bytes=self.max_bytes + 64 * 1024,
+            partition_assignment_strategy=_assignors(), bootstrap_timeout_ms=10_000,
+        )
+        try:
+            # know the topic's partitions before joining: a group leader without them
+            # hands out an empty assignment
+            while not consumer.partitions_for_topic(self.s.topic):
+                log.warning("kafka: topic %s has no partitions yet; waiting", self.s.topic)
+                self._idle(2.0)
+                if self._closing.is_set():
+                    _close_quietly(consumer)
+                    return None
+            consumer.subscribe([self.s.topic], listener=_Rebalances(self.listener))
+        except BaseException:
+            _close_quietly(consumer)
+            raise
+        self._generation += 1
+        self._contact = time.monotonic()
+        self._consumer = consumer
+        return consumer
+
+    def _loop(self, consumer: KafkaConsumer) -> None:
         last_lag = 0.0
+        lag_every = min(5.0, self.s.unhealthy_after_s / 3)
         while not self._closing.is_set():
+            self._beat = time.monotonic()
             self._run_commands(consumer)
             assigned = consumer.assignment()
             self._buffer = [(tp, rec) for tp, rec in self._buffer if tp in assigned]
@@ -202,12 +249,7 @@ class KafkaTaskSource:
             else:
                 consumer.resume(*assigned)
                 timeout_ms = self.s.poll_timeout_ms
-            try:
-                batches = consumer.poll(timeout_ms=timeout_ms, max_records=1)
-            except KafkaError as exc:
-                log.warning("kafka: poll failed (%s); retrying", exc)
-                time.sleep(1.0)
-                continue
+            batches = consumer.poll(timeout_ms=timeout_ms, max_records=1)
             _release_parked_records(consumer)
             for tp, records in batches.items():
                 for rec in records:
@@ -216,17 +258,14 @@ class KafkaTaskSource:
                         consumer.pause(tp)
                     else:
                         self._hand_out(consumer, tp, rec)
-            if time.monotonic() - last_lag > 5.0:
+            if time.monotonic() - last_lag > lag_every:
                 last_lag = time.monotonic()
                 self._report_lag(consumer)
         self._run_commands(consumer)
-        consumer.close(autocommit=False)
-        if self._producer is not None:
-            self._producer.close(timeout=10)
 
     def _hand_out(self, consumer: KafkaConsumer, tp: TopicPartition, rec: Any) -> None:
         ref = f"{tp.topic}/{tp.partition}/{rec.offset}"
-        self._held[ref] = (tp, rec.offset)
+        self._held[ref] = (tp, rec.offset, self._generation)
         consumer.pause(*consumer.assignment())
         self.listener.on_event("consumed")
         attrs = {"topic": tp.topic, "partition": str(tp.partition), "offset": str(rec.offset)}
@@ -236,78 +275,113 @@ class KafkaTaskSource:
         self._deliveries.put(Delivery(raw=rec.value or b"", ref=ref, published_at=published,
                                       attrs=attrs))
 
-    def _run_commands(self, consumer: KafkaConsumer) -> None:
+    def _next_command(self) -> Command | None:
         while True:
             try:
-                kind, delivery, reason, done = self._commands.get_nowait()
+                command = self._commands.get_nowait()
             except queue.Empty:
-                return
+                return None
+            if command[3].set_running_or_notify_cancel():  # False: the caller gave up
+                return command
+
+    def _reject_commands(self, why: str) -> None:
+        while (command := self._next_command()) is not None:
+            command[3].set_exception(SourceUnavailable(f"kafka: {why}"))
+
+    def _run_commands(self, consumer: KafkaConsumer) -> None:
+        while (command := self._next_command()) is not None:
+            kind, delivery, reason, done = command
             try:
-                if kind == "fail":
-                    self._dead_letter(delivery, reason)
-                self._commit(consumer, delivery)
+                if delivery.ref not in self._held:  # a retry of one that got through
+                    log.info("kafka: %s of %s: already released", kind, delivery.ref)
+                else:
+                    if kind == "fail":
+                        self._dead_letter(delivery, reason)
+                    self._commit(consumer, delivery)
                 done.set_result(None)
             except Exception as exc:  # noqa: BLE001  # handed to the waiting caller
                 done.set_exception(exc)
 
     def _dead_letter(self, delivery: Delivery, reason: str) -> None:
-        assert self._producer is not None
-        headers = [("synlearner.error", reason.encode()[:4096])]
-        headers += [(f"synlearner.source.{k}", v.encode()) for k, v in delivery.attrs.items()
-                    if k in ("topic", "partition", "offset")]
+        headers = dead_letter_headers(delivery, reason)
         key = delivery.attrs.get("key")
-        _send(self._producer, self.s.delivery_timeout_s, self.s.dead_letter_topic, delivery.raw,
-              key.encode() if key is not None else None, headers)
+        key_bytes = key.encode() if key is not None else None
+        try:
+            self._dlq.send(self.s.dead_letter_topic, delivery.raw, key_bytes, headers)
+        except MessageSizeTooLargeError as exc:
+            log.warning("kafka: %s is too large to dead-letter (%d bytes: %r); sending a stub",
+                        delivery.ref, len(delivery.raw), exc)
+            value, headers = stub(delivery, headers)
+            self._dlq.send(self.s.dead_letter_topic, value, key_bytes, headers)
         self.listener.on_event("dead_lettered")
 
     def _commit(self, consumer: KafkaConsumer, delivery: Delivery) -> None:
-        tp, offset = self._held.pop(delivery.ref)
-        deadline = time.monotonic() + self.s.delivery_timeout_s
+        tp, offset, generation = self._held.pop(delivery.ref)
+        earlier = generation != self._generation  # handed out by a consumer since replaced
+        deadline = time.monotonic() + max(self.s.delivery_timeout_s, MIN_COMMIT_WAIT_S)
         while True:
             try:
                 consumer.commit({tp: OffsetAndMetadata(offset + 1, "", -1)})
                 self.listener.on_event("committed")
-                return
-            except CommitFailedError as exc:  # the partition moved: the new owner redelivers
-                log.warning("kafka: commit of %s failed after a rebalance (%s); the task will be "
-                            "redelivered and recognised as learned", delivery.ref, exc)
-                self.listener.on_event("commit_failed")
+                if earlier and tp in consumer.assignment():
+                    # this consumer started at the committed offset: skip the acked record
+                    self._buffer = [(t, rec) for t, rec in self._buffer if t != tp]
+                    consumer.seek(tp, offset + 1)
                 return
             except KafkaError as exc:
                 self.listener.on_event("commit_failed")
+                if isinstance(exc, CommitFailedError) and not earlier:
+                    # the partition moved: the new owner redelivers
+                    log.warning("kafka: commit of %s failed after a rebalance (%s); the task will "
+                                "be redelivered and recognised as learned", delivery.ref, exc)
+                    return
                 if time.monotonic() >= deadline:  # durable anyway: a redelivery is a duplicate
                     log.error("kafka: giving up committing %s (%s); it will be redelivered and "
                               "acknowledged as a duplicate", delivery.ref, exc)
                     return
                 log.warning("kafka: commit of %s failed (%s); retrying", delivery.ref, exc)
-                # keep the group alive meanwhile; what this poll returns waits its turn
-                for tp, records in consumer.poll(timeout_ms=500, max_records=1).items():
-                    self._buffer.extend((tp, rec) for rec in records)
-                    consumer.pause(tp)
+                # keep (or get) the group membership meanwhile; what this poll returns waits
+                for part, records in consumer.poll(timeout_ms=500, max_records=1).items():
+                    self._buffer.extend((part, rec) for rec in records)
+                    consumer.pause(part)
                 _release_parked_records(consumer)
+                self._beat = time.monotonic()
                 time.sleep(0.5)
 
     def _report_lag(self, consumer: KafkaConsumer) -> None:
-        assigned = sorted(consumer.assignment(), key=lambda t: (t.topic, t.partition))
-        if not assigned:
-            self._pending = 0
-            return
+        """Lag per assigned partition; a successful round trip also counts as broker contact."""
+        parts = consumer.partitions_for_topic(self.s.topic) or set()
+        tps = [TopicPartition(self.s.topic, p) for p in sorted(parts)]
+        assigned = [tp for tp in tps if tp in consumer.assignment()]
         try:
-            ends = consumer.end_offsets(assigned, timeout_ms=2000)
-        except KafkaError:
+            ends = consumer.end_offsets(tps, timeout_ms=2000) if tps else {}
+            self._contact = time.monotonic()
+            positions = {tp: consumer.position(tp, timeout_ms=2000) for tp in assigned}
+        except KafkaError as exc:  # unreachable, or the assignment just changed
+            log.debug("kafka: no lag report (%r)", exc)
             return
-        total = 0
         if log.isEnabledFor(logging.DEBUG):
             log.debug("kafka: held %s, buffered %d, paused %s, positions %s, ends %s",
-                      list(self._held), len(self._buffer), sorted(t.partition for t in consumer.paused()),
-                      {t.partition: consumer.position(t, timeout_ms=2000) for t in assigned},
+                      list(self._held), len(self._buffer),
+                      sorted(t.partition for t in consumer.paused()),
+                      {t.partition: p for t, p in positions.items()},
                       {t.partition: ends.get(t) for t in assigned})
-        for tp in assigned:
-            lag = max(0, ends.get(tp, 0) - consumer.position(tp, timeout_ms=2000))
+        total = 0
+        for tp, position in positions.items():
+            if position is None:
+                continue
+            lag = max(0, ends.get(tp, 0) - position)
             total += lag
             if tp.partition < MAX_LAG_PARTITIONS:
                 self.listener.on_event("lag", lag, f"{tp.topic}/{tp.partition}")
         self._pending = total
+
+
+def _close_quietly(consumer: KafkaConsumer) -> None:
+    try:
+        consumer.close(autocommit=False, timeout_ms=5000)
+    except Exception as exc:  # noqa: BLE001  # closing is best effort
+        log.warning("kafka: closing the consumer failed: %r", exc)
 
 
 def _release_parked_records(consumer: KafkaConsumer) -> None:
@@ -328,49 +402,3 @@ def _assignors() -> tuple[Any, ...]:
     from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 
     return (CooperativeStickyAssignor,)
-
-
-class KafkaResultSink:
-    """One `TaskResult` per message on the results topic, keyed by task id."""
-
-    def __init__(self, settings: KafkaSettings) -> None:
-        self.s = settings
-        self._producer = settings.producer()
-
-    def publish(self, result: TaskResult) -> None:
-        key = result.task_id.encode() if result.task_id else None
-        _send(self._producer, self.s.delivery_timeout_s, self.s.results_topic, result.to_json(), key)
-
-    def close(self) -> None:
-        self._producer.close(timeout=10)
-
-
-class KafkaPublisher:
-    """`synlearner submit` to Kafka: returns the delivery report "topic/partition/offset"."""
-
-    def __init__(self, settings: KafkaSettings) -> None:
-        self.s = settings
-        self._producer = settings.producer()
-
-    def submit(self, raw: bytes, key: str) -> str:
-        return _send(self._producer, self.s.delivery_timeout_s, self.s.topic, raw, key.encode())
-
-    def close(self) -> None:
-        self._producer.close(timeout=10)
-
-
-def consumer_lag(settings: KafkaSettings) -> dict[str, int]:
-    """Committed-offset lag of the group per partition (for `synlearner status`)."""
-    consumer = KafkaConsumer(**settings.common(), group_id=settings.group_id,
-                             enable_auto_commit=False)
-    try:
-        parts = consumer.partitions_for_topic(settings.topic) or set()
-        tps = [TopicPartition(settings.topic, p) for p in sorted(parts)]
-        ends = consumer.end_offsets(tps) if tps else {}
-        lag = {}
-        for tp in tps:
-            committed = consumer.committed(tp) or 0
-            lag[f"{tp.topic}/{tp.partition}"] = max(0, ends.get(tp, 0) - committed)
-        return lag
-    finally:
-        consumer.close(autocommit=False)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from synlearner.daemon.build import kafka_settings
 from synlearner.daemon.config import ConfigError, load_config
 
 PASSWORD = "SYNLEARNER__STREAM__KAFKA__SASL_PASSWORD"
@@ -17,7 +16,7 @@ def test_a_secret_with_a_hash_is_kept_whole() -> None:
     cfg = load_config(None, env={PASSWORD: "abc #tail"})
     assert cfg.stream.kafka.sasl_password is not None
     assert cfg.stream.kafka.sasl_password.get_secret_value() == "abc #tail"
-    assert kafka_settings(cfg).security["sasl_plain_password"] == "abc #tail"
+    assert cfg.stream.kafka.common()["sasl_plain_password"] == "abc #tail"
 
 
 @pytest.mark.parametrize("secret", ["[x", "{x", "[1, 2]", '{"a": 1}', "&anchor *alias", "null"])
@@ -31,8 +30,8 @@ def test_the_password_is_not_shown_by_repr_or_str() -> None:
     cfg = load_config(None, env={PASSWORD: "hunter2-secret"})
     for text in (repr(cfg), str(cfg), repr(cfg.stream.kafka), str(cfg.stream.kafka)):
         assert "hunter2-secret" not in text
-    assert kafka_settings(cfg).security["sasl_plain_password"] == "hunter2-secret"
-    assert kafka_settings(load_config(None, env={})).security["sasl_plain_password"] is None
+    assert cfg.stream.kafka.common()["sasl_plain_password"] == "hunter2-secret"
+    assert "sasl_plain_password" not in load_config(None, env={}).stream.kafka.common()
 
 
 def test_an_invalid_port_names_the_key_not_the_value() -> None:
