@@ -24,12 +24,16 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from synlearner.daemon.build import build_daemon, build_learners, setup_logging  # noqa: E402
+from synlearner.daemon.build import (  # noqa: E402
+    build_daemon,
+    build_learners,
+    build_publisher,
+    setup_logging,
+)
 from synlearner.daemon.config import load_config  # noqa: E402
-from synlearner.stream import SpoolPublisher  # noqa: E402
-from synlearner.stream.demo import demo_stream  # noqa: E402
-from tests.kafka_broker.broker import KafkaBroker  # noqa: E402
-from tests.kafka_broker.harness import Topics, produce  # noqa: E402
+from synlearner.daemon.tools.kafka_broker import KafkaBroker  # noqa: E402
+from synlearner.daemon.tools.synthetic import demo_stream  # noqa: E402
+from synlearner.stream import SpoolPublisher, TaskPublisher  # noqa: E402
 
 
 def small_task(task_id: str) -> bytes:
@@ -47,6 +51,11 @@ def wait_for(done, timeout: float = 600.0) -> float:  # type: ignore[no-untyped-
     return time.perf_counter() - t0
 
 
+def produce(publisher: TaskPublisher, messages: list[tuple[str, bytes]]) -> None:
+    for key, raw in messages:
+        publisher.submit(raw, key)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, default=300)
@@ -57,19 +66,21 @@ def main() -> None:
         broker = KafkaBroker(root / "kafka")
         broker.start()
         try:
-            topics = Topics(broker, partitions=1)
+            for topic in ("tasks", "results", "dlq"):
+                broker.create_topic(topic, 1)
             overrides = {
                 "state_dir": str(root / "state"), "daemon.http.enabled": False,
                 "stream.kind": "kafka", "stream.poll_timeout_s": 0.05,
-                "stream.kafka": {"bootstrap_servers": [broker.bootstrap], "topic": topics.tasks,
-                                 "results_topic": topics.results,
-                                 "dead_letter_topic": topics.dlq, "group_id": topics.group},
+                "stream.kafka": {"bootstrap_servers": [broker.bootstrap], "topic": "tasks",
+                                 "results_topic": "results", "dead_letter_topic": "dlq",
+                                 "group_id": "bench"},
                 "learner.train": {"max_steps": 6, "batch_size": 8},
                 "daemon.log_level": "WARNING",
             }
             cfg = load_config(None, overrides, env={})
             setup_logging(cfg)
             learners = build_learners(cfg)
+            publisher = build_publisher(cfg)
             parts = build_daemon(cfg, learners)
             d, m = parts.daemon, parts.metrics
             worker = threading.Thread(target=d.run, daemon=True)
@@ -79,19 +90,20 @@ def main() -> None:
             latencies = []
             for i in range(3):
                 sent = time.time()
-                produce(broker, topics.tasks, [(f"lat-{i}", small_task(f"lat-{i}"))])
+                produce(publisher, [(f"lat-{i}", small_task(f"lat-{i}"))])
                 wait_for(lambda i=i: m.stream_committed._value.get() >= i + 1)
                 latencies.append(time.time() - sent)
 
             committed = m.stream_committed._value.get()
-            produce(broker, topics.tasks, [("lat-0", small_task("lat-0"))] * n)
+            produce(publisher, [("lat-0", small_task("lat-0"))] * n)
             dup_s = wait_for(lambda: m.stream_committed._value.get() >= committed + n)
             committed = m.stream_committed._value.get()
-            produce(broker, topics.tasks, [(f"bad-{i}", b"{not json") for i in range(n)])
+            produce(publisher, [(f"bad-{i}", b"{not json") for i in range(n)])
             bad_s = wait_for(lambda: m.stream_committed._value.get() >= committed + n)
             d.stop()
             worker.join()
             parts.close()
+            publisher.close()
 
             spool_cfg = load_config(None, {**overrides, "stream.kind": "spool"}, env={})
             sparts = build_daemon(spool_cfg, learners)

@@ -14,12 +14,12 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from synlearner.daemon.tools.synthetic import demo_stream  # noqa: E402
 from synlearner.learner.base import LearnPlan
 from synlearner.learner.classifier import BiEncoderClassifier  # noqa: E402
 from synlearner.learner.config import TrainConfig  # noqa: E402
 from synlearner.memory import ExperienceMemory, Record, ReplayRequest, TaskInfo  # noqa: E402
 from synlearner.stream import Limits, parse_task  # noqa: E402
-from synlearner.stream.demo import demo_stream  # noqa: E402
 
 
 def main() -> None:

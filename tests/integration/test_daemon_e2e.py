@@ -12,10 +12,10 @@ from synlearner.daemon.build import build_daemon, build_learners
 from synlearner.daemon.config import load_config
 from synlearner.daemon.service import Service
 from synlearner.daemon.state import State
+from synlearner.daemon.tools.synthetic import demo_stream
 from synlearner.learner.base import LearnPlan
 from synlearner.memory.store import read_counts
 from synlearner.stream import JsonlResultSink, Limits, SpoolPublisher, parse_task
-from synlearner.stream.demo import demo_stream
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parents[2]

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from synlearner.stream.demo import demo_stream
-from tests.kafka_broker.broker import KafkaBroker
+from synlearner.daemon.tools.kafka_broker import KafkaBroker
+from synlearner.daemon.tools.synthetic import demo_stream
 from tests.kafka_broker.harness import (
     Daemon,
     Topics,
@@ -73,7 +73,7 @@ def test_tasks_are_learned_once_and_offsets_committed_after_results(
     for task_id, raw in batch:
         (tmp_path / f"{task_id}.json").write_bytes(raw)
     submit = subprocess.run(
-        [sys.executable, "-m", "synlearner.daemon.cli", "--config", str(cfg), "submit",
+        [sys.executable, "-m", "synlearner.daemon.tools.cli", "--config", str(cfg), "submit",
          *[str(tmp_path / f"{t}.json") for t, _ in batch]],
         capture_output=True, text=True, timeout=120, check=True)
     assert submit.stdout.count("submitted n-") == 4 and f"{topics.tasks}/" in submit.stdout
@@ -89,7 +89,7 @@ def test_tasks_are_learned_once_and_offsets_committed_after_results(
         assert daemon.metric("synlearner_stream_consumed_total") == 4
         assert daemon.metric("synlearner_publish_to_learned_seconds_count") == 4
         status = subprocess.run(
-            [sys.executable, "-m", "synlearner.daemon.cli", "--config", str(cfg), "status"],
+            [sys.executable, "-m", "synlearner.daemon.tools.cli", "--config", str(cfg), "status"],
             capture_output=True, text=True, timeout=120, check=True)
         lag = json.loads(status.stdout)["consumer_lag"]
         assert lag == {f"{topics.tasks}/0": 0, f"{topics.tasks}/1": 0}

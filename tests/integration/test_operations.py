@@ -21,8 +21,8 @@ import pytest
 from synlearner.daemon.build import build_daemon
 from synlearner.daemon.config import load_config
 from synlearner.daemon.service import Service
+from synlearner.daemon.tools.synthetic import demo_stream
 from synlearner.stream import SpoolPublisher
-from synlearner.stream.demo import demo_stream
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parents[2]

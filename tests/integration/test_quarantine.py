@@ -14,8 +14,8 @@ import pytest
 
 from synlearner.daemon.build import build_daemon
 from synlearner.daemon.config import load_config
+from synlearner.daemon.tools.synthetic import demo_stream
 from synlearner.stream import JsonlResultSink, SpoolPublisher
-from synlearner.stream.demo import demo_stream
 from tests.integration.test_sigterm_restart import cli, wait_for
 
 pytestmark = pytest.mark.integration
@@ -42,7 +42,7 @@ def test_a_message_that_kills_the_daemon_is_quarantined_after_max_attempts(
     for attempt in range(1, 4):  # killed inside training three times (as the OOM killer would)
         log = tmp_path / f"run{attempt}.log"
         with log.open("wb") as fh:
-            proc = subprocess.Popen([sys.executable, "-m", "synlearner.daemon.cli", "--config",
+            proc = subprocess.Popen([sys.executable, "-m", "synlearner.daemon.tools.cli", "--config",
                                      str(cfg), "run", "--drain"], stdout=fh,
                                     stderr=subprocess.STDOUT)
             wait_for(log, f"task {poison['task_id']}: train step 2/", proc, timeout=300)

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from synlearner.stream.demo import demo_stream
+from synlearner.daemon.tools.synthetic import demo_stream
 
 pytestmark = pytest.mark.integration
 
 
 def cli(*args: str, cfg: Path, **kw) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
-    return subprocess.run([sys.executable, "-m", "synlearner.daemon.cli", "--config", str(cfg),
+    return subprocess.run([sys.executable, "-m", "synlearner.daemon.tools.cli", "--config", str(cfg),
                            *args], capture_output=True, text=True, timeout=600, check=True, **kw)
 
 
@@ -49,7 +49,7 @@ def test_sigterm_mid_stream_then_restart_learns_each_task_once(tmp_path: Path) -
 
     log = tmp_path / "run1.log"
     with log.open("wb") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "synlearner.daemon.cli", "--config",
+        proc = subprocess.Popen([sys.executable, "-m", "synlearner.daemon.tools.cli", "--config",
                                  str(cfg), "run", "--drain"], stdout=fh, stderr=subprocess.STDOUT)
         second = tasks[1]["task_id"]
         wait_for(log, f"task {second}: train step 4/", proc, timeout=300)
@@ -84,6 +84,6 @@ def test_sigterm_mid_stream_then_restart_learns_each_task_once(tmp_path: Path) -
     answers = [json.loads(line)["prediction"] for line in pred.stdout.splitlines()]
     assert answers == ["positive", "negative"]
     env = {**os.environ, "SYNLEARNER__MEMORY__INDX": "flat"}
-    bad = subprocess.run([sys.executable, "-m", "synlearner.daemon.cli", "--config", str(cfg),
+    bad = subprocess.run([sys.executable, "-m", "synlearner.daemon.tools.cli", "--config", str(cfg),
                           "status"], capture_output=True, text=True, env=env, timeout=60)
     assert bad.returncode == 2 and "memory.indx" in bad.stderr

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from synlearner.daemon.tools.synthetic import benchmark_stream, demo_stream
 from synlearner.learner.base import LearnPlan
 from synlearner.stream import Limits, parse_task
-from synlearner.stream.benchmark import benchmark_stream
-from synlearner.stream.demo import demo_stream
 
 pytestmark = pytest.mark.integration
 
@@ -78,7 +77,7 @@ def test_merged_adapters_are_exact_for_one_source_and_load_with_peft(classifier,
 
 
 def synlearner(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "synlearner.daemon.cli", *args], text=True,
+    return subprocess.run([sys.executable, "-m", "synlearner.daemon.tools.cli", *args], text=True,
                           capture_output=True, timeout=600, env={**os.environ, **(env or {})})
 
 

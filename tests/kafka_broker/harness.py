@@ -16,7 +16,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from tests.kafka_broker.broker import KafkaBroker, free_port
+from synlearner.daemon.tools.kafka_broker import KafkaBroker, free_port
 
 
 class Topics:
@@ -64,7 +64,7 @@ class Daemon:
         fh = self.log.open("ab")
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "synlearner.daemon.cli", "--config", str(self.config), "run"],
+            [sys.executable, "-m", "synlearner.daemon.tools.cli", "--config", str(self.config), "run"],
             stdout=fh, stderr=subprocess.STDOUT, env=env)
         return self
 

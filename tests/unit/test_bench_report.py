@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from synlearner.daemon.bench import BenchSettings, steps_to_reach, summarise
-from synlearner.daemon.bench_report import efficiency, render_text, targets, write_bench_report
+from synlearner.daemon.tools.compare import BenchSettings, steps_to_reach, summarise
+from synlearner.daemon.tools.compare_report import efficiency, render_text, targets, write_bench_report
 from synlearner.memory import ExperienceMemory, HashingEmbedder, TaskInfo
 
 

@@ -30,7 +30,7 @@ def imports(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))
 def test_package_imports_stay_inside_their_layer(package: str) -> None:
-    files = sorted((ROOT / package).glob("*.py"))
+    files = sorted((ROOT / package).rglob("*.py"))
     assert files
     for path in files:
         bad = {n for n in imports(path) - ALLOWED

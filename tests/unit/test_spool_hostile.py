@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from synlearner.daemon.cli import main
 from synlearner.daemon.loop import Daemon
 from synlearner.daemon.metrics import Metrics
 from synlearner.daemon.state import State
+from synlearner.daemon.tools.cli import main
 from synlearner.memory import ExperienceMemory
 from synlearner.stream import JsonlResultSink, SpoolPublisher, SpoolSource, TaskResult
 from synlearner.stream.spool import lock_dir

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from synlearner.daemon.agnostic import consolidated_dir
-from synlearner.daemon.bench import STRATEGIES, BenchSettings, strategy_config
 from synlearner.daemon.config import ConfigError
 from synlearner.daemon.loop import Daemon
 from synlearner.daemon.state import State
+from synlearner.daemon.tools.compare import STRATEGIES, BenchSettings, strategy_config
 from synlearner.learner.base import CONSOLIDATED, SHARED
 from synlearner.stream import InMemorySource
 from tests.conftest import raw

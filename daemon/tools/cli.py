@@ -86,7 +86,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from synlearner.daemon.report import build_report, render_text, write_report
+    from synlearner.daemon.tools.report import build_report, render_text, write_report
 
     cfg = _config(args)
     state = State.load(cfg.state_dir)
@@ -156,9 +156,9 @@ def _predict_routed(cfg: Config, state: State, texts: list[str]) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from synlearner.daemon.build import build_daemon, setup_logging
-    from synlearner.daemon.report import build_report, render_text, write_report
     from synlearner.daemon.service import Service
-    from synlearner.stream.demo import demo_messages
+    from synlearner.daemon.tools.report import build_report, render_text, write_report
+    from synlearner.daemon.tools.synthetic import demo_messages
     from synlearner.stream.spool import SpoolPublisher
 
     work = Path(args.workdir)
@@ -183,7 +183,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _stream(spec: str, seed: int) -> list[bytes]:
     if spec == "bundled":
-        from synlearner.stream.benchmark import benchmark_messages
+        from synlearner.daemon.tools.synthetic import benchmark_messages
 
         return [raw for _, raw in benchmark_messages(seed)]
     if not Path(spec).exists():
@@ -192,8 +192,8 @@ def _stream(spec: str, seed: int) -> list[bytes]:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from synlearner.daemon.bench import BenchSettings, run_bench
-    from synlearner.daemon.bench_report import render_text, write_bench_report
+    from synlearner.daemon.tools.compare import BenchSettings, run_bench
+    from synlearner.daemon.tools.compare_report import render_text, write_bench_report
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     settings = BenchSettings(steps=args.steps, curve_every=args.curve_every, seed=args.seed,
