@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from synlearner.daemon.state import State, TaskEntry
 from synlearner.learner.base import SHARED, LearnPlan
@@ -31,54 +32,35 @@ def task_info(task: Task) -> TaskInfo:
     return TaskInfo(task.task_id, task.kind, task.instruction, task.labels, len(task.train))
 
 
-class Strategy(Protocol):
+@dataclass(frozen=True)
+class Strategy:
+    """Which adapter a task trains and which answers for it; how it learns (`plan`)."""
+
     name: str
-    collects: bool  # learns the whole drained stream at once (`learn_all`)
-    per_task: bool  # each task has an adapter of its own
-
-    def adapter_key(self, task_id: str) -> str: ...
-
-    def answer_key(self, task_id: str, state: State, promoted: dict[str, str]) -> str: ...
-
-    def plan(self, run: TaskRun, ctx: Context) -> LearnPlan: ...
-
-
-class PerTask:
-    name = "per-task"
-    collects = False
-    per_task = True
+    per_task: bool  # each task trains an adapter of its own (else one shared adapter)
+    collects: bool = False  # learns the whole drained stream at once (`Joint.learn_all`)
 
     def adapter_key(self, task_id: str) -> str:
-        return task_id
+        return task_id if self.per_task else SHARED
 
     def answer_key(self, task_id: str, state: State, promoted: dict[str, str]) -> str:
+        """Per-task: the task's own adapter, or a later one of its lineage that took over."""
+        if not self.per_task:
+            return SHARED
         return promoted.get(task_id) or state.answer_key(task_id)
 
     def plan(self, run: TaskRun, ctx: Context) -> LearnPlan:
+        """Per-task: a new adapter from `init_from` or fresh, checked by the learner's probe;
+        shared: the one adapter trains on (`resume`)."""
         lc = ctx.cfg.learner
+        if not self.per_task:
+            return LearnPlan(SHARED, resume=True, steps=lc.train.steps, curve_every=lc.curve_every)
         return LearnPlan(run.task.task_id, run.init_from, steps=lc.train.steps,
                          probe_steps=lc.init_probe_steps, curve_every=lc.curve_every)
 
 
-class Shared:
-    name = "shared"
-    collects = False
-    per_task = False
-
-    def adapter_key(self, task_id: str) -> str:
-        return SHARED
-
-    def answer_key(self, task_id: str, state: State, promoted: dict[str, str]) -> str:
-        return SHARED
-
-    def plan(self, run: TaskRun, ctx: Context) -> LearnPlan:
-        lc = ctx.cfg.learner
-        return LearnPlan(SHARED, resume=True, steps=lc.train.steps, curve_every=lc.curve_every)
-
-
-class Joint(Shared):
-    name = "joint"
-    collects = True
+@dataclass(frozen=True)
+class Joint(Strategy):
 
     def learn_all(self, tasks: list[Task], ctx: Context) -> list[TaskEntry]:
         """Train one shared adapter per kind on all `tasks` together (`steps` x tasks
@@ -137,14 +119,14 @@ def _timed(ctx: Context, phase: str, timings: dict[str, float], started: float,
     return now
 
 
-STRATEGIES: dict[str, type[PerTask] | type[Shared] | type[Joint]] = {
-    s.name: s for s in (PerTask, Shared, Joint)}
+STRATEGIES: dict[str, Strategy] = {s.name: s for s in (
+    Strategy("per-task", per_task=True), Strategy("shared", per_task=False),
+    Joint("joint", per_task=False, collects=True))}
 
 
 def build_strategy(name: str) -> Strategy:
     try:
-        strategy: Strategy = STRATEGIES[name]()
-        return strategy
+        return STRATEGIES[name]
     except KeyError:
         raise ValueError(f"learner.adapters: unknown strategy {name!r} "
                          f"(known: {sorted(STRATEGIES)})") from None

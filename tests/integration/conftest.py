@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from synlearner.daemon.tools.kafka_broker import KafkaBroker
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -39,3 +42,12 @@ def classifier():  # type: ignore[no-untyped-def]  # returns a torch-backed lear
     from synlearner.learner.config import TrainConfig
 
     return BiEncoderClassifier(train=TrainConfig(max_steps=40, epochs=3.0))
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """A real single-node KRaft broker for the tests of one module."""
+    b = KafkaBroker(tmp_path_factory.mktemp("kafka"))
+    b.start()
+    yield b
+    b.stop()

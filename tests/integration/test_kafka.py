@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,14 +29,6 @@ from tests.kafka_broker.harness import (
 
 pytestmark = pytest.mark.integration
 SLOW = "{train: {max_steps: 30, epochs: 8.0, batch_size: 16}}"
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
-    b = KafkaBroker(tmp_path_factory.mktemp("kafka"))
-    b.start()
-    yield b
-    b.stop()
 
 
 def tasks(prefix: str, n: int, n_train: int = 16) -> list[tuple[str, bytes]]:
@@ -155,13 +146,19 @@ def test_malformed_messages_go_to_the_dead_letter_topic(broker: KafkaBroker, tmp
         assert daemon.stop() == 0
 
 
-def test_kill_9_mid_task_then_restart_learns_each_task_once(broker: KafkaBroker, tmp_path: Path) -> None:
+def slow_stream(broker: KafkaBroker, tmp_path: Path, prefix: str,
+                n: int) -> tuple[Topics, Path, Path, int, list[tuple[str, bytes]]]:
+    """Topics with `n` tasks of 32 examples on them, and a config that trains them slowly."""
     topics = Topics(broker)
-    cfg = tmp_path / "config.yaml"
-    state = tmp_path / "state"
+    cfg, state = tmp_path / "config.yaml", tmp_path / "state"
     port = write_config(cfg, broker, topics, state, learner=SLOW)
-    batch = tasks("k", 3, n_train=32)
+    batch = tasks(prefix, n, n_train=32)
     produce(broker, topics.tasks, batch)
+    return topics, cfg, state, port, batch
+
+
+def test_kill_9_mid_task_then_restart_learns_each_task_once(broker: KafkaBroker, tmp_path: Path) -> None:
+    topics, cfg, state, port, batch = slow_stream(broker, tmp_path, "k", 3)
     first = Daemon(cfg, tmp_path / "first.log", port).start()
     first.wait_log(r"task k-1: train step 3/")
     assert first.stop(signal.SIGKILL) == -signal.SIGKILL
@@ -238,12 +235,7 @@ def test_two_daemons_share_partitions_and_one_takes_over(broker: KafkaBroker, tm
 def test_a_record_that_kills_the_daemon_is_quarantined_after_max_attempts(
     broker: KafkaBroker, tmp_path: Path,
 ) -> None:
-    topics = Topics(broker)
-    cfg = tmp_path / "config.yaml"
-    state = tmp_path / "state"
-    port = write_config(cfg, broker, topics, state, learner=SLOW)
-    batch = tasks("q", 2, n_train=32)
-    produce(broker, topics.tasks, batch)
+    topics, cfg, state, port, batch = slow_stream(broker, tmp_path, "q", 2)
     for attempt in range(1, 4):  # killed inside training three times, as the OOM killer would
         daemon = Daemon(cfg, tmp_path / f"run{attempt}.log", port).start()
         daemon.wait_log(r"task q-0: train step 2/")

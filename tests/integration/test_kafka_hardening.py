@@ -29,14 +29,6 @@ from tests.kafka_broker.harness import Topics, committed, produce, read_topic
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
-    b = KafkaBroker(tmp_path_factory.mktemp("kafka"))
-    b.start()
-    yield b
-    b.stop()
-
-
 @pytest.fixture
 def sources() -> Iterator[list[KafkaTaskSource]]:
     made: list[KafkaTaskSource] = []
