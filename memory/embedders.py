@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
 
-from synlearner.memory.base import Vectors
+from synlearner.memory.base import Embedder, Vectors
 
 _TOKEN = re.compile(r"[a-z0-9']+")
 
@@ -42,3 +43,24 @@ class HashingEmbedder:
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         normalised: Vectors = (out / np.maximum(norms, 1e-12)).astype(np.float32)
         return normalised
+
+
+class EmbeddingCache:
+    """An embedder's vectors for the last few lists of texts (a task's inputs are asked for
+    several times while it is learned: similar tasks, replay, its profile)."""
+
+    def __init__(self, embedder: Embedder, size: int = 8) -> None:
+        self.embedder = embedder
+        self.size = size
+        self._recent: OrderedDict[tuple[str, ...], Vectors] = OrderedDict()
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        key = tuple(texts)
+        if key in self._recent:
+            self._recent.move_to_end(key)
+            return self._recent[key]
+        vectors = self.embedder.embed(list(texts))
+        self._recent[key] = vectors
+        while len(self._recent) > self.size:
+            self._recent.popitem(last=False)
+        return vectors

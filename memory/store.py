@@ -13,7 +13,6 @@ import json
 import logging
 import sqlite3
 import time
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from synlearner.memory.base import (
     Vectors,
 )
 from synlearner.memory.config import MemoryConfig
+from synlearner.memory.embedders import EmbeddingCache
 from synlearner.memory.profiles import TaskProfiles
 from synlearner.stream.io import write_atomic
 
@@ -64,7 +64,42 @@ def _row_to_record(row: tuple[Any, ...]) -> Record:
     )
 
 
-EMBED_CACHE = 8  # recent text lists whose vectors are kept (a task's inputs are asked for often)
+class _Tx:
+    """One SQLite transaction that also bumps the memory's generation counter."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None:
+            self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'")
+            self.db.execute("COMMIT")
+        else:
+            self.db.execute("ROLLBACK")
+
+
+def _where(**equal: str | None) -> tuple[str, list[str]]:
+    """A WHERE clause over `records` (`exclude_task` is the one inequality)."""
+    clauses, args = ["1=1"], []
+    for column, value in equal.items():
+        if value is not None:
+            clauses.append("task_id != ?" if column == "exclude_task" else f"{column} = ?")
+            args.append(value)
+    return " AND ".join(clauses), args
+
+
+def _records_by_id(db: sqlite3.Connection, ids: Iterable[int]) -> dict[int, Record]:
+    ids = list(ids)
+    out: dict[int, Record] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in db.execute(f"SELECT {_COLS} FROM records WHERE id IN ({marks})", chunk):
+            out[int(row[0])] = _row_to_record(row)
+    return out
 
 
 class ExperienceMemory:
@@ -79,7 +114,7 @@ class ExperienceMemory:
         self.config = config or MemoryConfig()
         self.index_kind = index_kind or self.config.index
         self.capacity = capacity or self.config.capacity
-        self._embedded: OrderedDict[tuple[str, ...], Vectors] = OrderedDict()
+        self._embedded = EmbeddingCache(embedder)
         self._db = sqlite3.connect(self.root / "memory.sqlite3", isolation_level=None,
                                    check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -137,36 +172,12 @@ class ExperienceMemory:
             return ids, np.zeros((0, self.embedder.dim), dtype=np.float32)
         return ids, np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
 
-    class _Tx:
-        def __init__(self, db: sqlite3.Connection) -> None:
-            self.db = db
-
-        def __enter__(self) -> None:
-            self.db.execute("BEGIN IMMEDIATE")
-
-        def __exit__(self, exc_type: object, *_: object) -> None:
-            if exc_type is None:
-                self.db.execute(
-                    "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'"
-                )
-                self.db.execute("COMMIT")
-            else:
-                self.db.execute("ROLLBACK")
-
-    def _tx(self) -> ExperienceMemory._Tx:
-        return ExperienceMemory._Tx(self._db)
+    def _tx(self) -> _Tx:
+        return _Tx(self._db)
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         """Vectors of `texts` by the memory's encoder; the last few lists are cached."""
-        key = tuple(texts)
-        if key in self._embedded:
-            self._embedded.move_to_end(key)
-            return self._embedded[key]
-        vectors = self.embedder.embed(list(texts))
-        self._embedded[key] = vectors
-        while len(self._embedded) > EMBED_CACHE:
-            self._embedded.popitem(last=False)
-        return vectors
+        return self._embedded.embed(texts)
 
     # -- writing -------------------------------------------------------------------------
     def register_task(self, info: TaskInfo, texts: Sequence[str]) -> None:
@@ -252,7 +263,7 @@ class ExperienceMemory:
             scores, ids = fx.search(self._index, query, k)
         else:
             scores, ids = self._filtered_search(query, k, task_id, kind, exclude_task, split)
-        records = self._records_by_id({int(i) for i in ids.ravel() if i >= 0})
+        records = _records_by_id(self._db, {int(i) for i in ids.ravel() if i >= 0})
         return [
             [Hit(records[int(i)], float(s)) for s, i in zip(srow, irow, strict=True) if int(i) in records]
             for srow, irow in zip(scores, ids, strict=True)
@@ -262,36 +273,13 @@ class ExperienceMemory:
         self, query: Vectors, k: int, task_id: str | None, kind: str | None,
         exclude_task: str | None, split: str | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        where, args = ["1=1"], []
-        if split is not None:
-            where.append("split = ?")
-            args.append(split)
-        if task_id is not None:
-            where.append("task_id = ?")
-            args.append(task_id)
-        if exclude_task is not None:
-            where.append("task_id != ?")
-            args.append(exclude_task)
-        if kind is not None:
-            where.append("kind = ?")
-            args.append(kind)
-        cond = " AND ".join(where)
+        cond, args = _where(split=split, task_id=task_id, exclude_task=exclude_task, kind=kind)
         n = self._db.execute(f"SELECT COUNT(*) FROM records WHERE {cond}", args).fetchone()[0]
         if n > EXACT_FILTER_LIMIT:
             allowed = [r[0] for r in self._db.execute(f"SELECT id FROM records WHERE {cond}", args)]
             return fx.search(self._index, query, k, allowed)
         ids, vecs = self._vectors(f"SELECT id, vector FROM records WHERE {cond}", tuple(args))
         return fx.exact_search(query, ids, vecs, k)
-
-    def _records_by_id(self, ids: Iterable[int]) -> dict[int, Record]:
-        ids = list(ids)
-        out: dict[int, Record] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in self._db.execute(f"SELECT {_COLS} FROM records WHERE id IN ({marks})", chunk):
-                out[int(row[0])] = _row_to_record(row)
-        return out
 
     def records(self, task_id: str | None = None, kind: RecordKind | None = None,
                 split: str | None = None) -> list[Record]:

@@ -37,19 +37,20 @@ from concurrent.futures import Future
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
-from kafka.errors import CommitFailedError, KafkaError, MessageSizeTooLargeError
+from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from synlearner.stream.base import Delivery, SourceListener
 from synlearner.stream.config import StreamConfig
 from synlearner.stream.errors import SourceUnavailable
-from synlearner.stream.kafka_dlq import dead_letter_headers, stub
+from synlearner.stream.kafka_dlq import send_dead_letter
 from synlearner.stream.kafka_io import (
     KafkaPublisher,
     KafkaResultSink,
     ProducerSlot,
     consumer_lag,
-    new_consumer,
+    group_consumer,
+    partition_lag,
     producer,
 )
 
@@ -151,8 +152,7 @@ class KafkaTaskSource:
     def fail(self, delivery: Delivery, reason: str) -> None:
         self._command("fail", delivery, reason)
 
-    def pending(self) -> int:
-        """Messages behind the group's position on assigned partitions (last poll's view)."""
+    def pending(self) -> int:  # behind the group's position on assigned partitions (last view)
         return self._pending
 
     def close(self) -> None:
@@ -160,8 +160,7 @@ class KafkaTaskSource:
         self._wake.set()
         self._thread.join(timeout=60)
 
-    # -- the consumer thread -------------------------------------------------------------
-    def _run(self) -> None:
+    def _run(self) -> None:  # the consumer thread
         backoff = 1.0
         try:
             while not self._closing.is_set():
@@ -199,16 +198,7 @@ class KafkaTaskSource:
             self._wake.clear()
 
     def _connect(self) -> KafkaConsumer | None:
-        consumer = new_consumer(
-            **self.s.common(), group_id=self.s.group_id, enable_auto_commit=False,
-            auto_offset_reset="earliest", max_poll_records=1,
-            max_poll_interval_ms=self.s.max_poll_interval_ms,
-            session_timeout_ms=self.s.session_timeout_ms,
-            heartbeat_interval_ms=min(3000, self.s.session_timeout_ms // 3),
-            fetch_max_bytes=self.max_bytes + 64 * 1024,
-            max_partition_fetch_bytes=self.max_bytes + 64 * 1024,
-            partition_assignment_strategy=_assignors(), bootstrap_timeout_ms=10_000,
-        )
+        consumer = group_consumer(self.s, self.max_bytes)
         try:
             # know the topic's partitions before joining: a group leader without them
             # hands out an empty assignment
@@ -303,16 +293,7 @@ class KafkaTaskSource:
                 done.set_exception(exc)
 
     def _dead_letter(self, delivery: Delivery, reason: str) -> None:
-        headers = dead_letter_headers(delivery, reason)
-        key = delivery.attrs.get("key")
-        key_bytes = key.encode() if key is not None else None
-        try:
-            self._dlq.send(self.s.dead_letter_topic, delivery.raw, key_bytes, headers)
-        except MessageSizeTooLargeError as exc:
-            log.warning("kafka: %s is too large to dead-letter (%d bytes: %r); sending a stub",
-                        delivery.ref, len(delivery.raw), exc)
-            value, headers = stub(delivery, headers)
-            self._dlq.send(self.s.dead_letter_topic, value, key_bytes, headers)
+        send_dead_letter(self._dlq, self.s.dead_letter_topic, delivery, reason)
         self.listener.on_event("dead_lettered")
 
     def _commit(self, consumer: KafkaConsumer, delivery: Delivery) -> None:
@@ -340,41 +321,34 @@ class KafkaTaskSource:
                               "acknowledged as a duplicate", delivery.ref, exc)
                     return
                 log.warning("kafka: commit of %s failed (%s); retrying", delivery.ref, exc)
-                # keep (or get) the group membership meanwhile; what this poll returns waits
-                for part, records in consumer.poll(timeout_ms=500, max_records=1).items():
-                    self._buffer.extend((part, rec) for rec in records)
-                    consumer.pause(part)
-                _release_parked_records(consumer)
-                self._beat = time.monotonic()
+                self._keep_membership(consumer)
                 time.sleep(0.5)
+
+    def _keep_membership(self, consumer: KafkaConsumer) -> None:
+        self._buffer.extend(_poll_paused(consumer))
+        self._beat = time.monotonic()
 
     def _report_lag(self, consumer: KafkaConsumer) -> None:
         """Lag per assigned partition; a successful round trip also counts as broker contact."""
-        parts = consumer.partitions_for_topic(self.s.topic) or set()
-        tps = [TopicPartition(self.s.topic, p) for p in sorted(parts)]
-        assigned = [tp for tp in tps if tp in consumer.assignment()]
-        try:
-            ends = consumer.end_offsets(tps, timeout_ms=2000) if tps else {}
-            self._contact = time.monotonic()
-            positions = {tp: consumer.position(tp, timeout_ms=2000) for tp in assigned}
-        except KafkaError as exc:  # unreachable, or the assignment just changed
-            log.debug("kafka: no lag report (%r)", exc)
+        lags = partition_lag(consumer, self.s.topic)
+        if lags is None:
             return
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("kafka: held %s, buffered %d, paused %s, positions %s, ends %s",
-                      list(self._held), len(self._buffer),
-                      sorted(t.partition for t in consumer.paused()),
-                      {t.partition: p for t, p in positions.items()},
-                      {t.partition: ends.get(t) for t in assigned})
-        total = 0
-        for tp, position in positions.items():
-            if position is None:
-                continue
-            lag = max(0, ends.get(tp, 0) - position)
-            total += lag
+        self._contact = time.monotonic()
+        log.debug("kafka: held %s, buffered %d, lag %s", list(self._held), len(self._buffer), lags)
+        for tp, lag in lags.items():
             if tp.partition < MAX_LAG_PARTITIONS:
                 self.listener.on_event("lag", lag, f"{tp.topic}/{tp.partition}")
-        self._pending = total
+        self._pending = sum(lags.values())
+
+
+def _poll_paused(consumer: KafkaConsumer) -> list[tuple[TopicPartition, Any]]:
+    """Poll to keep (or get) the group membership; what it returns is paused, to wait."""
+    out: list[tuple[TopicPartition, Any]] = []
+    for part, records in consumer.poll(timeout_ms=500, max_records=1).items():
+        out.extend((part, rec) for rec in records)
+        consumer.pause(part)
+    _release_parked_records(consumer)
+    return out
 
 
 def _close_quietly(consumer: KafkaConsumer) -> None:
@@ -396,9 +370,3 @@ def _release_parked_records(consumer: KafkaConsumer) -> None:
     current = getattr(fetcher, "_next_partition_records", None)
     if current is not None and not current:
         fetcher._next_partition_records = None  # type: ignore[union-attr]  # checked above
-
-
-def _assignors() -> tuple[Any, ...]:
-    from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
-
-    return (CooperativeStickyAssignor,)

@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, MessageSizeTooLargeError
 
 from synlearner.stream.base import DeadLetter, Delivery
 from synlearner.stream.config import KafkaConfig, StreamConfig
 from synlearner.stream.errors import SourceUnavailable
 from synlearner.stream.io import write_atomic
-from synlearner.stream.kafka_io import Headers, new_consumer, send_until
+from synlearner.stream.kafka_io import Headers, ProducerSlot, new_consumer, send_until
 from synlearner.stream.kafka_io import producer as make_producer
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,21 @@ def stub(delivery: Delivery, headers: Headers) -> tuple[bytes, Headers]:
 
 
 # -- reading --------------------------------------------------------------------------------
+def send_dead_letter(slot: ProducerSlot, topic: str, delivery: Delivery, reason: str) -> None:
+    """The original bytes to the dead-letter topic with the reason and source headers; a
+    record too large to send again goes as a stub that points to its source."""
+    headers = dead_letter_headers(delivery, reason)
+    key = delivery.attrs.get("key")
+    key_bytes = key.encode() if key is not None else None
+    try:
+        slot.send(topic, delivery.raw, key_bytes, headers)
+    except MessageSizeTooLargeError as exc:
+        log.warning("kafka: %s is too large to dead-letter (%d bytes: %r); sending a stub",
+                    delivery.ref, len(delivery.raw), exc)
+        value, headers = stub(delivery, headers)
+        slot.send(topic, value, key_bytes, headers)
+
+
 def list_dead_letters(stream: StreamConfig, requeued_log: Path | None = None,
                       timeout_s: float = 60.0) -> list[DeadLetter]:
     """Every record on the dead-letter topic, oldest first per partition; `requeued` is read

@@ -16,7 +16,7 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError, MessageSizeTooLargeError
 
-from synlearner.stream.config import StreamConfig
+from synlearner.stream.config import KafkaConfig, StreamConfig
 from synlearner.stream.errors import SourceUnavailable
 from synlearner.stream.schema import TaskResult
 
@@ -52,6 +52,20 @@ def new_consumer(**config: Any) -> KafkaConsumer:
                 log.debug("kafka: cleaning up a consumer that did not start: %r", exc)
         raise
     return consumer
+
+
+def group_consumer(k: KafkaConfig, max_bytes: int) -> KafkaConsumer:
+    """The tasks consumer: explicit commits one record at a time, cooperative rebalancing."""
+    from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
+
+    return new_consumer(
+        **k.common(), group_id=k.group_id, enable_auto_commit=False,
+        auto_offset_reset="earliest", max_poll_records=1,
+        max_poll_interval_ms=k.max_poll_interval_ms, session_timeout_ms=k.session_timeout_ms,
+        heartbeat_interval_ms=min(3000, k.session_timeout_ms // 3),
+        fetch_max_bytes=max_bytes + 64 * 1024, max_partition_fetch_bytes=max_bytes + 64 * 1024,
+        partition_assignment_strategy=(CooperativeStickyAssignor,), bootstrap_timeout_ms=10_000,
+    )
 
 
 def send_until(producer: KafkaProducer, deadline: float, topic: str, value: bytes,
@@ -151,3 +165,17 @@ def consumer_lag(stream: StreamConfig) -> dict[str, int]:
         return lag
     finally:
         consumer.close(autocommit=False)
+
+
+def partition_lag(consumer: KafkaConsumer, topic: str) -> dict[TopicPartition, int] | None:
+    """Messages behind the end of each partition of `topic` assigned to `consumer` (None
+    when the broker cannot say now: unreachable, or the assignment just changed)."""
+    tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or set())]
+    assigned = [tp for tp in tps if tp in consumer.assignment()]
+    try:
+        ends = consumer.end_offsets(tps, timeout_ms=2000) if tps else {}
+        positions = {tp: consumer.position(tp, timeout_ms=2000) for tp in assigned}
+    except KafkaError as exc:
+        log.debug("kafka: no lag report (%r)", exc)
+        return None
+    return {tp: max(0, ends.get(tp, 0) - pos) for tp, pos in positions.items() if pos is not None}
