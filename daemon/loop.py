@@ -235,11 +235,6 @@ class Daemon:
             self.settler.dead_letter(delivery, exc.reason, exc.code, exc.task_id)
             return None
         self.metrics.task_duration.labels(phase="validate").observe(time.perf_counter() - t0)
-        if task.truncated:
-            log.warning("task %s: cut to fit stream.limits (on_oversize=truncate): %s",
-                        task.task_id, ", ".join(f"{k} {v}" for k, v in task.truncated.items()))
-            for what, n in task.truncated.items():
-                self.metrics.input_truncated.labels(what=what).inc(n)
         if self.state.is_learned(task.task_id, task.content_hash):
             entry = self.state.latest(task.task_id)
             log.info("task %s: already learned (hash %s), acknowledging", task.task_id,
@@ -249,6 +244,11 @@ class Daemon:
                 adapter_path=entry.adapter if entry else ""))
             self.metrics.tasks_duplicate.inc()
             return None
+        if task.truncated:
+            log.warning("task %s: cut to fit stream.limits (on_oversize=truncate): %s",
+                        task.task_id, ", ".join(f"{k} {v}" for k, v in task.truncated.items()))
+            for what, n in task.truncated.items():
+                self.metrics.input_truncated.labels(what=what).inc(n)
         return task
 
     # -- reporting -----------------------------------------------------------------------
