@@ -169,8 +169,7 @@ class Remember:
             if not p.correct:
                 records.append(Record(into, p.input, p.target, "error", p.split,
                                       p.prediction, False, p.loss, now))
-        ctx.memory.add(records)
-        ctx.memory.flush()
+        ctx.memory.add(records)  # durable in SQLite; the FAISS snapshot is written at the commit
 
 
 class Consolidate:
