@@ -47,7 +47,7 @@ def write_config(path: Path, broker: KafkaBroker, topics: Topics, state: Path,
         f"    results_topic: {topics.results}\n"
         f"    dead_letter_topic: {topics.dlq}\n"
         f"    group_id: {topics.group}\n"
-        "    session_timeout_ms: 6000\n"
+        "    session_timeout_ms: 10000\n"  # heartbeats share two loaded cores with training
         f"{kafka_extra}"
         f"learner: {learner}\n"
         f"daemon: {{http: {{port: {port}}}, progress_every_steps: 1}}\n"
