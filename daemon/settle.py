@@ -39,8 +39,8 @@ class Stopped(Exception):
 
 class Settler:
     def __init__(self, source: TaskSource, results: ResultSink, attempts: Attempts,
-                 metrics: Metrics, stop: threading.Event, max_attempts: int = 3,
-                 backoff_max_s: float = 60.0, on_wait: Callable[[str], None] | None = None) -> None:
+                 metrics: Metrics, stop: threading.Event, max_attempts: int,
+                 backoff_max_s: float, on_wait: Callable[[str], None] | None = None) -> None:
         self.source = source
         self.results = results
         self.attempts = attempts
@@ -107,6 +107,8 @@ class Settler:
         log.warning("dead letter %r (%s): %s", delivery.ref, code, reason)
         tries = self.attempts.count(delivery.ref) if attempts is None else attempts
         attrs = {**delivery.attrs, "attempts": str(tries)}
+        # the result first, as for learned tasks: a crash in between dead-letters it again
+        self._publish(TaskResult(task_id or "", status, content_hash, error=reason))
         self.retry("dead-letter", self.source.fail, dataclasses.replace(delivery, attrs=attrs),
                    reason)
         self.attempts.clear(delivery.ref)
@@ -115,7 +117,6 @@ class Settler:
             self.metrics.tasks_failed.inc()
         else:
             self.metrics.tasks_dead_lettered.inc()
-        self._publish(TaskResult(task_id or "", status, content_hash, error=reason))
 
     def acknowledge(self, delivery: Delivery, result: TaskResult) -> None:
         """Publish `result`, then acknowledge (learned or duplicate)."""
