@@ -59,7 +59,8 @@ class LearnPlan:
     its weights and trains on. `steps` fixes the optimiser steps (0: the learner's own rule).
     With `probe_steps` > 0 (and an `init_from` or replay), the learner first trains each
     possible start (fresh, the copy, fresh without replay) for `probe_steps` on part of the
-    train split, scores them on the held-out rest (`probe_holdout`), and keeps the copy
+    train split, scores them on the held-out rest (`probe_holdout`, at most
+    `probe_max_holdout` examples), trains on from the winner, and keeps the copy
     unless it is worse there than fresh (higher held-out loss and no better accuracy:
     negative transfer falls back to fresh), and the replay unless it makes the start worse
     than training on the task alone. With `curve_every` > 0 it records eval accuracy every
@@ -72,6 +73,7 @@ class LearnPlan:
     steps: int = 0
     probe_steps: int = 0
     probe_holdout: float = 0.25
+    probe_max_holdout: int = 128  # held-out examples at most (the probe's scoring cost)
     curve_every: int = 0
 
 

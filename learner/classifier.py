@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,21 @@ class BiEncoderClassifier:
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
         return F.normalize(pooled, dim=-1)
 
+    @torch.inference_mode()
+    def _encode_all(self, texts: Sequence[str]) -> torch.Tensor:
+        """Embeddings of `texts` with the active adapter, in batches of similar length (less
+        padding), returned in the order given."""
+        if not texts:
+            return torch.zeros((0, self._embedder.dim), device=self.device)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        bs = self.settings.eval_batch_size
+        parts = [self._encode([texts[i] for i in order[s : s + bs]])
+                 for s in range(0, len(order), bs)]
+        vecs = torch.cat(parts)
+        out = torch.empty_like(vecs)
+        out[torch.tensor(order, device=out.device)] = vecs
+        return out
+
     def _label_texts(self, labels: Sequence[str], instruction: str) -> list[str]:
         tpl = self.settings.label_template
         return [tpl.format(label=lab, instruction=instruction).strip() for lab in labels]
@@ -84,37 +100,59 @@ class BiEncoderClassifier:
         return self._embedder
 
     # -- scoring -------------------------------------------------------------------------
-    @torch.no_grad()
-    def _logits(self, task: Task, texts: Sequence[str]) -> torch.Tensor:
-        label_vecs = self._encode(self._label_texts(task.labels, task.instruction))
-        out = []
-        bs = self.settings.eval_batch_size
-        for start in range(0, len(texts), bs):
-            vecs = self._encode(texts[start : start + bs])
-            out.append(vecs @ label_vecs.T / self.settings.temperature)
-        return torch.cat(out) if out else torch.zeros((0, len(task.labels)))
+    def _logits(self, task: Task, texts: Sequence[str], adapter: str | None) -> torch.Tensor:
+        """Scaled cosine of each text with each of the task's labels. The base model's
+        vectors (adapter None) come from the embedder's cache, shared with the memory."""
+        labels = self._label_texts(task.labels, task.instruction)
+        if adapter is None:
+            vecs = torch.from_numpy(self._embedder.embed([*labels, *texts])).to(self.device)
+        else:
+            with self.bank.use(adapter):
+                vecs = self._encode_all([*labels, *texts])
+        return vecs[len(labels):] @ vecs[: len(labels)].T / self.settings.temperature
 
     def predict(self, task: Task, texts: Sequence[str], adapter: str | None) -> list[str]:
-        with self.bank.use(adapter):
-            logits = self._logits(task, texts)
+        logits = self._logits(task, texts, adapter)
         return [task.labels[i] for i in logits.argmax(-1).tolist()]
 
     def evaluate(self, task: Task, adapter: str | None) -> float:
-        preds = self.predict(task, [e.input for e in task.eval], adapter)
-        return float(np.mean([p == e.output for p, e in zip(preds, task.eval, strict=True)]))
+        return self._score(task, task.eval, adapter)[0]
 
-    def _predictions(self, task: Task, adapter: str) -> list[Prediction]:
+    def _score(self, task: Task, examples: Sequence[Example],
+               adapter: str | None) -> tuple[float, float]:
+        """Accuracy and mean cross-entropy of `adapter` on `examples`."""
+        if not examples:
+            return 0.0, 0.0
+        logits = self._logits(task, [e.input for e in examples], adapter)
+        targets = torch.tensor([task.labels.index(e.output) for e in examples], device=logits.device)
+        acc = float((logits.argmax(-1) == targets).float().mean())
+        return acc, float(F.cross_entropy(logits, targets))
+
+    def _harvest(self, task: Task, key: str,
+                 seen: dict[int, tuple[int, float]]) -> tuple[float, list[Prediction]]:
+        """Eval accuracy after training and every prediction to remember, from one pass
+        over the eval split. Train-split predictions are the ones each example got the last
+        time a training batch held it (`seen`: index -> (label, loss)); only the examples
+        training never drew are scored again."""
+        unseen = [i for i in range(len(task.train)) if i not in seen]
+        examples = [*task.eval, *(task.train[i] for i in unseen)]
+        logits = self._logits(task, [e.input for e in examples], key)
+        targets = torch.tensor([task.labels.index(e.output) for e in examples],
+                               device=logits.device)
+        losses = F.cross_entropy(logits, targets, reduction="none").tolist()
+        rows = logits.argmax(-1).tolist()
+        n_eval = len(task.eval)
+        got = {**seen, **dict(zip(unseen, zip(rows[n_eval:], losses[n_eval:], strict=True),
+                                  strict=True))}
         out: list[Prediction] = []
-        with self.bank.use(adapter):
-            for split, examples in (("train", task.train), ("eval", task.eval)):
-                logits = self._logits(task, [e.input for e in examples])
-                targets = torch.tensor([task.labels.index(e.output) for e in examples],
-                                       device=logits.device)
-                losses = F.cross_entropy(logits, targets, reduction="none").tolist()
-                for ex, row, loss in zip(examples, logits.argmax(-1).tolist(), losses, strict=True):
-                    pred = task.labels[row]
-                    out.append(Prediction(split, ex.input, ex.output, pred, pred == ex.output, loss))
-        return out
+        for split, pairs in (("train", [(ex, got[i]) for i, ex in enumerate(task.train)]),
+                             ("eval", list(zip(task.eval, zip(rows[:n_eval], losses[:n_eval], strict=True),
+                                               strict=True)))):
+            for ex, (row, loss) in pairs:
+                pred = task.labels[row]
+                out.append(Prediction(split, ex.input, ex.output, pred, pred == ex.output, loss))
+        correct = sum(p.correct for p in out if p.split == "eval")
+        return correct / max(1, len(task.eval)), out
 
     # -- learning ------------------------------------------------------------------------
     def learn(
@@ -124,37 +162,51 @@ class BiEncoderClassifier:
         plan: LearnPlan,
         progress: Progress = no_progress,
     ) -> LearnOutcome:
+        """Score the base model, pick the start (the probe), train, then score and harvest.
+
+        `seconds` holds `train` (the optimiser steps that made the adapter, the probe's
+        winning arm included), `probe` (the probe's other arms and its held-out scoring),
+        `eval_before` and `eval_after`."""
         timings: dict[str, float] = {}
-        t0 = time.perf_counter()
         seed = seed_everything(self.seed, task.task_id)
         key = plan.adapter
         resume = plan.resume and self.bank.has(key)
         init_from = plan.init_from if plan.init_from and self.bank.has(plan.init_from) else None
+        t = time.perf_counter()
         zero_shot = self.evaluate(task, None)
-        timings["eval_before"] = time.perf_counter() - t0
+        timings["eval_before"] = time.perf_counter() - t
+        items = self._items(task, task.train, replay)
+        total, done, trained_s, loss = self._steps(plan, items), 0, 0.0, float("nan")
         probe = None
         probe_worthy = len(task.train) >= 4 and (init_from is not None or bool(replay))
-        if not resume and plan.probe_steps > 0 and probe_worthy:  # a held-out part is needed
+        if not resume and plan.probe_steps > 0 and probe_worthy:
             t = time.perf_counter()
-            probe = probe_starts(self, task, replay, init_from, plan, seed)
+            probe, winner = probe_starts(self, task, replay, init_from, plan, seed)
             init_from = probe.chosen
             replay = replay if probe.replay else []
-            timings["probe"] = time.perf_counter() - t
-        if not resume:
+            items = self._items(task, task.train, replay)
+            total = max(self._steps(plan, items), plan.probe_steps)
+            self.bank.create(key, winner.adapter, seed)  # training goes on from the winner
+            self.bank.drop(winner.adapter)
+            done, trained_s, loss = plan.probe_steps, winner.seconds, winner.loss
+            timings["probe"] = time.perf_counter() - t - trained_s
+        elif not resume:
             self.bank.create(key, init_from, seed)
         t = time.perf_counter()
-        # a fresh LoRA adapter starts with B = 0: exactly the base model
-        initial = self.evaluate(task, key) if resume or init_from else zero_shot
+        # R[i-1][i]: the start before any training on the task (a fresh LoRA adapter has B = 0:
+        # exactly the base model)
+        start = key if resume else init_from
+        initial = self.evaluate(task, start) if start is not None else zero_shot
         timings["eval_before"] += time.perf_counter() - t
-        items = self._items(task, task.train, replay)
-        t1 = time.perf_counter()
-        steps, loss, curve = self._train(key, items, seed, progress, self._steps(plan, items),
-                                         task if plan.curve_every > 0 else None, plan.curve_every)
-        timings["train"] = time.perf_counter() - t1
-        t2 = time.perf_counter()
-        final = curve[-1][1] if curve and curve[-1][0] == steps else self.evaluate(task, key)
-        predictions = self._predictions(task, key)
-        timings["eval_after"] = time.perf_counter() - t2
+        t = time.perf_counter()
+        steps, last_loss, curve, seen = self._train(
+            key, items, seed, progress, total, task if plan.curve_every > 0 else None,
+            plan.curve_every, start=done, own=len(task.train))
+        loss = last_loss if steps > done else loss
+        timings["train"] = trained_s + time.perf_counter() - t
+        t = time.perf_counter()
+        final, predictions = self._harvest(task, key, seen)
+        timings["eval_after"] = time.perf_counter() - t
         return LearnOutcome(
             zero_shot=zero_shot, initial=initial, final=final, init_from=init_from, steps=steps,
             train_examples=len(task.train), replay_examples=len(replay), train_loss=loss,
@@ -175,14 +227,6 @@ class BiEncoderClassifier:
             return plan.steps
         return max(1, min(s.max_steps, math.ceil(s.epochs * len(items) / s.batch_size)))
 
-    def _score(self, task: Task, examples: Sequence[Example], adapter: str) -> tuple[float, float]:
-        """Accuracy and mean cross-entropy of `adapter` on `examples`."""
-        with self.bank.use(adapter):
-            logits = self._logits(task, [e.input for e in examples])
-        targets = torch.tensor([task.labels.index(e.output) for e in examples], device=logits.device)
-        acc = float((logits.argmax(-1) == targets).float().mean())
-        return acc, float(F.cross_entropy(logits, targets))
-
     def merge(self, sources: Sequence[str], name: str, method: str) -> None:
         self.bank.merge(list(sources), name, method)
 
@@ -202,30 +246,34 @@ class BiEncoderClassifier:
 
     def _train(
         self, task_id: str, items: list[_Item], seed: int, progress: Progress, steps: int,
-        curve_task: Task | None, curve_every: int,
-    ) -> tuple[int, float, list[tuple[int, float]]]:
-        """`steps` AdamW steps on `items`; eval accuracy on `curve_task` every `curve_every`."""
+        curve_task: Task | None, curve_every: int, start: int = 0, own: int = 0,
+    ) -> tuple[int, float, list[tuple[int, float]], dict[int, tuple[int, float]]]:
+        """AdamW steps `start`..`steps` on `items`; eval accuracy on `curve_task` every
+        `curve_every` steps. Returns the steps, the loss (moving average), the curve, and for
+        each of the first `own` items the prediction (label index) and loss of the last
+        batch that held it."""
         s = self.settings
         curve: list[tuple[int, float]] = []
         if curve_task is not None:
-            curve.append((0, self.evaluate(curve_task, task_id)))
+            curve.append((start, self.evaluate(curve_task, task_id)))
         self.bank.activate(task_id, trainable=True)
         params = self.bank.parameters(task_id)
         opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda i: min(1.0, (i + 1) / max(1, steps // 10)) * (1 - i / steps)
+            opt, lambda i: min(1.0, (i + start + 1) / max(1, steps // 10)) * (1 - (i + start) / steps)
         )
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(seed + start)
         order: list[int] = []
+        seen: dict[int, tuple[int, float]] = {}
         self.bank.model.train()
         ema = float("nan")
         try:
-            for step in range(steps):
+            for step in range(start, steps):
                 if len(order) < s.batch_size:
                     order += rng.permutation(len(items)).tolist()
-                batch = [items[i] for i in order[: s.batch_size]]
+                picked = order[: s.batch_size]
                 del order[: s.batch_size]
-                loss = self._batch_loss(batch)
+                loss, each = self._batch_loss([items[i] for i in picked])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()  # type: ignore[no-untyped-call]  # torch's Tensor.backward is untyped
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -234,6 +282,7 @@ class BiEncoderClassifier:
                 value = float(loss.detach())
                 if not math.isfinite(value):
                     raise LearningError(f"train: the loss became {value} at step {step + 1}")
+                seen.update((i, got) for i, got in zip(picked, each, strict=True) if i < own)
                 ema = value if math.isnan(ema) else 0.9 * ema + 0.1 * value
                 progress("train", step + 1, steps, ema)
                 if curve_task is not None and ((step + 1) % curve_every == 0 or step + 1 == steps):
@@ -244,10 +293,11 @@ class BiEncoderClassifier:
         finally:
             self.bank.model.eval()
             self.bank.activate(task_id, trainable=False)
-        return steps, ema, curve
+        return steps, ema, curve, seen
 
-    def _batch_loss(self, batch: list[_Item]) -> torch.Tensor:
-        """Cross-entropy of each example over its own task's labels, averaged over the batch.
+    def _batch_loss(self, batch: list[_Item]) -> tuple[torch.Tensor, list[tuple[int, float]]]:
+        """Cross-entropy of each example over its own task's labels, averaged over the batch,
+        and each example's predicted label index and loss.
 
         The label sets of every task in the batch are encoded in one forward pass."""
         text_vecs = self._encode([it.text for it in batch])
@@ -257,14 +307,18 @@ class BiEncoderClassifier:
         label_texts = [t for labels, ins in groups for t in self._label_texts(labels, ins)]
         label_vecs = self._encode(label_texts)
         total = text_vecs.new_zeros(())
+        each: list[tuple[int, float]] = [(0, 0.0)] * len(batch)
         offset = 0
         for (labels, _), rows in groups.items():
             vecs = label_vecs[offset : offset + len(labels)]
             offset += len(labels)
             logits = text_vecs[rows] @ vecs.T / self.settings.temperature
             targets = torch.tensor([batch[i].label for i in rows], device=logits.device)
-            total = total + F.cross_entropy(logits, targets, reduction="sum")
-        return total / len(batch)
+            losses = F.cross_entropy(logits, targets, reduction="none")
+            total = total + losses.sum()
+            for i, row, lo in zip(rows, logits.argmax(-1).tolist(), losses.tolist(), strict=True):
+                each[i] = (row, lo)
+        return total / len(batch), each
 
     # -- adapters ------------------------------------------------------------------------
     def has_adapter(self, task_id: str) -> bool:
@@ -278,23 +332,34 @@ class BiEncoderClassifier:
 
 
 class _BaseEmbedder:
-    """The memory's embedder: the base encoder with adapters disabled (stable vectors)."""
+    """The memory's embedder: the base encoder with adapters disabled (stable vectors).
 
-    def __init__(self, owner: BiEncoderClassifier) -> None:
+    The base model never trains (only adapters do), so a text's vector never changes: the
+    last `cache_size` are kept by text, and the zero-shot scoring of a task and the memory's
+    indexing of the same inputs share one forward pass."""
+
+    def __init__(self, owner: BiEncoderClassifier, cache_size: int = 20_000) -> None:
         self._owner = owner
         self._dim = int(owner.bank.model.config.hidden_size)
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_size = cache_size
 
     @property
     def dim(self) -> int:
         return self._dim
 
-    @torch.no_grad()
     def embed(self, texts: Sequence[str]) -> Vectors:
-        owner = self._owner
-        out = []
-        with owner.bank.use(None):
-            for start in range(0, len(texts), owner.settings.eval_batch_size):
-                out.append(owner._encode(texts[start : start + owner.settings.eval_batch_size]))
-        if not out:
+        if not texts:
             return np.zeros((0, self._dim), dtype=np.float32)
-        return torch.cat(out).float().cpu().numpy().astype(np.float32)
+        cache = self._cache
+        missing = [t for t in dict.fromkeys(texts) if t not in cache]
+        if missing:
+            with self._owner.bank.use(None):
+                vecs = self._owner._encode_all(missing).float().cpu().numpy()
+            cache.update(zip(missing, vecs, strict=True))
+        out = np.stack([cache[t] for t in texts]).astype(np.float32)
+        for t in texts:
+            cache.move_to_end(t)
+        while len(cache) > self._cache_size:
+            cache.popitem(last=False)
+        return out

@@ -2,7 +2,8 @@
 
 Before a task trains, each possible start (fresh with replay, a copy of the nearest past
 task's adapter with replay, fresh without replay) trains for the same few steps on part of
-the task's train split and is scored on the rest. Negative transfer (a copied start that
+the task's train split and is scored on the rest (at most `probe_max_holdout` examples);
+the task's training goes on from the winning arm. Negative transfer (a copied start that
 does worse there than fresh) falls back to fresh; replay that makes the start worse than
 the task alone is dropped.
 """
@@ -10,8 +11,9 @@ the task alone is dropped.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -25,17 +27,26 @@ if TYPE_CHECKING:
 log = logging.getLogger("synlearner.learner.classifier")
 
 
+class Winner(NamedTuple):
+    adapter: str  # the arm's adapter, trained for the probe's steps
+    seconds: float  # its training time
+    loss: float  # its training loss (moving average)
+
+
 def probe_starts(clf: BiEncoderClassifier, task: Task, replay: Sequence[ReplayItem],
-                 candidate: str | None, plan: LearnPlan, seed: int) -> InitProbe:
+                 candidate: str | None, plan: LearnPlan,
+                 seed: int) -> tuple[InitProbe, Winner]:
     """Train each start for the same steps on part of the train split; score held out.
 
     Arms: fresh with replay, `candidate`'s copy with replay, fresh without replay (the
     per-task baseline). The copy is kept unless it is worse than fresh (higher held-out
     loss, no better accuracy); then replay is kept unless the chosen arm is worse than
-    the baseline in the same sense.
+    the baseline in the same sense. Returns the verdict and the winning arm, whose adapter
+    the task's training goes on from (its steps are not spent twice; the caller drops it).
     """
     order = np.random.default_rng(seed).permutation(len(task.train))
-    n_held = min(len(task.train) - 1, max(2, round(plan.probe_holdout * len(task.train))))
+    n_held = min(len(task.train) - 1, max(2, round(plan.probe_holdout * len(task.train))),
+                 plan.probe_max_holdout)
     held = [task.train[i] for i in order[:n_held]]
     fit = [task.train[i] for i in order[n_held:]]
     arms: dict[str, tuple[str | None, Sequence[ReplayItem]]] = {"fresh": (None, replay)}
@@ -44,12 +55,14 @@ def probe_starts(clf: BiEncoderClassifier, task: Task, replay: Sequence[ReplayIt
     if replay:
         arms["alone"] = (None, [])
     scores: dict[str, tuple[float, float]] = {}
+    winners: dict[str, Winner] = {}
     for arm, (start, recalled) in arms.items():
-        clf.bank.create("@probe", start, seed)
-        clf._train("@probe", clf._items(task, fit, recalled), seed, no_progress,
-                    plan.probe_steps, None, 0)
-        scores[arm] = clf._score(task, held, "@probe")
-        clf.bank.drop("@probe")
+        t = time.perf_counter()
+        clf.bank.create(f"@probe-{arm}", start, seed)
+        loss = clf._train(f"@probe-{arm}", clf._items(task, fit, recalled), seed, no_progress,
+                          plan.probe_steps, None, 0)[1]
+        winners[arm] = Winner(f"@probe-{arm}", time.perf_counter() - t, loss)
+        scores[arm] = clf._score(task, held, f"@probe-{arm}")
 
     def worse(a: tuple[float, float], b: tuple[float, float]) -> bool:
         return a[1] > b[1] and a[0] <= b[0]  # (accuracy, loss)
@@ -60,11 +73,14 @@ def probe_starts(clf: BiEncoderClassifier, task: Task, replay: Sequence[ReplayIt
     keep_replay = "alone" not in scores or not worse(scores[chosen], scores["alone"])
     if not keep_replay:
         chosen = "alone"
+    for arm in arms:
+        if arm != chosen:
+            clf.bank.drop(f"@probe-{arm}")
     if candidate is not None and chosen != "transferred":
         log.info("task %s: start from %s scores %.3f held out vs %.3f fresh: starting fresh",
                  task.task_id, candidate, scores["transferred"][0], scores["fresh"][0])
     none = (None, None)
-    return InitProbe(
+    verdict = InitProbe(
         candidate=candidate, steps=plan.probe_steps, holdout=n_held,
         fresh=scores["fresh"][0], fresh_loss=scores["fresh"][1],
         transferred=scores.get("transferred", none)[0],
@@ -72,4 +88,4 @@ def probe_starts(clf: BiEncoderClassifier, task: Task, replay: Sequence[ReplayIt
         alone=scores.get("alone", none)[0], alone_loss=scores.get("alone", none)[1],
         chosen=candidate if chosen == "transferred" else None, replay=keep_replay,
     )
-
+    return verdict, winners[chosen]

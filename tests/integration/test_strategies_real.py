@@ -47,7 +47,8 @@ def test_probe_keeps_a_helpful_start_and_drops_a_harmful_one(classifier) -> None
     assert bad.probe is not None and bad.probe.transferred < bad.probe.fresh, bad.probe
     assert bad.init_from is None and bad.probe.chosen is None  # fell back to fresh
     assert bad.initial == bad.zero_shot
-    assert not classifier.has_adapter("@probe")
+    assert not any(classifier.has_adapter(f"@probe-{arm}")
+                   for arm in ("fresh", "transferred", "alone"))
 
 
 def test_merged_adapters_are_exact_for_one_source_and_load_with_peft(classifier, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
