@@ -22,7 +22,14 @@ from synlearner.daemon.agnostic import TaskAgnostic
 from synlearner.daemon.attempts import Attempts
 from synlearner.daemon.config import Config
 from synlearner.daemon.metrics import Metrics
-from synlearner.daemon.phases import PHASES, commit, learned_result, restore, restore_committed
+from synlearner.daemon.phases import (
+    PHASES,
+    commit,
+    consolidate_idle,
+    learned_result,
+    restore,
+    restore_committed,
+)
 from synlearner.daemon.runner import Context, Runner
 from synlearner.daemon.settle import Settler, Stopped
 from synlearner.daemon.state import State
@@ -87,6 +94,7 @@ class Daemon:
         while not self._stop.is_set():
             delivery = self._next()
             if delivery is None:
+                self._idle()
                 if self.cfg.daemon.drain and self.source.pending() == 0:
                     log.info("daemon: stream drained")
                     break
@@ -107,6 +115,18 @@ class Daemon:
             return self.settler.retry("poll", self.source.poll, self.cfg.stream.poll_timeout_s)
         except Stopped:
             return None
+
+    def _idle(self) -> None:
+        """Work that waits for a quiet stream: the task-agnostic merge and scores."""
+        if self.source.pending() > 0:
+            return
+        try:
+            if consolidate_idle(self.ctx):
+                self.refresh_gauges()
+        except Stopped:
+            log.info("daemon: stopped during the idle merge; it runs again when next idle")
+        finally:
+            self.phase = "idle"
 
     def _run_joint(self, strategy: Joint) -> None:
         """The multitask bound: take every task of the stream, then learn them all at once."""

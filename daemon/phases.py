@@ -3,6 +3,10 @@ commit that ends them.
 
 recall → init → train → promote → persist → remember → consolidate → evaluate → commit
 
+The task-agnostic part (init, consolidate and the agnostic row of evaluate) runs on the
+events `learner.consolidate_every` names; otherwise `consolidate_idle` does it when the
+stream is idle, since its cost grows with every task learned.
+
 Each phase reads what the ones before it left in the `TaskRun` and adds its own part. A
 phase that does not apply to a daemon's strategy or config (`applies`) is left out when
 the daemon is built.
@@ -13,13 +17,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+
+import numpy as np
 
 from synlearner.daemon.runner import Context, Phase, TaskRun
 from synlearner.daemon.state import TaskEntry
 from synlearner.daemon.strategies import task_info
 from synlearner.memory.base import PENDING, Record
-from synlearner.stream.schema import Task, TaskResult
+from synlearner.stream.schema import Example, Task, TaskResult
 
 log = logging.getLogger("synlearner.daemon")
 
@@ -73,7 +79,8 @@ class Init:
         return _separate_agnostic(ctx)
 
     def run(self, run: TaskRun, ctx: Context) -> None:
-        run.agnostic_before = ctx.agnostic.score(run.task)
+        if run.agnostic_due:
+            run.agnostic_before = ctx.agnostic.score(run.task)
 
 
 class Train:
@@ -100,7 +107,9 @@ class Promote:
     The new adapter started from `init_from`'s and trained with replay of the past, so it
     may now answer earlier tasks of its lineage better than their own adapters. Each task
     answered by an adapter of the lineage is scored on its own train data with both; the
-    new adapter takes over where it is strictly better there.
+    new adapter takes over where it is strictly better there. The check reads a seeded
+    sample of `learner.promote_examples` train examples, the same each time for a task, and
+    the current adapter's score on it is cached while that adapter is unchanged.
     """
 
     name = "promote"
@@ -125,13 +134,25 @@ class Promote:
             seen = ctx.state.load_task(task_id)
             if seen.kind != task.kind:
                 continue
-            on_train = dataclasses.replace(seen, eval=seen.train)
+            ctx.beat("promote", task_id)
+            on_train = dataclasses.replace(seen, eval=tuple(_sample(seen.train, ctx)))
             mine = run.learner.evaluate(on_train, task.task_id)
-            theirs = run.learner.evaluate(on_train, current)
+            if (f"{task_id}@train", current) not in ctx.scores:
+                ctx.scores[(f"{task_id}@train", current)] = run.learner.evaluate(on_train,
+                                                                                 current)
+            theirs = ctx.scores[(f"{task_id}@train", current)]
             if mine > theirs:
                 log.info("task %s: now answered by %s (train accuracy %.3f vs %.3f)", task_id,
                          task.task_id, mine, theirs)
                 run.promoted[task_id] = task.task_id
+
+
+def _sample(examples: Sequence[Example], ctx: Context) -> list[Example]:
+    n = ctx.cfg.learner.promote_examples
+    if len(examples) <= n:
+        return list(examples)
+    keep = np.random.default_rng(ctx.cfg.learner.seed).choice(len(examples), n, replace=False)
+    return [examples[i] for i in sorted(keep)]
 
 
 class Persist:
@@ -181,8 +202,9 @@ class Consolidate:
         return _separate_agnostic(ctx) and ctx.cfg.learner.consolidate != "none"
 
     def run(self, run: TaskRun, ctx: Context) -> None:
-        keys = [ctx.answer_key(t, run) for t in [*ctx.state.task_ids(), run.task.task_id]]
-        run.consolidated = ctx.agnostic.consolidate(run.task.kind, keys, run.event)
+        if run.agnostic_due:
+            keys = [ctx.answer_key(t, run) for t in [*ctx.state.task_ids(), run.task.task_id]]
+            run.consolidated = ctx.agnostic.consolidate(run.task.kind, keys, run.event)
 
 
 class Evaluate:
@@ -207,9 +229,41 @@ class Evaluate:
                 seen = ctx.state.load_task(task_id)
                 ctx.scores[(task_id, key)] = ctx.learners[seen.kind].evaluate(seen, key)
             run.row[task_id] = ctx.scores[(task_id, key)]
-        if _separate_agnostic(ctx):
-            run.agnostic_row = {tid: ctx.agnostic.score(ctx.task(tid, run))
-                                for tid in [*ctx.state.task_ids(), task.task_id]}
+        if _separate_agnostic(ctx) and run.agnostic_due:
+            run.agnostic_row = _agnostic_row(ctx, [*ctx.state.task_ids(), task.task_id], run)
+
+
+def _agnostic_row(ctx: Context, task_ids: Sequence[str], run: TaskRun | None) -> dict[str, float]:
+    row = {}
+    for task_id in task_ids:
+        ctx.beat("evaluate", task_id)
+        row[task_id] = ctx.agnostic.score(ctx.task(task_id, run))
+    return row
+
+
+def consolidate_idle(ctx: Context) -> bool:
+    """Merge and score the task-agnostic row of the latest event if it has none yet (the
+    stream is idle); returns whether it did. Raises `Stopped` when asked to stop (nothing is
+    committed then; the next idle moment starts again)."""
+    if not (_separate_agnostic(ctx) and ctx.state.entries) or ctx.state.agnostic_measured():
+        return False
+    started = time.perf_counter()
+    event, consolidated = len(ctx.state.entries), {}
+    if ctx.cfg.learner.consolidate != "none":
+        for kind in dict.fromkeys(e.kind for e in ctx.state.entries):
+            ctx.beat("consolidate", f"@{kind}")
+            keys = [ctx.answer_key(e.task_id) for e in ctx.state.entries if e.kind == kind]
+            path = ctx.agnostic.consolidate(kind, keys, event)
+            if path:
+                consolidated[kind] = path
+    row = _agnostic_row(ctx, ctx.state.task_ids(), None)
+    ctx.state.record_agnostic(row, consolidated)
+    spent = time.perf_counter() - started
+    ctx.metrics.task_duration.labels(phase="consolidate_idle").observe(spent)
+    summary = ctx.state.agnostic_metrics()
+    log.info("idle: merged and scored %d tasks without their ids in %.1f s (ACC %.3f)",
+             len(row), spent, summary.acc if summary else float("nan"))
+    return True
 
 
 PHASES: list[Phase] = [Recall(), Init(), Train(), Promote(), Persist(), Remember(),
@@ -235,10 +289,12 @@ def commit(run: TaskRun, ctx: Context) -> None:
         probe=dataclasses.asdict(probe) if probe else None,
         curve=[list(point) for point in outcome.curve], task_file=run.task_file,
     )
-    agnostic = None
-    if ctx.cfg.learner.task_agnostic:
-        before = outcome.initial if run.agnostic_before is None else run.agnostic_before
-        agnostic = (run.row if run.agnostic_row is None else run.agnostic_row, before)
+    # (row, score before) of the task-agnostic matrix; None: not measured this event
+    agnostic: tuple[dict[str, float], float | None] | None = None
+    if ctx.cfg.learner.task_agnostic and not _separate_agnostic(ctx):
+        agnostic = (run.row, outcome.initial)  # one adapter answers with or without the id
+    elif ctx.cfg.learner.task_agnostic and run.agnostic_row is not None:
+        agnostic = (run.agnostic_row, run.agnostic_before)
     consolidated: dict[str, str] | None = (
         {task.kind: run.consolidated} if run.consolidated else None)
     ctx.state.record(entry, run.row, agnostic, run.promoted, consolidated)  # the commit point

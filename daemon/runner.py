@@ -59,6 +59,7 @@ class TaskRun:
     task_file: str = ""
     consolidated: str | None = None  # the consolidated adapter this event merged
     row: dict[str, float] = field(default_factory=dict)  # task-aware scores by task id
+    agnostic_due: bool = False  # this event consolidates and scores the task-agnostic row
     agnostic_before: float | None = None  # task-agnostic score before training on it
     agnostic_row: dict[str, float] | None = None
     result: TaskResult | None = None  # set by the commit
@@ -92,8 +93,8 @@ class Context:
         run = run or self.current
         return self.strategy.answer_key(task_id, self.state, run.promoted if run else {})
 
-    def task(self, task_id: str, run: TaskRun) -> Task:
-        return run.task if task_id == run.task.task_id else self.state.load_task(task_id)
+    def task(self, task_id: str, run: TaskRun | None) -> Task:
+        return run.task if run and task_id == run.task.task_id else self.state.load_task(task_id)
 
 
 class Phase(Protocol):
@@ -119,10 +120,11 @@ class Runner:
 
     def start(self, task: Task) -> TaskRun:
         previous = self.ctx.state.latest(task.task_id)
-        return TaskRun(task=task, learner=self.ctx.learners[task.kind],
-                       event=self.ctx.state.next_event,
+        event, every = self.ctx.state.next_event, self.ctx.cfg.learner.consolidate_every
+        return TaskRun(task=task, learner=self.ctx.learners[task.kind], event=event,
                        version=previous.version + 1 if previous else 1,
-                       pending=pending_id(task.task_id, task.content_hash))
+                       pending=pending_id(task.task_id, task.content_hash),
+                       agnostic_due=every > 0 and event % every == 0)
 
     def learn(self, task: Task) -> TaskRun:
         """Run every phase on `task`, then commit; raises `Stopped` between phases and

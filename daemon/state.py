@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synlearner.daemon.transfer import TransferMetrics, transfer_metrics
+from synlearner.daemon.transfer import TransferMetrics, sparse_transfer_metrics, transfer_metrics
 from synlearner.stream.io import write_atomic
 from synlearner.stream.schema import Limits, Task, parse_task
 
@@ -49,7 +49,8 @@ class State:
     root: Path
     entries: list[TaskEntry] = field(default_factory=list)  # one per learning event, in order
     matrix: list[list[float | None]] = field(default_factory=list)
-    # the same matrix for task-agnostic answers (no task id: consolidated adapter or routing)
+    # the same matrix for task-agnostic answers (no task id: consolidated adapter or routing);
+    # a row is None where that event did not score them (`learner.consolidate_every`)
     agnostic: list[list[float | None]] = field(default_factory=list)
     # task id -> the adapter key that answers for it, where that is not its own adapter (a
     # later adapter of its lineage that does better on its train data)
@@ -77,6 +78,8 @@ class State:
             state.agnostic = data.get("agnostic", [])
             state.answers = data.get("answers", {})
             state.consolidated = data.get("consolidated", {})
+        if len(state.agnostic) != len(state.matrix):  # not kept before: nothing measured
+            state.agnostic = [[None] * len(row) for row in state.matrix]
         state.prune()
         return state
 
@@ -162,10 +165,13 @@ class State:
         return transfer_metrics(self.matrix, [e.zero_shot for e in self.entries])
 
     def agnostic_metrics(self) -> TransferMetrics | None:
-        """Transfer metrics of the task-agnostic matrix (None when it was not kept)."""
-        if not self.agnostic or len(self.agnostic) != len(self.entries):
-            return None
-        return transfer_metrics(self.agnostic, [e.zero_shot for e in self.entries])
+        """Transfer metrics of the task-agnostic matrix over its measured rows (None when
+        no row was measured)."""
+        return sparse_transfer_metrics(self.agnostic, [e.zero_shot for e in self.entries])
+
+    def agnostic_measured(self) -> bool:
+        """Whether the latest event's task-agnostic row was scored."""
+        return bool(self.agnostic) and any(v is not None for v in self.agnostic[-1])
 
     def latest_scores(self) -> dict[str, float]:
         if not self.matrix:
@@ -174,13 +180,14 @@ class State:
 
     # -- the commit point ----------------------------------------------------------------
     def record(self, entry: TaskEntry, row: dict[str, float],
-               agnostic: tuple[dict[str, float], float] | None = None,
+               agnostic: tuple[dict[str, float], float | None] | None = None,
                answers: dict[str, str] | None = None,
                consolidated: dict[str, str] | None = None) -> None:
         """Append a learning event: its matrix row (scores by task id) and R[i-1][i].
 
         `agnostic` is the task-agnostic row and that setting's score on the new task before
-        training on it; `answers` are the tasks now answered by another adapter;
+        training on it (None: not scored this event, either); `answers` are the tasks now
+        answered by another adapter;
         `consolidated` the consolidated adapters this event wrote, by task kind.
         """
         self.consolidated.update(consolidated or {})
@@ -188,15 +195,21 @@ class State:
         self.answers = {t: k for t, k in self.answers.items()
                         if t != entry.task_id and k != entry.task_id}
         self.answers.update(answers or {})
-        keep_agnostic = agnostic is not None and len(self.agnostic) == len(self.entries)
         if self.matrix:
             self.matrix[-1].append(entry.initial)  # R[i-1][i]: before training on the new task
-            if keep_agnostic and agnostic is not None:
-                self.agnostic[-1].append(agnostic[1])
+            self.agnostic[-1].append(agnostic[1] if agnostic else None)
         self.entries.append(entry)
         self.matrix.append([row[e.task_id] for e in self.entries])
-        if keep_agnostic and agnostic is not None:
-            self.agnostic.append([agnostic[0][e.task_id] for e in self.entries])
+        self.agnostic.append([agnostic[0].get(e.task_id) if agnostic else None
+                              for e in self.entries])
+        self.save()
+        self.prune()
+
+    def record_agnostic(self, row: dict[str, float], consolidated: dict[str, str]) -> None:
+        """Score the latest event's task-agnostic row later (the stream was idle), with the
+        consolidated adapters merged for it."""
+        self.consolidated.update(consolidated)
+        self.agnostic[-1] = [row.get(e.task_id) for e in self.entries]
         self.save()
         self.prune()
 

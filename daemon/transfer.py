@@ -58,3 +58,30 @@ def transfer_metrics(R: Matrix, b: Sequence[float]) -> TransferMetrics:
         [max(_get(R, row, j) for row in range(j, last)) - _get(R, last, j) for j in range(last)]
     )
     return TransferMetrics(T, acc, bwt, fwt, forgetting)
+
+
+def sparse_transfer_metrics(R: Matrix, b: Sequence[float]) -> TransferMetrics | None:
+    """The same metrics over the cells that were measured (rows scored only now and then,
+    as the task-agnostic matrix is): ACC over the last measured row; BWT against the first
+    measured score of each task; FWT where the score before training was measured;
+    forgetting over the measured rows. On a full matrix it equals `transfer_metrics`.
+    None when no row was measured."""
+    def cell(i: int, j: int) -> float | None:
+        value = R[i][j] if j < len(R[i]) else None
+        return None if value is None else float(value)
+
+    measured = [i for i, row in enumerate(R) if any(v is not None for v in row)]
+    if not measured:
+        return None
+    last = measured[-1]
+    final = {j: v for j in range(last + 1) if (v := cell(last, j)) is not None}
+    bwt, forgetting = [], []
+    for j, now in final.items():
+        earlier = [v for i in measured if j <= i < last and (v := cell(i, j)) is not None]
+        if earlier:
+            bwt.append(now - earlier[0])
+            forgetting.append(max(earlier) - now)
+    fwt = [v - float(b[j]) for j in range(1, min(len(R), len(b)))
+           if (v := cell(j - 1, j)) is not None]
+    return TransferMetrics(len(final), _mean(list(final.values())), _mean(bwt), _mean(fwt),
+                           _mean(forgetting))

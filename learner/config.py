@@ -68,6 +68,10 @@ class LearnerConfig(_Section):
     # task-agnostic answers: merge the per-task adapters (ties, linear) or route (none)
     consolidate: Literal["none", "ties", "linear"] = "ties"
     task_agnostic: bool = True  # keep the task-agnostic accuracy matrix too
+    # merge and score every task without its id after every N tasks; 0: whenever the stream
+    # is idle (and before a drained daemon exits). The cost grows with the tasks learned.
+    consolidate_every: int = Field(0, ge=0)
+    promote_examples: int = Field(200, gt=0)  # train examples a promotion check scores
     curve_every: int = Field(0, ge=0)  # record eval accuracy every N training steps; 0: off
     seed: int = 0
     lora: LoraSettings = LoraSettings()

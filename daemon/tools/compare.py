@@ -60,6 +60,9 @@ def strategy_config(name: str, settings: BenchSettings, state_dir: Path) -> Conf
         "stream.kind": "memory", "daemon.drain": True, "daemon.http.enabled": False,
         "learner.train.steps": settings.steps, "learner.curve_every": settings.curve_every,
         "learner.seed": settings.seed,
+        # score the task-agnostic row after every task, so its BWT is defined (the daemon's
+        # default does this only when the stream is idle)
+        "learner.consolidate_every": 1,
     }
     return load_config(settings.config, overrides, env={})
 

@@ -130,6 +130,24 @@ def test_synlearner_transfers_checks_and_consolidates(tmp_path: Path) -> None:
     assert (merged / "centroids.json").exists()
 
 
+def test_by_default_the_task_agnostic_merge_waits_for_an_idle_stream(tmp_path: Path) -> None:
+    cfg = unit_config(tmp_path, **{"daemon.drain": True})
+    assert cfg.learner.consolidate_every == 0
+    learner = CentroidLearner()
+    daemon = unit_daemon(cfg, InMemorySource(list(STREAM)), learner)
+    daemon.run()
+    assert [m[0] for m in learner.merges] == [("food", "news", "hotel")]  # once, when drained
+    state = daemon.state
+    assert [any(v is not None for v in row) for row in state.agnostic] == [False, False, True]
+    agnostic = state.agnostic_metrics()
+    assert agnostic is not None and agnostic.tasks == 3
+    assert agnostic.acc == pytest.approx(sum(state.agnostic[-1]) / 3)  # type: ignore[arg-type]
+    assert agnostic.bwt == 0.0  # nothing measured earlier to compare with
+    assert consolidated_dir(state, "classification").name == "000003"
+    reopened = State.load(tmp_path)
+    assert reopened.agnostic == state.agnostic and reopened.agnostic_measured()
+
+
 def test_restart_restores_shared_and_consolidated_adapters(tmp_path: Path) -> None:
     daemon, first_learner = run(tmp_path, "synlearner")
     daemon.memory.close()
@@ -166,7 +184,8 @@ def test_state_without_agnostic_matrix_still_loads(tmp_path: Path) -> None:
             del e[key]
     (tmp_path / "state.json").write_text(json.dumps(body))
     state = State.load(tmp_path)
-    assert state.agnostic == [] and state.agnostic_metrics() is None
+    assert state.agnostic == [[None] * len(r) for r in state.matrix]
+    assert state.agnostic_metrics() is None
     assert state.metrics().tasks == 3
 
 
