@@ -121,6 +121,7 @@ class Metrics:
         self.fwt.set(summary["fwt"])
         self.forgetting.set(summary["forgetting"])
         self.tasks_seen.set(len(latest))
+        self.task_accuracy.clear()  # only the latest tasks keep a series
         for column, score in list(latest.items())[-MAX_TASK_LABELS:]:
             self.task_accuracy.labels(eval_task=column).set(score)
 

@@ -49,7 +49,8 @@ class Recall:
         texts = [e.input for e in task.train]
         if lc.init == "nearest" and ctx.strategy.per_task:
             t = time.perf_counter()
-            similar = ctx.memory.similar_tasks(texts, lc.similar_tasks, exclude=task.task_id)
+            similar = ctx.memory.similar_tasks(task_info(task), texts, lc.similar_tasks,
+                                               exclude=task.task_id)
             ctx.metrics.memory_search.labels(operation="similar_tasks").observe(
                 time.perf_counter() - t)
             run.init_from = _nearest(run, ctx, similar)

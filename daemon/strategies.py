@@ -56,7 +56,8 @@ class Strategy:
         if not self.per_task:
             return LearnPlan(SHARED, resume=True, steps=lc.train.steps, curve_every=lc.curve_every)
         return LearnPlan(run.task.task_id, run.init_from, steps=lc.train.steps,
-                         probe_steps=lc.init_probe_steps, curve_every=lc.curve_every)
+                         probe_steps=lc.init_probe_steps, probe_budget=lc.probe_budget,
+                         curve_every=lc.curve_every)
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,7 @@ class LearnPlan:
     probe_steps: int = 0
     probe_holdout: float = 0.25
     probe_max_holdout: int = 128  # held-out examples at most (the probe's scoring cost)
+    probe_budget: float = 1.0  # the share of the task's steps the probe's losing arms may take
     curve_every: int = 0
 
 

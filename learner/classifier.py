@@ -33,7 +33,7 @@ from synlearner.learner.base import (
 )
 from synlearner.learner.config import LoraSettings, ModelConfig, TrainConfig
 from synlearner.learner.model import pick_device, resolve_model_path, seed_everything
-from synlearner.learner.probe import probe_starts
+from synlearner.learner.probe import affordable, probe_starts
 from synlearner.memory.base import ReplayItem, Vectors
 from synlearner.stream.schema import Example, Task
 
@@ -178,17 +178,18 @@ class BiEncoderClassifier:
         items = self._items(task, task.train, replay)
         total, done, trained_s, loss = self._steps(plan, items), 0, 0.0, float("nan")
         probe = None
-        probe_worthy = len(task.train) >= 4 and (init_from is not None or bool(replay))
-        if not resume and plan.probe_steps > 0 and probe_worthy:
+        probe_steps, check_replay = affordable(init_from, replay, plan, total)
+        if not resume and probe_steps > 0 and len(task.train) >= 4:  # a held-out part is needed
             t = time.perf_counter()
-            probe, winner = probe_starts(self, task, replay, init_from, plan, seed)
+            probe, winner = probe_starts(self, task, replay, init_from, probe_steps,
+                                         check_replay, plan, seed)
             init_from = probe.chosen
             replay = replay if probe.replay else []
             items = self._items(task, task.train, replay)
-            total = max(self._steps(plan, items), plan.probe_steps)
+            total = max(self._steps(plan, items), probe_steps)
             self.bank.create(key, winner.adapter, seed)  # training goes on from the winner
             self.bank.drop(winner.adapter)
-            done, trained_s, loss = plan.probe_steps, winner.seconds, winner.loss
+            done, trained_s, loss = probe_steps, winner.seconds, winner.loss
             timings["probe"] = time.perf_counter() - t - trained_s
         elif not resume:
             self.bank.create(key, init_from, seed)

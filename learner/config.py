@@ -64,6 +64,9 @@ class LearnerConfig(_Section):
     min_init_similarity: float = Field(0.5, ge=-1, le=1)
     similar_tasks: int = Field(3, gt=0)
     init_probe_steps: int = Field(6, ge=0)  # nearest vs fresh start on held-out train; 0: off
+    # the share of a task's steps the probe's losing arms may cost; fewer steps per arm (at
+    # least 2) on short tasks, then no replay check, then no probe
+    probe_budget: float = Field(0.25, gt=0, le=1)
     promote: bool = True  # a later adapter of a task's lineage answers for it when better
     # task-agnostic answers: merge the per-task adapters (ties, linear) or route (none)
     consolidate: Literal["none", "ties", "linear"] = "ties"

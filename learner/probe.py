@@ -5,7 +5,9 @@ task's adapter with replay, fresh without replay) trains for the same few steps 
 the task's train split and is scored on the rest (at most `probe_max_holdout` examples);
 the task's training goes on from the winning arm. Negative transfer (a copied start that
 does worse there than fresh) falls back to fresh; replay that makes the start worse than
-the task alone is dropped.
+the task alone is dropped. The losing arms' steps are the probe's cost, kept within
+`probe_budget` of the task's steps: short tasks get fewer steps per arm (at least 2), then
+no replay check, then no probe.
 """
 
 from __future__ import annotations
@@ -27,6 +29,38 @@ if TYPE_CHECKING:
 log = logging.getLogger("synlearner.learner.classifier")
 
 
+Arms = dict[str, tuple[str | None, Sequence[ReplayItem]]]  # arm -> (start, replay)
+
+
+def probe_arms(candidate: str | None, replay: Sequence[ReplayItem], steps: int) -> Arms:
+    """The starts to compare: fresh with replay, `candidate`'s copy with replay, fresh
+    without replay (only where there is a candidate or a replay to check)."""
+    arms: Arms = {"fresh": (None, replay)}
+    if candidate is not None:
+        arms["transferred"] = (candidate, replay)
+    if replay:
+        arms["alone"] = (None, [])
+    return arms if len(arms) > 1 and steps > 0 else {}
+
+
+def affordable(candidate: str | None, replay: Sequence[ReplayItem], plan: LearnPlan,
+               total: int) -> tuple[int, bool]:
+    """Steps per arm the probe can afford within `plan.probe_budget` of the task's `total`
+    steps (the winner's steps are the task's own; the other arms' are the cost), and whether
+    the replay check still fits. (0, _): no probe."""
+    for check_replay in (True, False):
+        arms = probe_arms(candidate, replay if check_replay else [], plan.probe_steps)
+        if not arms:
+            continue
+        steps = min(plan.probe_steps, int(plan.probe_budget * total / (len(arms) - 1)))
+        if steps >= MIN_PROBE_STEPS:
+            return steps, check_replay
+    return 0, False
+
+
+MIN_PROBE_STEPS = 2
+
+
 class Winner(NamedTuple):
     adapter: str  # the arm's adapter, trained for the probe's steps
     seconds: float  # its training time
@@ -34,7 +68,7 @@ class Winner(NamedTuple):
 
 
 def probe_starts(clf: BiEncoderClassifier, task: Task, replay: Sequence[ReplayItem],
-                 candidate: str | None, plan: LearnPlan,
+                 candidate: str | None, steps: int, check_replay: bool, plan: LearnPlan,
                  seed: int) -> tuple[InitProbe, Winner]:
     """Train each start for the same steps on part of the train split; score held out.
 
@@ -49,18 +83,16 @@ def probe_starts(clf: BiEncoderClassifier, task: Task, replay: Sequence[ReplayIt
                  plan.probe_max_holdout)
     held = [task.train[i] for i in order[:n_held]]
     fit = [task.train[i] for i in order[n_held:]]
-    arms: dict[str, tuple[str | None, Sequence[ReplayItem]]] = {"fresh": (None, replay)}
-    if candidate is not None:
-        arms["transferred"] = (candidate, replay)
-    if replay:
-        arms["alone"] = (None, [])
+    arms = probe_arms(candidate, replay if check_replay else [], steps)
+    if not check_replay and replay:  # replay goes with every arm, unchecked
+        arms = {arm: (start, replay) for arm, (start, _) in arms.items()}
     scores: dict[str, tuple[float, float]] = {}
     winners: dict[str, Winner] = {}
     for arm, (start, recalled) in arms.items():
         t = time.perf_counter()
         clf.bank.create(f"@probe-{arm}", start, seed)
         loss = clf._train(f"@probe-{arm}", clf._items(task, fit, recalled), seed, no_progress,
-                          plan.probe_steps, None, 0)[1]
+                          steps, None, 0)[1]
         winners[arm] = Winner(f"@probe-{arm}", time.perf_counter() - t, loss)
         scores[arm] = clf._score(task, held, f"@probe-{arm}")
 
@@ -81,7 +113,7 @@ def probe_starts(clf: BiEncoderClassifier, task: Task, replay: Sequence[ReplayIt
                  task.task_id, candidate, scores["transferred"][0], scores["fresh"][0])
     none = (None, None)
     verdict = InitProbe(
-        candidate=candidate, steps=plan.probe_steps, holdout=n_held,
+        candidate=candidate, steps=steps, holdout=n_held,
         fresh=scores["fresh"][0], fresh_loss=scores["fresh"][1],
         transferred=scores.get("transferred", none)[0],
         transferred_loss=scores.get("transferred", none)[1],

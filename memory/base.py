@@ -109,9 +109,14 @@ class Memory(Protocol):
         ...
 
     def similar_tasks(
-        self, texts: Sequence[str], k: int, exclude: str | None = None
+        self, info: TaskInfo, texts: Sequence[str], k: int, exclude: str | None = None
     ) -> list[tuple[str, float]]:
-        """Past tasks ranked by the cosine of their input centroid with that of `texts`."""
+        """Past tasks ranked by their similarity with the task `info` whose inputs are
+        `texts` (what it asks, its labels, its inputs)."""
+        ...
+
+    def task_similarity(self) -> tuple[list[str], list[list[float]]]:
+        """Task ids and the similarity of each stored task with each other."""
         ...
 
     def task_info(self, task_id: str) -> TaskInfo | None: ...

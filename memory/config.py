@@ -18,9 +18,19 @@ class ReplayConfig(_Section):
     max_examples: int = Field(256, ge=0)
 
 
+class SimilarityConfig(_Section):
+    """How much each part of a task's description counts in task similarity (weights of
+    the cosines; a part one of the two tasks lacks, e.g. no instruction, is left out)."""
+
+    instruction: float = Field(0.4, ge=0)  # what the task asks
+    labels: float = Field(0.4, ge=0)  # the mean embedding of its label names
+    inputs: float = Field(0.2, ge=0)  # the centroid of its inputs (what they look like)
+
+
 class MemoryConfig(_Section):
     # model: the base encoder of the classification learner (adapters off); hashing: no model
     embedder: Literal["model", "hashing"] = "model"
     index: Literal["flat", "hnsw"] = "flat"
     capacity: int = Field(200_000, gt=0)
     replay: ReplayConfig = ReplayConfig()
+    similarity: SimilarityConfig = SimilarityConfig()

@@ -33,7 +33,7 @@ from synlearner.memory.base import (
 )
 from synlearner.memory.config import MemoryConfig
 from synlearner.memory.embedders import EmbeddingCache
-from synlearner.memory.profiles import TaskProfiles
+from synlearner.memory.profiles import Profile, TaskProfiles, describe
 from synlearner.stream.io import write_atomic
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ class ExperienceMemory:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
         self._check_dim()
-        self.profiles = TaskProfiles(self._db, self._tx)
+        self.profiles = TaskProfiles(self._db, self._tx, self.config.similarity.model_dump())
         self._index_path = self.root / "index.faiss"
         self._index = self._load_index()
 
@@ -181,8 +181,11 @@ class ExperienceMemory:
 
     # -- writing -------------------------------------------------------------------------
     def register_task(self, info: TaskInfo, texts: Sequence[str]) -> None:
-        """Remember a task's label set and the centroid of its inputs (for `similar_tasks`)."""
-        self.profiles.put(info, self.embed(texts))
+        """Remember what a task asks and what its inputs look like (for `similar_tasks`)."""
+        self.profiles.put(info, self.profile(info, texts))
+
+    def profile(self, info: TaskInfo, texts: Sequence[str]) -> Profile:
+        return describe(info, self.embed(texts), lambda t: self.embedder.embed(t))
 
     def add(self, records: Sequence[Record]) -> list[int]:
         if not records:
@@ -299,10 +302,15 @@ class ExperienceMemory:
         return self.profiles.info(task_id)
 
     def similar_tasks(
-        self, texts: Sequence[str], k: int, exclude: str | None = None
+        self, info: TaskInfo, texts: Sequence[str], k: int, exclude: str | None = None
     ) -> list[tuple[str, float]]:
-        """Past tasks ranked by cosine between their input centroid and that of `texts`."""
-        return self.profiles.nearest(self.embed(texts), k, exclude) if texts else []
+        """Past tasks ranked by their similarity with the task `info` with inputs `texts`:
+        what it asks, its labels and its inputs (`memory.similarity`)."""
+        return self.profiles.nearest(self.profile(info, texts), k, exclude)
+
+    def task_similarity(self) -> tuple[list[str], list[list[float]]]:
+        """The similarity of every stored task with every other."""
+        return self.profiles.similarity_matrix()
 
     def route(self, texts: Sequence[str]) -> list[str | None]:
         """For each text, the task whose input centroid is nearest (cosine); None if no task."""

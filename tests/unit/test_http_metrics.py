@@ -51,3 +51,15 @@ def test_task_accuracy_label_set_is_bounded() -> None:
     metrics.set_transfer({"acc": 0.5, "bwt": 0.0, "fwt": 0.0, "forgetting": 0.0}, latest)
     samples = list(metrics.task_accuracy.collect())[0].samples
     assert len(samples) == MAX_TASK_LABELS
+
+
+def test_per_task_accuracy_series_stay_capped_as_tasks_accumulate() -> None:
+    from synlearner.daemon.metrics import MAX_TASK_LABELS, Metrics
+
+    metrics = Metrics()
+    summary = {"acc": 0.5, "bwt": 0.0, "fwt": 0.0, "forgetting": 0.0}
+    for n in (10, MAX_TASK_LABELS + 50, 2 * MAX_TASK_LABELS):
+        metrics.set_transfer(summary, {f"task-{i}": 0.5 for i in range(n)})
+        series = [s for m in metrics.task_accuracy.collect() for s in m.samples]
+        assert len(series) == min(n, MAX_TASK_LABELS)
+        assert series[-1].labels["eval_task"] == f"task-{n - 1}"

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from synlearner.memory import ExperienceMemory, HashingEmbedder, Record, TaskInfo
+from synlearner.memory.config import MemoryConfig, SimilarityConfig
 from synlearner.memory.store import read_counts
 
 EMB = HashingEmbedder(128)
@@ -46,9 +47,10 @@ def test_add_and_search(mem: ExperienceMemory) -> None:
 
 
 def test_similar_tasks(mem: ExperienceMemory) -> None:
-    ranked = mem.similar_tasks(["great pasta and dessert", "cold soup"], k=2)
+    asks = TaskInfo("new", "classification", "?", ("pos", "neg"), 2)  # as both past tasks
+    ranked = mem.similar_tasks(asks, ["great pasta and dessert", "cold soup"], k=2)
     assert [t for t, _ in ranked] == ["food", "tech"] and ranked[0][1] > ranked[1][1]
-    assert [t for t, _ in mem.similar_tasks(FOOD, k=5, exclude="food")] == ["tech"]
+    assert [t for t, _ in mem.similar_tasks(asks, FOOD, k=5, exclude="food")] == ["tech"]
     info = mem.task_info("tech")
     assert info is not None and info.labels == ("pos", "neg")
 
@@ -100,3 +102,52 @@ def test_hashing_embedder_is_normalised_and_deterministic() -> None:
     v = EMB.embed(["a b c", "a b c", ""])
     assert np.allclose(np.linalg.norm(v[:2], axis=1), 1.0) and np.array_equal(v[0], v[1])
     assert v.dtype == np.float32 and v.shape == (3, 128)
+
+
+RATINGS = ("very negative", "negative", "neutral", "positive", "very positive")
+
+
+def _titled(rows: list[tuple[str, str]]) -> list[str]:
+    return [f"Title: {title}\nText: {text}" for title, text in rows]
+
+
+def test_similarity_is_by_what_a_task_asks_not_by_the_layout_of_its_inputs(
+        tmp_path: Path) -> None:
+    """A product-rating task and a news-topic task share the `Title: … Text:` layout; a
+    restaurant-rating task asks the product task's question in plain text. The product
+    task's nearest past task is the restaurant one, although by inputs alone it is not."""
+    products = TaskInfo("products", "classification", "How positive is this product review?",
+                        RATINGS, 4)
+    news = TaskInfo("news", "classification", "What is the topic of this news article?",
+                    ("World", "Sports", "Business", "Science or Technology"), 4)
+    restaurants = TaskInfo("restaurants", "classification",
+                           "How positive is this restaurant review?", RATINGS, 4)
+    inputs = {
+        "products": _titled([("Broke fast", "The kettle stopped working after a week."),
+                             ("Love it", "Sturdy blender, makes smoothies in seconds."),
+                             ("Meh", "The lamp is fine, nothing special about it."),
+                             ("Terrible", "Headphones crackle and the cable frayed.")]),
+        "news": _titled([("Markets rally", "Stocks rose on Tuesday as banks reported gains."),
+                         ("Cup final", "The striker scored twice in the second half."),
+                         ("Summit ends", "Leaders agreed on a climate plan in Geneva."),
+                         ("New chip", "The company unveiled a faster processor today.")]),
+        "restaurants": ["The waiter forgot us and the soup was cold.",
+                        "Great pasta, friendly staff, we will return.",
+                        "Average pizza, long wait, decent prices.",
+                        "Burnt steak and a rude manager."],
+    }
+    by_inputs = ExperienceMemory(tmp_path / "inputs", EMB, MemoryConfig(
+        similarity=SimilarityConfig(instruction=0, labels=0, inputs=1)))
+    described = ExperienceMemory(tmp_path / "described", EMB)
+    for memory in (by_inputs, described):
+        for info in (restaurants, news):
+            memory.register_task(info, inputs[info.task_id])
+    layout_only = by_inputs.similar_tasks(products, inputs["products"], k=2)
+    ranked = described.similar_tasks(products, inputs["products"], k=2)
+    assert layout_only[0][0] == "news"  # the shared layout dominates the input centroids
+    assert ranked[0][0] == "restaurants" and ranked[0][1] > ranked[1][1] + 0.1, ranked
+    described.register_task(products, inputs["products"])
+    ids, matrix = described.task_similarity()
+    assert ids == ["news", "products", "restaurants"]
+    assert [matrix[i][i] for i in range(3)] == pytest.approx([1.0, 1.0, 1.0], abs=1e-4)
+    assert matrix[2][1] == matrix[1][2] > matrix[2][0]
