@@ -73,6 +73,7 @@ class Parts:
         """Flush and close the memory and the stream, then release the directory locks."""
         self.memory.flush()
         self.memory.close()
+        self.daemon.state.close()
         self.daemon.source.close()
         self.daemon.results.close()
         for fd in self.locks:

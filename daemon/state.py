@@ -1,15 +1,20 @@
-"""The daemon's durable state: learned tasks, their definitions, the accuracy matrix.
+"""The daemon's durable state: learned tasks, their definitions, the accuracy matrices.
 
-`state.json` is rewritten atomically (temp file, fsync, rename) once a task's adapter and
-memory writes are durable: that write is the commit point of a task. Task definitions are
-kept under `tasks/<task_id>.json` so every seen task can be evaluated again.
+`state.sqlite3` (WAL, synchronous=FULL) holds one row per learning event and one per
+matrix cell. A task's commit is one transaction that appends its entry, its matrix rows and
+the answers it changes, after its adapter and memory writes are durable: that transaction is
+the commit point. It writes O(tasks) rows, not the whole N x N matrices. A `state.json`
+left by an older version is imported once (and kept as `state.json.imported`). Task
+definitions are kept under `tasks/` so every seen task can be evaluated again.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import time
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +24,16 @@ from synlearner.stream.io import write_atomic
 from synlearner.stream.schema import Limits, Task, parse_task
 
 STATE_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS entries (event INTEGER PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cells (
+    matrix TEXT NOT NULL, row INTEGER NOT NULL, col INTEGER NOT NULL, value REAL NOT NULL,
+    PRIMARY KEY (matrix, row, col)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS answers (task_id TEXT PRIMARY KEY, adapter_key TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS consolidated (kind TEXT PRIMARY KEY, path TEXT NOT NULL);
+"""
+_MATRICES = ("matrix", "agnostic")
 
 
 @dataclass
@@ -57,38 +72,125 @@ class State:
     answers: dict[str, str] = field(default_factory=dict)
     # task kind -> the committed consolidated adapter (relative to the state dir)
     consolidated: dict[str, str] = field(default_factory=dict)
+    db: sqlite3.Connection | None = field(default=None, repr=False)
 
     @property
     def path(self) -> Path:
-        return self.root / "state.json"
+        return self.root / "state.sqlite3"
 
     # -- persistence ---------------------------------------------------------------------
     @classmethod
     def load(cls, root: Path) -> State:
+        """Open the state dir for writing (the daemon): creates it, imports a `state.json`
+        of an older version, and prunes what no committed entry refers to."""
         root.mkdir(parents=True, exist_ok=True)
         (root / "tasks").mkdir(exist_ok=True)
         (root / "adapters").mkdir(exist_ok=True)
         state = cls(root=root)
-        if state.path.exists():
-            data = json.loads(state.path.read_text())
-            if data.get("version") != STATE_VERSION:
-                raise ValueError(f"{state.path}: unsupported state version {data.get('version')}")
-            state.entries = [TaskEntry(**e) for e in data["entries"]]
-            state.matrix = data["matrix"]
-            state.agnostic = data.get("agnostic", [])
-            state.answers = data.get("answers", {})
-            state.consolidated = data.get("consolidated", {})
-        if len(state.agnostic) != len(state.matrix):  # not kept before: nothing measured
-            state.agnostic = [[None] * len(row) for row in state.matrix]
+        state.db = sqlite3.connect(state.path, isolation_level=None, check_same_thread=False)
+        state.db.execute("PRAGMA journal_mode=WAL")
+        state.db.execute("PRAGMA synchronous=FULL")
+        state.db.executescript(_SCHEMA)
+        legacy = root / "state.json"
+        if legacy.exists() and not state.db.execute("SELECT 1 FROM entries").fetchone():
+            state._import(json.loads(legacy.read_text()))
+            state.save()
+            legacy.replace(root / "state.json.imported")
+        else:
+            state._read()
         state.prune()
         return state
 
+    @classmethod
+    def read(cls, root: Path) -> State:
+        """Read a state dir without changing it (status, reports; safe beside a daemon)."""
+        state = cls(root=root)
+        if (root / "state.sqlite3").exists():
+            state.db = sqlite3.connect(f"file:{root / 'state.sqlite3'}?mode=ro", uri=True,
+                                       check_same_thread=False)
+            state._read()
+            state.db.close()
+            state.db = None
+        elif (root / "state.json").exists():
+            state._import(json.loads((root / "state.json").read_text()))
+        return state
+
+    def _import(self, data: dict[str, Any]) -> None:
+        if data.get("version") != STATE_VERSION:
+            raise ValueError(f"{self.root}: unsupported state version {data.get('version')}")
+        self.entries = [TaskEntry(**e) for e in data["entries"]]
+        self.matrix = data["matrix"]
+        self.agnostic = data.get("agnostic", [])
+        self.answers = data.get("answers", {})
+        self.consolidated = data.get("consolidated", {})
+        if len(self.agnostic) != len(self.matrix):  # not kept before: nothing measured
+            self.agnostic = [[None] * len(row) for row in self.matrix]
+
+    def _read(self) -> None:
+        assert self.db is not None
+        version = self.db.execute("SELECT value FROM meta WHERE key='version'").fetchone()
+        if version is not None and int(version[0]) != STATE_VERSION:
+            raise ValueError(f"{self.path}: unsupported state version {version[0]}")
+        self.entries = [TaskEntry(**json.loads(body)) for (body,) in
+                        self.db.execute("SELECT body FROM entries ORDER BY event")]
+        n = len(self.entries)
+        shape: list[list[float | None]] = [[None] * min(i + 2, n) for i in range(n)]
+        self.matrix = [list(r) for r in shape]
+        self.agnostic = [list(r) for r in shape]
+        for name, i, j, value in self.db.execute("SELECT matrix, row, col, value FROM cells"):
+            if i < n and j < len(shape[i]):
+                (self.matrix if name == "matrix" else self.agnostic)[i][j] = value
+        self.answers = dict(self.db.execute("SELECT task_id, adapter_key FROM answers"))
+        self.consolidated = dict(self.db.execute("SELECT kind, path FROM consolidated"))
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        if self.db is None:
+            raise RuntimeError(f"{self.root}: state opened read-only")
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def _put_cells(self, db: sqlite3.Connection, name: str, i: int,
+                   values: dict[int, float | None]) -> None:
+        db.executemany("INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?)",
+                       [(name, i, j, v) for j, v in values.items() if v is not None])
+        db.executemany("DELETE FROM cells WHERE matrix=? AND row=? AND col=?",
+                       [(name, i, j) for j, v in values.items() if v is None])
+
+    def _put_answers(self, db: sqlite3.Connection) -> None:
+        db.execute("DELETE FROM answers")
+        db.executemany("INSERT INTO answers VALUES (?, ?)", list(self.answers.items()))
+        db.executemany("INSERT OR REPLACE INTO consolidated VALUES (?, ?)",
+                       list(self.consolidated.items()))
+
     def save(self) -> None:
-        body = {"version": STATE_VERSION, "saved_at": time.time(),
-                "entries": [asdict(e) for e in self.entries], "matrix": self.matrix,
-                "agnostic": self.agnostic, "answers": self.answers,
+        """Write the whole state in one transaction (an import, or the joint strategy)."""
+        with self._tx() as db:
+            for table in ("entries", "cells", "answers", "consolidated"):
+                db.execute(f"DELETE FROM {table}")
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (str(STATE_VERSION),))
+            db.executemany("INSERT INTO entries VALUES (?, ?)",
+                           [(i, json.dumps(asdict(e))) for i, e in enumerate(self.entries)])
+            for name in _MATRICES:
+                for i, row in enumerate(getattr(self, name)):
+                    self._put_cells(db, name, i, dict(enumerate(row)))
+            self._put_answers(db)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The whole state as one JSON-able document (reports, benchmarks)."""
+        return {"version": STATE_VERSION, "entries": [asdict(e) for e in self.entries],
+                "matrix": self.matrix, "agnostic": self.agnostic, "answers": self.answers,
                 "consolidated": self.consolidated}
-        write_atomic(self.path, json.dumps(body, indent=1).encode())
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close()
+            self.db = None
 
     # -- files of a learning event -------------------------------------------------------
     # Everything a learning event writes before its commit goes to paths of its own (event
@@ -202,7 +304,15 @@ class State:
         self.matrix.append([row[e.task_id] for e in self.entries])
         self.agnostic.append([agnostic[0].get(e.task_id) if agnostic else None
                               for e in self.entries])
-        self.save()
+        i = len(self.entries) - 1
+        with self._tx() as db:  # the commit point: O(tasks) rows
+            db.execute("INSERT INTO entries VALUES (?, ?)", (i, json.dumps(asdict(entry))))
+            for name in _MATRICES:
+                rows = getattr(self, name)
+                if i > 0:
+                    self._put_cells(db, name, i - 1, {i: rows[i - 1][i]})
+                self._put_cells(db, name, i, dict(enumerate(rows[i])))
+            self._put_answers(db)
         self.prune()
 
     def record_agnostic(self, row: dict[str, float], consolidated: dict[str, str]) -> None:
@@ -210,7 +320,9 @@ class State:
         consolidated adapters merged for it."""
         self.consolidated.update(consolidated)
         self.agnostic[-1] = [row.get(e.task_id) for e in self.entries]
-        self.save()
+        with self._tx() as db:
+            self._put_cells(db, "agnostic", len(self.entries) - 1, dict(enumerate(self.agnostic[-1])))
+            self._put_answers(db)
         self.prune()
 
     def record_joint(self, entries: list[TaskEntry], row: dict[str, float]) -> None:

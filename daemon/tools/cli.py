@@ -63,7 +63,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from synlearner.stream.spool import SpoolSource
 
     cfg = _config(args)
-    state = State.load(cfg.state_dir)
+    state = State.read(cfg.state_dir)
     body: dict[str, Any] = {
         "state_dir": str(cfg.state_dir),
         "tasks": [{"task": e.column, "version": e.version, "final": e.final,
@@ -89,7 +89,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from synlearner.daemon.tools.report import build_report, render_text, write_report
 
     cfg = _config(args)
-    state = State.load(cfg.state_dir)
+    state = State.read(cfg.state_dir)
     paths = write_report(state, Path(args.out) if args.out else cfg.state_dir / "report")
     print(render_text(build_report(state)))  # noqa: T201  # CLI output
     print("\n" + "\n".join(f"wrote {p}" for p in paths.values()))  # noqa: T201  # CLI output
@@ -100,7 +100,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from synlearner.daemon.build import build_learners
 
     cfg = _config(args)
-    state = State.load(cfg.state_dir)
+    state = State.read(cfg.state_dir)
     if args.task is None:
         return _predict_routed(cfg, state, args.text)
     entry = state.latest(args.task)

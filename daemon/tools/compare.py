@@ -9,7 +9,6 @@ daemon's own state (accuracy matrices, learning curves, init probes).
 
 from __future__ import annotations
 
-import json
 import logging
 import multiprocessing
 import resource
@@ -83,12 +82,12 @@ def run_strategy(name: str, messages: Sequence[bytes], settings: BenchSettings,
     parts.daemon.run()
     finished = time.perf_counter()
     parts.close()
-    state = State.load(state_dir)
+    state = State.read(state_dir)
     return {
         "strategy": name, "overrides": STRATEGIES[name], "adapters": cfg.learner.adapters,
         "seconds": finished - loaded, "load_seconds": loaded - started,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "state": json.loads(state.path.read_text()) if state.path.exists() else None,
+        "state": state.as_dict() if state.entries else None,
     }
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from synlearner.daemon.state import State
 from synlearner.daemon.tools.kafka_broker import KafkaBroker
 from synlearner.daemon.tools.synthetic import demo_stream
 from tests.kafka_broker.harness import (
@@ -169,10 +170,11 @@ def test_kill_9_mid_task_then_restart_learns_each_task_once(broker: KafkaBroker,
         wait_committed(broker, topics, 3)
     finally:
         assert second.stop() == 0
-    entries = json.loads((state / "state.json").read_text())["entries"]
+    entries = State.read(state).as_dict()["entries"]
     assert [e["task_id"] for e in entries] == [t for t, _ in batch]
-    adapters = sorted(p.name for p in (state / "adapters").iterdir())
-    assert adapters == ["@consolidated-classification", *[t for t, _ in batch]]
+    adapters = {p.name for p in (state / "adapters").iterdir()}
+    # the task-agnostic merge runs when the stream is idle: it may or may not have run yet
+    assert adapters - {"@consolidated-classification"} == {t for t, _ in batch}
     db = sqlite3.connect(state / "memory" / "memory.sqlite3")
     per_task = dict(db.execute(
         "SELECT task_id, COUNT(*) FROM records WHERE kind='experience' GROUP BY task_id"))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from synlearner.daemon.state import State
 from synlearner.daemon.tools.synthetic import demo_stream
 
 pytestmark = pytest.mark.integration
@@ -58,7 +59,7 @@ def test_sigterm_mid_stream_then_restart_learns_each_task_once(tmp_path: Path) -
     text = log.read_text()
     assert "stopping after the current step" in text and "stopped cleanly" in text
     assert "will be redelivered" in text
-    first_state = json.loads((state / "state.json").read_text())
+    first_state = State.read(state).as_dict()
     assert [e["task_id"] for e in first_state["entries"]] == [tasks[0]["task_id"]]
     assert len(list((state / "spool" / "processing").iterdir())) == 1
 
@@ -67,7 +68,7 @@ def test_sigterm_mid_stream_then_restart_learns_each_task_once(tmp_path: Path) -
     results = [json.loads(x) for x in (state / "spool" / "results.jsonl").read_text().splitlines()]
     learned = [r["task_id"] for r in results if r["status"] == "learned"]
     assert sorted(learned) == sorted(t["task_id"] for t in tasks)  # each exactly once
-    final_state = json.loads((state / "state.json").read_text())
+    final_state = State.read(state).as_dict()
     assert [e["task_id"] for e in final_state["entries"]] == [t["task_id"] for t in tasks]
 
     status = json.loads(cli("status", cfg=cfg).stdout)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -159,8 +160,8 @@ def test_restart_restores_shared_and_consolidated_adapters(tmp_path: Path) -> No
     assert first_learner.merges[-1][0] == ("food", "news", "hotel") and learner.merges == []
     assert learner.adapters[CONSOLIDATED] == first_learner.adapters[CONSOLIDATED]
     again.memory.close()
-    (tmp_path / "state.json").write_text(json.dumps(
-        {**json.loads((tmp_path / "state.json").read_text()), "consolidated": {}}))
+    with sqlite3.connect(tmp_path / "state.sqlite3") as db:  # as state dirs written before
+        db.execute("DELETE FROM consolidated")
     shutil.rmtree(tmp_path / "adapters" / f"{CONSOLIDATED}-classification")
     learner = CentroidLearner()  # no consolidated adapter on disk: merged from the task adapters
     unit_daemon(cfg, InMemorySource(), learner).memory.close()
@@ -177,13 +178,18 @@ def test_restart_restores_shared_and_consolidated_adapters(tmp_path: Path) -> No
 
 def test_state_without_agnostic_matrix_still_loads(tmp_path: Path) -> None:
     daemon, _ = run(tmp_path, "per-task")
-    body: dict[str, Any] = json.loads((tmp_path / "state.json").read_text())
+    daemon.state.close()
+    body: dict[str, Any] = State.read(tmp_path).as_dict()
     del body["agnostic"]
     for e in body["entries"]:
         for key in ("adapter_key", "probe", "curve"):
             del e[key]
+    for path in tmp_path.glob("state.sqlite3*"):  # a state dir of an older version
+        path.unlink()
     (tmp_path / "state.json").write_text(json.dumps(body))
-    state = State.load(tmp_path)
+    state = State.load(tmp_path)  # imports state.json once
+    assert (tmp_path / "state.json.imported").exists() and not (tmp_path / "state.json").exists()
+    assert State.read(tmp_path).as_dict() == state.as_dict()
     assert state.agnostic == [[None] * len(r) for r in state.matrix]
     assert state.agnostic_metrics() is None
     assert state.metrics().tasks == 3
