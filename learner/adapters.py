@@ -2,10 +2,16 @@
 
 Saved adapters are the standard PEFT layout (`adapter_config.json` and
 `adapter_model.safetensors`), loadable with `PeftModel.from_pretrained(base, path)`.
+
+With `max_loaded` > 0 at most that many adapters stay in the model: the least recently used
+one that has a copy on disk (it was saved or loaded, and not changed since) is unloaded, and
+loaded again from there when it is next used, so a daemon that has learned thousands of
+tasks holds the adapters it uses, not all of them.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,14 +38,42 @@ def peft_lora(settings: LoraSettings, task_type: str | None = None) -> LoraConfi
 
 
 class AdapterBank:
-    def __init__(self, model: torch.nn.Module, lora: LoraConfig, base_path: Path) -> None:
+    def __init__(self, model: torch.nn.Module, lora: LoraConfig, base_path: Path,
+                 max_loaded: int = 0) -> None:
         self.lora = lora
         self.base_path = base_path
+        self.max_loaded = max_loaded  # 0: no limit
         self.model: PeftModel = get_peft_model(model, lora, adapter_name=BASE_SLOT)
-        self._names: dict[str, str] = {}
+        self._names: OrderedDict[str, str] = OrderedDict()  # loaded, least recently used first
+        self._on_disk: dict[str, Path] = {}  # where each unchanged adapter's weights are
 
     def has(self, task_id: str) -> bool:
-        return task_id in self._names
+        return task_id in self._names or task_id in self._on_disk
+
+    def loaded(self) -> list[str]:
+        return list(self._names)
+
+    def _name(self, task_id: str) -> str:
+        """The PEFT name of `task_id`'s adapter, loading it from disk if it was unloaded."""
+        if task_id not in self._names:
+            path = self._on_disk[task_id]
+            name = adapter_name(task_id)
+            self.model.load_adapter(str(path), adapter_name=name, is_trainable=False)
+            self.model.eval()
+            self._names[task_id] = name
+            self._unload_over_limit(keep={task_id})
+        self._names.move_to_end(task_id)
+        return self._names[task_id]
+
+    def _unload_over_limit(self, keep: set[str]) -> None:
+        if self.max_loaded <= 0:
+            return
+        for task_id in list(self._names):
+            if len(self._names) <= self.max_loaded:
+                return
+            if task_id not in keep and task_id in self._on_disk:
+                self.model.set_adapter(BASE_SLOT)
+                self.model.delete_adapter(self._names.pop(task_id))
 
     def create(self, task_id: str, init_from: str | None, seed: int) -> str:
         """Add a fresh adapter for `task_id`, or a copy of `init_from`'s weights."""
@@ -48,11 +82,12 @@ class AdapterBank:
         torch.manual_seed(seed)
         self.model.add_adapter(name, self.lora)
         if init_from is not None:
-            src = self._names[init_from]
+            src = self._name(init_from)
             state = get_peft_model_state_dict(self.model, adapter_name=src)
             set_peft_model_state_dict(self.model, state, adapter_name=name)
         self.model.eval()  # a new adapter's dropout modules are created in training mode
         self._names[task_id] = name
+        self._unload_over_limit(keep={task_id, init_from or task_id})
         return name
 
     def drop(self, task_id: str) -> None:
@@ -61,6 +96,7 @@ class AdapterBank:
             self.model.set_adapter(BASE_SLOT)
             self.model.delete_adapter(name)
         self._names.pop(task_id, None)
+        self._on_disk.pop(task_id, None)
 
     def merge(self, sources: list[str], key: str, method: str, density: float = 0.5) -> None:
         """Add adapter `key` merged from `sources` with PEFT's `add_weighted_adapter`.
@@ -73,7 +109,7 @@ class AdapterBank:
         if not sources:
             raise ValueError("merge: no adapters to merge")
         self.drop(key)
-        names = [self._names[s] for s in sources]
+        names = [self._name(s) for s in sources]  # all loaded for the merge
         rank = min(64, self.lora.r * len(names))
         name = adapter_name(key)
         if method == "ties":
@@ -89,9 +125,12 @@ class AdapterBank:
         self.model.eval()  # the merged adapter's dropout modules start in training mode
         self._names[key] = name
         self.activate(key)
+        self._unload_over_limit(keep={key})
 
     def activate(self, task_id: str, trainable: bool = False) -> None:
-        name = self._names[task_id]
+        name = self._name(task_id)
+        if trainable:  # it is about to change: its copy on disk no longer stands for it
+            self._on_disk.pop(task_id, None)
         self.model.set_adapter(name)
         for pname, param in self.model.named_parameters():
             param.requires_grad = trainable and f".{name}." in pname
@@ -108,7 +147,7 @@ class AdapterBank:
 
     def save(self, task_id: str, path: Path) -> None:
         """Write the adapter to `path` atomically (a temp dir swapped into place)."""
-        name = self._names[task_id]
+        name = self._name(task_id)
 
         def fill(tmp: Path) -> None:
             state = get_peft_model_state_dict(self.model, adapter_name=name)
@@ -119,14 +158,19 @@ class AdapterBank:
             config.save_pretrained(str(tmp))
 
         replace_dir(path, fill)
+        self._on_disk[task_id] = path
+        self._unload_over_limit(keep={task_id})
 
     def load(self, task_id: str, path: Path) -> None:
+        """Make the adapter saved at `path` `task_id`'s. Under a `max_loaded` limit it is read
+        when first used (its files are checked now); otherwise it is loaded at once."""
+        if not (path / "adapter_model.safetensors").is_file():
+            raise FileNotFoundError(f"adapter {task_id}: no adapter_model.safetensors in {path}")
         self.drop(task_id)
-        name = adapter_name(task_id)
-        self.model.load_adapter(str(path), adapter_name=name, is_trainable=False)
-        self.model.eval()
-        self._names[task_id] = name
+        self._on_disk[task_id] = path
+        if self.max_loaded <= 0:
+            self._name(task_id)
 
     def parameters(self, task_id: str) -> list[torch.nn.Parameter]:
-        name = self._names[task_id]
+        name = self._name(task_id)
         return [p for n, p in self.model.named_parameters() if f".{name}." in n]

@@ -11,7 +11,8 @@ from synlearner.learner.model import set_threads
 def build_learners(cfg: LearnerConfig) -> dict[str, Learner]:
     """One learner per task kind; generation only when a causal LM path is configured."""
     set_threads(cfg.model.threads)
-    classifier = BiEncoderClassifier(cfg.model, cfg.train, cfg.lora, cfg.seed)
+    classifier = BiEncoderClassifier(cfg.model, cfg.train, cfg.lora, cfg.seed,
+                                     max_loaded=cfg.max_loaded_adapters)
     learners: dict[str, Learner] = {"classification": classifier}
     if cfg.generation.model_path:
         from synlearner.learner.generation import SftGenerator

@@ -52,7 +52,7 @@ class BiEncoderClassifier:
     kind = "classification"
 
     def __init__(self, model: ModelConfig | None = None, train: TrainConfig | None = None,
-                 lora: LoraSettings | None = None, seed: int = 0) -> None:
+                 lora: LoraSettings | None = None, seed: int = 0, max_loaded: int = 0) -> None:
         model = model or ModelConfig()
         self.path = resolve_model_path(model.path)
         self.settings = train or TrainConfig()
@@ -62,7 +62,7 @@ class BiEncoderClassifier:
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
         encoder = AutoModel.from_pretrained(str(self.path)).to(self.device)
         encoder.eval()
-        self.bank = AdapterBank(encoder, peft_lora(lora or LoraSettings()), self.path)
+        self.bank = AdapterBank(encoder, peft_lora(lora or LoraSettings()), self.path, max_loaded)
         self._embedder = _BaseEmbedder(self)
 
     # -- encoding ------------------------------------------------------------------------
