@@ -81,6 +81,7 @@ def run_strategy(name: str, messages: Sequence[bytes], settings: BenchSettings,
         parts.daemon.source.submit(raw, "")  # type: ignore[attr-defined]  # in-memory source
     parts.daemon.run()
     finished = time.perf_counter()
+    ids, matrix = parts.memory.task_similarity()
     parts.close()
     state = State.read(state_dir)
     return {
@@ -88,6 +89,7 @@ def run_strategy(name: str, messages: Sequence[bytes], settings: BenchSettings,
         "seconds": finished - loaded, "load_seconds": loaded - started,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "state": state.as_dict() if state.entries else None,
+        "similarity": {"tasks": ids, "matrix": matrix},
     }
 
 
@@ -163,4 +165,22 @@ def summarise(runs: list[dict[str, Any]], settings: BenchSettings) -> dict[str, 
                       for e in entries],
         })
     return {"settings": {"steps": settings.steps, "curve_every": settings.curve_every,
-                         "seed": settings.seed}, "strategies": out}
+                         "seed": settings.seed}, "strategies": out,
+            "similarity": task_similarity(runs)}
+
+
+def task_similarity(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The memory's task similarity (`memory.similarity`) of every task pair, and each
+    task's nearest earlier task in the stream (the one it could start from)."""
+    sim: dict[str, Any] = next((r["similarity"] for r in runs
+                                if r.get("similarity", {}).get("tasks")),
+                               {"tasks": [], "matrix": []})
+    order = [e["task_id"] for e in runs[0]["state"]["entries"]] if runs else []
+    index = {t: i for i, t in enumerate(sim["tasks"])}
+    nearest: dict[str, Any] = {}
+    for k, task in enumerate(order):
+        earlier = [(t, sim["matrix"][index[task]][index[t]]) for t in order[:k]
+                   if task in index and t in index]
+        if earlier:
+            nearest[task] = max(earlier, key=lambda x: x[1])
+    return {**sim, "nearest_earlier": nearest}

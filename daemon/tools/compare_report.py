@@ -104,6 +104,15 @@ def render_text(summary: dict[str, Any]) -> str:
         if dropped:
             lines.append(f"  replay dropped (worse than the task alone on held-out data): "
                          f"{', '.join(dropped)}")
+    sim = summary.get("similarity") or {}
+    if sim.get("tasks"):
+        ids = sim["tasks"]
+        lines += ["", "task similarity (memory.similarity: instruction, label names, inputs)"]
+        lines.append(f"  {'':<22} " + " ".join(f"{t[:7]:>7}" for t in ids))
+        for t, row in zip(ids, sim["matrix"], strict=True):
+            lines.append(f"  {t[:22]:<22} " + " ".join(f"{v:>7.3f}" for v in row))
+        for t, (other, v) in sim.get("nearest_earlier", {}).items():
+            lines.append(f"  nearest earlier task of {t}: {other} ({v:.3f})")
     checks = targets(summary)
     if checks:
         lines += ["", "targets"]

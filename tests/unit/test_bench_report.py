@@ -43,6 +43,7 @@ def fixture_runs() -> list[dict[str, Any]]:
     syn = run("synlearner", "per-task", [[0.8, 0.7], [0.8, 1.0]], [[0.8, 0.7], [0.79, 0.95]],
               [entry("a", 0.8, [[0, 0.5], [4, 0.8], [8, 0.8]], alone),
                entry("b", 1.0, [[0, 0.7], [4, 0.9], [8, 1.0]], probe)])
+    syn["similarity"] = {"tasks": ["a", "b"], "matrix": [[1.0, 0.7], [0.7, 1.0]]}
     return [seq, per_task, joint, syn]
 
 
@@ -96,11 +97,14 @@ def test_report_text_json_and_plots(tmp_path: Path) -> None:
     assert "[met] ACC >= per-task: 0.900 vs 0.850" in text
     lines = [line for line in text.splitlines() if line.startswith("multitask")]
     assert "n/a" in lines[0]
+    assert summary["similarity"]["nearest_earlier"] == {"b": ("a", 0.7)}
+    assert "nearest earlier task of b: a (0.700)" in text
     paths = write_bench_report(summary, tmp_path)
     body = json.loads(paths["json"].read_text())
     assert [s["strategy"] for s in body["strategies"]] == [
         "seq-lora", "per-task", "multitask", "synlearner"]
     assert all(t["met"] for t in body["targets"])
+    assert body["similarity"]["matrix"] == [[1.0, 0.7], [0.7, 1.0]]
     for key in ("matrices_png", "time_png"):
         assert paths[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
