@@ -66,6 +66,7 @@ class Daemon:
         self.phase = "starting"
         self.current: str | None = None
         self._snapshot: dict[str, Any] = {}
+        self._idle_failed = -1  # the event count at which the idle work last failed
         self.strategy = build_strategy(cfg.learner.adapters)
         self.ctx = Context(cfg, memory, self.learners, state, metrics, self.strategy,
                            TaskAgnostic(cfg.learner.consolidate, memory, self.learners, state,
@@ -117,14 +118,19 @@ class Daemon:
             return None
 
     def _idle(self) -> None:
-        """Work that waits for a quiet stream: the task-agnostic merge and scores."""
-        if self.source.pending() > 0:
+        """Work that waits for a quiet stream: the task-agnostic merge and scores. A failure
+        is logged and not retried until another task is learned (it never stops the loop)."""
+        events = len(self.state.entries)
+        if self.source.pending() > 0 or self._idle_failed == events:
             return
         try:
             if consolidate_idle(self.ctx):
                 self.refresh_gauges()
         except Stopped:
             log.info("daemon: stopped during the idle merge; it runs again when next idle")
+        except Exception:  # noqa: BLE001  # the stream goes on; the next task tries again
+            log.exception("idle: the task-agnostic merge failed")
+            self._idle_failed = events
         finally:
             self.phase = "idle"
 

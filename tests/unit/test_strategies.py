@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -214,3 +215,25 @@ def test_unchanged_adapters_are_not_evaluated_again(tmp_path: Path) -> None:
     assert aware.count(("food", "food")) == 1  # scored once, reused in later rows
     _, shared = run(tmp_path / "shared", "seq-lora")
     assert shared.evaluations.count(("food", SHARED)) == 3  # a shared adapter changes every task
+
+
+def test_a_failing_idle_merge_is_logged_and_not_retried_until_the_next_task(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    class BrokenMerge(CentroidLearner):
+        def merge(self, sources: Sequence[str], name: str, method: str) -> None:
+            self.merges.append((tuple(sources), name, method))
+            raise RuntimeError("merge: out of luck")
+
+    learner = BrokenMerge()
+    source = InMemorySource(list(STREAM[:1]))
+    daemon = unit_daemon(unit_config(tmp_path, **{"daemon.drain": False}), source, learner)
+    for _ in range(3):  # three idle polls after the task: one attempt
+        delivery = daemon._next()
+        if delivery is not None:
+            daemon.handle(delivery)
+        daemon._idle()
+    assert len(learner.merges) == 1 and "idle: the task-agnostic merge failed" in caplog.text
+    source.submit(STREAM[1], "")
+    daemon.handle(daemon._next())  # type: ignore[arg-type]
+    daemon._idle()
+    assert len(learner.merges) == 2 and not daemon.state.agnostic_measured()
