@@ -150,6 +150,13 @@ def main() -> None:
           f"{report['idle']['seconds']:.1f} s; device {s['device']}; wrote {out / 'overhead.json'}")
 
 
+def _arms(probe: dict[str, Any] | None) -> list[str]:
+    """The starts the init probe trained (none: no probe)."""
+    if not probe:
+        return []
+    return [arm for arm in ("fresh", "transferred", "alone") if probe.get(arm) is not None]
+
+
 def run(cfg: Any, messages: list[bytes], bare_steps: int) -> dict[str, Any]:
     parts = build_daemon(cfg)
     daemon, source = parts.daemon, parts.daemon.source
@@ -170,7 +177,8 @@ def run(cfg: Any, messages: list[bytes], bare_steps: int) -> dict[str, Any]:
         train_s = sec.get("learner_train", 0.0)
         row = {"task_id": task.task_id, "index": len(tasks), "wall_s": wall, "train_s": train_s,
                "overhead_s": wall - train_s, "overhead_ratio": (wall - train_s) / wall,
-               "rss_mb": rss_mb(), "steps": entry.steps,
+               "rss_mb": rss_mb(), "steps": entry.steps, "init_from": entry.init_from,
+               "probe_arms": _arms(entry.probe),
                "train_examples_per_s": entry.steps * cfg.learner.train.batch_size / train_s,
                "phases": sec}
         daemon_ex += entry.steps * cfg.learner.train.batch_size
