@@ -46,6 +46,18 @@ class AdapterBank:
         self.model: PeftModel = get_peft_model(model, lora, adapter_name=BASE_SLOT)
         self._names: OrderedDict[str, str] = OrderedDict()  # loaded, least recently used first
         self._on_disk: dict[str, Path] = {}  # where each unchanged adapter's weights are
+        self._added = 0  # PEFT names are never reused: a key may take over another's (rename)
+        self._active: tuple[str, bool] | None = None  # (PEFT name, trainable) now set
+
+    def _new_name(self, task_id: str) -> str:
+        self._added += 1
+        self._active = None
+        return f"{adapter_name(task_id)}_{self._added}"
+
+    def _delete(self, name: str) -> None:
+        self.model.set_adapter(BASE_SLOT)
+        self._active = None
+        self.model.delete_adapter(name)
 
     def has(self, task_id: str) -> bool:
         return task_id in self._names or task_id in self._on_disk
@@ -57,7 +69,7 @@ class AdapterBank:
         """The PEFT name of `task_id`'s adapter, loading it from disk if it was unloaded."""
         if task_id not in self._names:
             path = self._on_disk[task_id]
-            name = adapter_name(task_id)
+            name = self._new_name(task_id)
             self.model.load_adapter(str(path), adapter_name=name, is_trainable=False)
             self.model.eval()
             self._names[task_id] = name
@@ -72,13 +84,12 @@ class AdapterBank:
             if len(self._names) <= self.max_loaded:
                 return
             if task_id not in keep and task_id in self._on_disk:
-                self.model.set_adapter(BASE_SLOT)
-                self.model.delete_adapter(self._names.pop(task_id))
+                self._delete(self._names.pop(task_id))
 
     def create(self, task_id: str, init_from: str | None, seed: int) -> str:
         """Add a fresh adapter for `task_id`, or a copy of `init_from`'s weights."""
         self.drop(task_id)
-        name = adapter_name(task_id)
+        name = self._new_name(task_id)
         torch.manual_seed(seed)
         self.model.add_adapter(name, self.lora)
         if init_from is not None:
@@ -91,11 +102,15 @@ class AdapterBank:
         return name
 
     def drop(self, task_id: str) -> None:
-        name = adapter_name(task_id)
-        if name in self.model.peft_config:
-            self.model.set_adapter(BASE_SLOT)
-            self.model.delete_adapter(name)
-        self._names.pop(task_id, None)
+        name = self._names.pop(task_id, None)
+        if name is not None and name in self.model.peft_config:
+            self._delete(name)
+        self._on_disk.pop(task_id, None)
+
+    def rename(self, task_id: str, new_id: str) -> None:
+        """Make `task_id`'s adapter `new_id`'s (no copy); `new_id`'s old one is dropped."""
+        self.drop(new_id)
+        self._names[new_id] = self._names.pop(task_id)
         self._on_disk.pop(task_id, None)
 
     def merge(self, sources: list[str], key: str, method: str, density: float = 0.5) -> None:
@@ -111,7 +126,7 @@ class AdapterBank:
         self.drop(key)
         names = [self._name(s) for s in sources]  # all loaded for the merge
         rank = min(64, self.lora.r * len(names))
-        name = adapter_name(key)
+        name = self._new_name(key)
         if method == "ties":
             self.model.add_weighted_adapter(names, [1.0] * len(names), name, "ties_svd",
                                             svd_rank=rank, density=density)
@@ -131,9 +146,9 @@ class AdapterBank:
         name = self._name(task_id)
         if trainable:  # it is about to change: its copy on disk no longer stands for it
             self._on_disk.pop(task_id, None)
-        self.model.set_adapter(name)
-        for pname, param in self.model.named_parameters():
-            param.requires_grad = trainable and f".{name}." in pname
+        if self._active != (name, trainable):  # PEFT's switch walks every adapter's layers
+            self.model.set_adapter(name, inference_mode=not trainable)
+            self._active = (name, trainable)
 
     @contextmanager
     def use(self, task_id: str | None) -> Iterator[None]:

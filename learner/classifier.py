@@ -187,8 +187,7 @@ class BiEncoderClassifier:
             replay = replay if probe.replay else []
             items = self._items(task, task.train, replay)
             total = max(self._steps(plan, items), probe_steps)
-            self.bank.create(key, winner.adapter, seed)  # training goes on from the winner
-            self.bank.drop(winner.adapter)
+            self.bank.rename(winner.adapter, key)  # training goes on from the winner
             done, trained_s, loss = probe_steps, winner.seconds, winner.loss
             timings["probe"] = time.perf_counter() - t - trained_s
         elif not resume:
