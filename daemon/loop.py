@@ -3,10 +3,10 @@
 One task at a time, on the calling thread. Learning a task is the runner's (runner.py,
 phases.py); this module only takes messages from the stream, decodes them at the
 boundary, asks the runner to learn the new ones, and settles each through the `Settler`
-(publish the result, then acknowledge). A task is committed (state.json written) only after
-everything it produced is durable, so a crash at any point redelivers it, and a redelivered
-task that is already committed is acknowledged without training (idempotent by task id and
-content hash).
+(publish the result, then acknowledge). A task is committed (one transaction in
+state.sqlite3) only after everything it produced is durable, so a crash at any point
+redelivers it, and a redelivered task that is already committed is acknowledged without
+training (idempotent by task id and content hash).
 """
 
 from __future__ import annotations

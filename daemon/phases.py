@@ -272,7 +272,7 @@ PHASES: list[Phase] = [Recall(), Init(), Train(), Promote(), Persist(), Remember
 
 
 def commit(run: TaskRun, ctx: Context) -> None:
-    """Write the learning event to `state.json` (the commit point), then let the pending
+    """Record the learning event in the state (the commit point), then let the pending
     memory records replace the previous version's; sets the task's result."""
     task, outcome = run.task, run.learned
     assert run.adapter_dir is not None, "the persist phase has not run"

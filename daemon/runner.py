@@ -5,9 +5,10 @@ the daemon is built) and a `run(task_run, ctx)` step that reads and writes the `
 The runner times each phase the same way (the task's `timings`, the
 `synlearner_task_phase_duration_seconds{phase}` histogram, the log line), beats the
 heartbeat, notes the phase against the message's attempt record and stops between phases
-when asked. Nothing a phase writes is visible until `commit`, the last step, writes
-`state.json`. New methods (self-training, preference learning, synthesis) add phases to
-the list (`PHASES` in phases.py), not branches to the loop.
+when asked. Nothing a phase writes is visible until `commit`, the last step, records the
+event in the state (one SQLite transaction). New methods (self-training, preference
+learning, synthesis) add phases to the list (`PHASES` in phases.py), not branches to the
+loop.
 """
 
 from __future__ import annotations

@@ -376,6 +376,12 @@ GADGET = ReviewDomain(
 )
 
 
+# how a judgment is worded: plainly, implicitly (no judging adjective), or with both a
+# favourable and an unfavourable word where the wording decides (negation, a reversal)
+_FORMS = ["plain", "implicit", "negated", "expected", "seemed", "nobody"]
+_FORM_WEIGHTS = [40, 20, 15, 10, 10, 5]
+
+
 def judgment(rng: Rng, dom: ReviewDomain, aspect: str, good: bool) -> str:
     """One sentence that judges `aspect` favourably (`good`) or not: plainly, as a negated
     opposite, as a reversed expectation, or implicitly (no judging adjective)."""
@@ -383,17 +389,17 @@ def judgment(rng: Rng, dom: ReviewDomain, aspect: str, good: bool) -> str:
     right, wrong = (yes, no) if good else (no, yes)
     plural = aspect.endswith("s")
     be, it = ("were", "they") if plural else ("was", "it")
-    form = rng.randrange(6)
-    if form == 0:
+    form = rng.choices(_FORMS, _FORM_WEIGHTS)[0]
+    if form == "plain":
         return f"{_cap(aspect)} {be} {right}."
-    if form == 1:
+    if form == "negated":
         return f"{_cap(aspect)} {be} {rng.choice(_H_NEGATORS)} {wrong}."
-    if form == 2:
+    if form == "expected":
         return f"I expected {aspect} to be {wrong}, but {it} {be} {right}."
-    if form == 3:
+    if form == "seemed":
         seemed = rng.choice(["looked", "sounded", "seemed"])
         return f"{_cap(aspect)} {seemed} {wrong} at first, yet {it} turned out {right}."
-    if form == 4:
+    if form == "nobody":
         return f"Nobody could call {aspect} {wrong}."
     implicit = rng.choice(dom.implicit_good if good else dom.implicit_bad)
     return _cap(implicit.format(a=aspect, be=be, s="" if plural else "s")) + "."
@@ -414,27 +420,52 @@ def review_sentences(rng: Rng, dom: ReviewDomain, n_good: int, n: int, fillers: 
     rng.shuffle(marks)
     parts = [judgment(rng, dom, a, g) for a, g in zip(aspects, marks, strict=True)]
     parts += rng.sample(dom.fillers, fillers)
-    if rng.random() < 0.4:
+    if rng.random() < 0.25:
         parts.append(_outside(rng, dom))
     rng.shuffle(parts)
     return parts
 
 
-def rating_of(dom: ReviewDomain, fillers: tuple[int, int], long_tail: bool = False) -> Gen:
-    """`k stars`: k - 1 of four judgments are favourable."""
+# a closing verdict, graded like the judgments it sums up (the same in every domain; `{x}`
+# is the domain's word for what was reviewed); neighbouring grades share their words
+_VERDICTS = [
+    ["Avoid this {x}.", "The worst {x} I have had in years.", "A complete waste of money.",
+     "I would not go back, not even for free."],
+    ["Mostly a disappointment.", "On balance I would not go back.", "Below what I hoped for.",
+     "More bad than good."],
+    ["Half good, half bad.", "A mixed bag.", "Good in parts, poor in others.",
+     "Neither good nor bad."],
+    ["Mostly a pleasure.", "On balance I would go back.", "Better than I hoped for.",
+     "More good than bad."],
+    ["Do not miss this {x}.", "The best {x} I have had in years.", "Worth every penny.",
+     "I would go back, even at twice the price."],
+]
+
+
+def rating_of(dom: ReviewDomain, noun: str, fillers: tuple[int, int], verdict: float,
+              long_tail: bool = False) -> Gen:
+    """`k stars`: k - 1 of four judgments are favourable; a share (`verdict`) of the reviews
+    also close with a verdict of that grade."""
     def gen(rng: Rng, label: str) -> str:
-        parts = review_sentences(rng, dom, RATINGS.index(label), 4, rng.randint(*fillers))
+        grade = RATINGS.index(label)
+        parts = review_sentences(rng, dom, grade, 4, rng.randint(*fillers))
+        if rng.random() < verdict:
+            parts.append(rng.choice(_VERDICTS[grade]).format(x=noun))
         if long_tail:  # the story of the trip: neutral, after the judgments
             parts += rng.sample(dom.tail, rng.randint(9, 12))
         return " ".join(parts)
     return gen
 
 
-def mood_of(dom: ReviewDomain) -> Gen:
-    """`negative`: none of three judgments is favourable; `positive`: all; `mixed`: the rest."""
+def mood_of(dom: ReviewDomain, noun: str, verdict: float) -> Gen:
+    """`negative`: none of three judgments is favourable; `positive`: all; `mixed`: the rest;
+    a share (`verdict`) of the reviews close with a verdict that says so."""
     def gen(rng: Rng, label: str) -> str:
         n_good = {"negative": 0, "positive": 3}.get(label, rng.choice([1, 2]))
-        return " ".join(review_sentences(rng, dom, n_good, 3, rng.randint(0, 1)))
+        parts = review_sentences(rng, dom, n_good, 3, rng.randint(0, 1))
+        if rng.random() < verdict:
+            parts.append(rng.choice(_VERDICTS[2 * MOODS.index(label)]).format(x=noun))
+        return " ".join(parts)
     return gen
 
 
@@ -520,12 +551,12 @@ _DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Su
 
 
 def _keywords(rng: Rng, label: str, labels: list[str]) -> list[str]:
-    """Three keywords of `label` and one or two of a neighbouring section, shuffled."""
+    """Three keywords of `label` and two of a neighbouring section, shuffled."""
     own = rng.sample(TOPIC_BANK[label], 3)
     near = [n for n in TOPIC_NEIGHBOURS[label] if n != label]
     other = rng.choice(near)
     bank = [k for k in TOPIC_BANK[other] if k not in TOPIC_BANK[label]]
-    words = own + rng.sample(bank, rng.choice([1, 2]))
+    words = own + rng.sample(bank, 2)
     rng.shuffle(words)
     return words
 
@@ -646,11 +677,23 @@ def _report(rng: Rng, title_x: str, head: list[str]) -> str:
     return f"Title: {title} Text: " + " ".join(head + tail)
 
 
+# the reporter's own summary, in a share of the tickets: graded like the severity it sums up
+_SEVERITY_SUMMARIES = [
+    ["In short, a minor annoyance.", "It can wait for the next sprint.", "Nothing is blocked."],
+    ["In short, it slows people down.", "It should be fixed this week.", "Work goes on, slowly."],
+    ["In short, it blocks real work.", "It needs a fix today.", "Several people are stuck."],
+    ["In short, this is an emergency.", "It needs everyone on it now.", "The business is at risk."],
+]
+
+
 def severity_sample(rng: Rng, label: str) -> str:
+    """The severity matrix: who is affected (0-2) plus how badly (0-3)."""
     scope, impact = rng.choice(_SEVERITY_SCORES[label])
     comp = rng.choice(COMPONENTS)
     head = [f"{_cap(rng.choice(_SCOPE[scope]))}.", f"{_cap(rng.choice(_IMPACT[impact]))}.",
             rng.choice(_SYMPTOM_LEADS).format(s=rng.choice(_SYMPTOMS[comp]))]
+    if rng.random() < 0.5:
+        head.append(rng.choice(_SEVERITY_SUMMARIES[SEVERITIES.index(label)]))
     return _report(rng, rng.choice([comp, "the site", "the shop", "checkout"]), head)
 
 
@@ -866,7 +909,7 @@ def _add_detail(rng: Rng, inv: Inventory, ev: _Event) -> tuple[_Event, _Event]:
     """(first, second): the second states something the first does not."""
     first = _Event(**ev.__dict__)
     second = _reword(rng, ev, at_least_one=False)
-    kind = rng.choice(["reason", "slot", "object", "count", "agent"])
+    kind = rng.choices(["reason", "slot", "object", "count", "agent"], [4, 2, 2, 1, 1])[0]
     if kind == "reason":
         second.reason = rng.choice(inv.reasons)
     elif kind == "slot":
@@ -888,7 +931,7 @@ def _change_detail(rng: Rng, inv: Inventory, ev: _Event) -> tuple[_Event, _Event
     """(first, second, deny): the second changes a detail the first states, or denies it."""
     first = _Event(**ev.__dict__)
     second = _reword(rng, ev, at_least_one=False)
-    kind = rng.choice(["count", "time", "place", "deny"])
+    kind = rng.choices(["count", "time", "place", "deny"], [2, 2, 2, 4])[0]
     if kind == "count":
         first.count = first.count if first.count is not None else 1
         second.count = rng.choice([i for i in range(len(inv.counts)) if i != first.count])
@@ -961,7 +1004,7 @@ CLAIMS = ["supported", "not mentioned", "refuted"]
 
 HARD_SPECS: list[Spec] = [
     ("hotel-ratings", "How many stars does this hotel review give?", RATINGS,
-     rating_of(HOTEL, (1, 2), long_tail=True), "rating"),
+     rating_of(HOTEL, "hotel", (1, 2), 0.5, long_tail=True), "rating"),
     ("news-sections", "Which section of the paper does this article belong to?", NEWS_SECTIONS,
      news_sample, "topic"),
     ("everyday-inference", "Does the second sentence follow from the first, contradict it, or "
@@ -969,11 +1012,11 @@ HARD_SPECS: list[Spec] = [
     ("incident-severity", "How severe is the incident in this ticket?", SEVERITIES,
      severity_sample, "ticket"),
     ("gadget-sentiment", "Is this gadget review negative, mixed or positive?", MOODS,
-     mood_of(GADGET), "rating"),
+     mood_of(GADGET, "gadget", 0.5), "rating"),
     ("office-paraphrase", "Do the two sentences mean the same?", PARAPHRASE,
      paraphrase_of(WORKPLACE), "pair"),
     ("restaurant-ratings", "How many stars does this restaurant review give?", RATINGS,
-     rating_of(RESTAURANT, (1, 3)), "rating"),
+     rating_of(RESTAURANT, "restaurant", (1, 3), 0.5), "rating"),
     ("forum-boards", "Which board of the forum is this post for?", FORUM_BOARDS,
      forum_sample, "topic"),
     ("incident-component", "Which component caused the incident in this ticket?", COMPONENTS,
@@ -981,7 +1024,7 @@ HARD_SPECS: list[Spec] = [
     ("council-claims", "Is the claim in the second sentence supported by the first, refuted, "
      "or not mentioned?", CLAIMS, inference_of(CIVIC, CLAIMS), "pair"),
     ("app-ratings", "How many stars does this app review give?", RATINGS,
-     rating_of(APP, (0, 1)), "rating"),
+     rating_of(APP, "app", (0, 1), 0.5), "rating"),
 ]
 
 
