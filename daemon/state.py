@@ -91,6 +91,7 @@ class State:
         state.db.execute("PRAGMA journal_mode=WAL")
         state.db.execute("PRAGMA synchronous=FULL")
         state.db.executescript(_SCHEMA)
+        state.db.execute("INSERT OR IGNORE INTO meta VALUES ('version', ?)", (str(STATE_VERSION),))
         legacy = root / "state.json"
         if legacy.exists() and not state.db.execute("SELECT 1 FROM entries").fetchone():
             state._import(json.loads(legacy.read_text()))
