@@ -88,8 +88,11 @@ def test_bench_runs_every_strategy_on_a_user_stream(tmp_path: Path) -> None:
     picked = [tasks[0], tasks[1], tasks[2]]  # restaurants, news, electronics
     stream.write_text("".join(json.dumps(t) + "\n" for t in picked))
     out, work = tmp_path / "report", tmp_path / "work"
-    proc = synlearner("bench", str(stream), "--steps", "3", "--curve-every", "1",
-                      "--out", str(out), "--workdir", str(work))
+    # 3 steps a task are too few for the default probe budget; the user's config lifts it
+    config = tmp_path / "config.yaml"
+    config.write_text("learner:\n  probe_budget: 1.0\n")
+    proc = synlearner("--config", str(config), "bench", str(stream), "--steps", "3",
+                      "--curve-every", "1", "--out", str(out), "--workdir", str(work))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "aware: ACC" in proc.stdout and "targets" in proc.stdout
     body = json.loads((out / "bench.json").read_text())
