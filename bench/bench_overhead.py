@@ -14,7 +14,8 @@ queued up front as a backlog, and writes DIR/overhead.json:
   `rss_growth_mb_per_task` (least-squares slope of `rss_mb` after the fifth task), and
   `train_throughput_ratio`: the daemon's training examples per second over a bare PEFT +
   PyTorch loop (the same model, LoRA, batch size and max length, the same loss, on the same
-  tasks' examples) timed in this process after each task.
+  examples: the task's train split and the replay it was trained with) timed in this
+  process after each task.
 
     python bench/bench_overhead.py ../shared/data/std4 --out overhead-std4
     python bench/bench_overhead.py --synthetic 50 --out overhead-50
@@ -29,6 +30,7 @@ import random
 import resource
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,7 @@ from synlearner.daemon.tools.cli import _read_task_files  # noqa: E402
 from synlearner.daemon.tools.synthetic import benchmark_messages  # noqa: E402
 from synlearner.learner.adapters import peft_lora  # noqa: E402
 from synlearner.learner.model import resolve_model_path  # noqa: E402
+from synlearner.memory.base import ReplayItem  # noqa: E402
 from synlearner.stream.boundary import decode  # noqa: E402
 from synlearner.stream.schema import Task  # noqa: E402
 
@@ -91,20 +94,37 @@ class BareLoop:
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         return F.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9), dim=-1)
 
-    def examples_per_second(self, task: Task, steps: int) -> float:
+    def examples_per_second(self, task: Task, steps: int,
+                            replay: Sequence[ReplayItem] = ()) -> float:
+        """Train `steps` batches drawn from the task's train split plus `replay` (the same
+        examples the daemon trained on): each example against its own task's labels, the
+        label sets of the batch in one forward pass, as the daemon's loss does."""
+        items = [(e.input, task.labels.index(e.output), tuple(task.labels), task.instruction)
+                 for e in task.train]
+        items += [(r.record.input, r.task.labels.index(r.record.target), tuple(r.task.labels),
+                   r.task.instruction) for r in replay if r.record.target in r.task.labels]
         params = [p for p in self.model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=self.train.lr)
         rng = random.Random(0)
         self.model.train()
-        bs = self.train.batch_size
+        bs, tpl = self.train.batch_size, self.train.label_template
         started = time.perf_counter()
         for _ in range(steps):
-            batch = [task.train[rng.randrange(len(task.train))] for _ in range(bs)]
-            texts = self._encode([e.input for e in batch])
-            labels = self._encode(list(task.labels))
-            logits = texts @ labels.T / self.train.temperature
-            target = torch.tensor([task.labels.index(e.output) for e in batch], device=self.device)
-            loss = F.cross_entropy(logits, target)
+            batch = [items[rng.randrange(len(items))] for _ in range(bs)]
+            texts = self._encode([text for text, *_ in batch])
+            groups: dict[tuple[tuple[str, ...], str], list[int]] = {}
+            for i, (_, _, labels, instruction) in enumerate(batch):
+                groups.setdefault((labels, instruction), []).append(i)
+            label_vecs = self._encode([tpl.format(label=lab, instruction=ins).strip()
+                                       for labels, ins in groups for lab in labels])
+            loss, offset = texts.new_zeros(()), 0
+            for (labels, _), rows in groups.items():
+                logits = texts[rows] @ label_vecs[offset:offset + len(labels)].T
+                offset += len(labels)
+                target = torch.tensor([batch[i][1] for i in rows], device=self.device)
+                loss = loss + F.cross_entropy(logits / self.train.temperature, target,
+                                              reduction="sum")
+            loss = loss / bs
             opt.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -184,7 +204,11 @@ def run(cfg: Any, messages: list[bytes], bare_steps: int) -> dict[str, Any]:
         daemon_ex += entry.steps * cfg.learner.train.batch_size
         daemon_s += train_s
         if bare is not None:
-            rate = bare.examples_per_second(task, bare_steps)
+            # the replay the daemon trained with (the task's own records are excluded)
+            replay = [i for i in parts.memory.recall(task.task_id, [e.input for e in task.train],
+                                                     seed=cfg.learner.seed)
+                      if i.task.kind == task.kind][: entry.replay_examples]
+            rate = bare.examples_per_second(task, bare_steps, replay)
             row["bare_examples_per_s"] = rate
             bare_rates.append((bare_steps * cfg.learner.train.batch_size, rate))
         tasks.append(row)

@@ -181,13 +181,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stream(spec: str, seed: int) -> list[bytes]:
-    if spec == "bundled":
-        from synlearner.daemon.tools.synthetic import benchmark_messages
+def _stream(spec: str, seed: int | None) -> list[bytes]:
+    from synlearner.daemon.tools.synthetic import benchmark_messages, hard_messages
 
-        return [raw for _, raw in benchmark_messages(seed)]
+    if spec == "bundled":
+        return [raw for _, raw in benchmark_messages(13 if seed is None else seed)]
+    if spec == "hard":
+        return [raw for _, raw in hard_messages(17 if seed is None else seed)]
     if not Path(spec).exists():
-        raise ConfigError(f"STREAM: {spec} is neither 'bundled' nor a file or folder")
+        raise ConfigError(f"STREAM: {spec} is neither 'bundled', 'hard' nor a file or folder")
     return [raw for _, raw in _read_task_files([spec])]
 
 
@@ -264,13 +266,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(fn=cmd_demo)
     p = sub.add_parser("bench", help="run a task stream through several strategies and compare")
-    p.add_argument("stream", help="'bundled' (the 13-task benchmark stream), a JSONL file of "
+    p.add_argument("stream", help="'bundled' (the 13-task benchmark stream), 'hard' (the "
+                   "11-task stream where strategies differ), a JSONL file of "
                    "task messages, or a folder of task files")
     p.add_argument("--strategies", default="seq-lora,replay,per-task,multitask,synlearner")
     p.add_argument("--steps", type=int, default=24, help="optimiser steps per task (all strategies)")
     p.add_argument("--curve-every", type=int, default=4, help="eval accuracy every N steps")
     p.add_argument("--seed", type=int, default=0, help="training seed")
-    p.add_argument("--stream-seed", type=int, default=13, help="seed of the bundled stream")
+    p.add_argument("--stream-seed", type=int, default=None,
+                   help="seed of the generated stream (default: bundled 13, hard 17)")
     p.add_argument("--out", default="bench-report", help="report folder")
     p.add_argument("--workdir", help="keep each strategy's state directory here")
     p.set_defaults(fn=cmd_bench)
