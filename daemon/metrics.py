@@ -8,6 +8,18 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 DURATION_BUCKETS = (0.01, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 SEARCH_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 MAX_TASK_LABELS = 256  # latest accuracy is exported for at most this many tasks
+MAX_SELFTRAIN_TASKS = 32  # self-training rounds are exported for the latest tasks only
+SELFTRAIN_GAUGES = {
+    "balance_ratio": "Balance score of a self-training round's kept answers (B-STaR)",
+    "pass_at_1_ratio": "Share of a self-training round's sampled answers that are correct",
+    "pass_at_k_ratio": "Share of a self-training round's prompts with a correct answer sampled",
+    "temperature": "Sampling temperature a self-training round chose",
+    "tau": "Reward threshold a self-training round chose",
+    "eval_accuracy_ratio": "Eval exact match after a self-training round",
+}
+SELFTRAIN_KEYS = {"balance_ratio": "balance", "pass_at_1_ratio": "pass_at_1",
+                  "pass_at_k_ratio": "pass_at_k", "temperature": "temperature", "tau": "tau",
+                  "eval_accuracy_ratio": "eval_accuracy"}
 
 
 class Metrics:
@@ -104,6 +116,13 @@ class Metrics:
             "dead_lettered": self.stream_dead_lettered,
             "commit_failed": self.stream_commit_failures, "rebalance": self.stream_rebalances,
         }
+        self.selftrain = {
+            name: Gauge(f"synlearner_selftrain_{name}", help_, ["task", "round"], registry=r)
+            for name, help_ in SELFTRAIN_GAUGES.items()}
+        self.selftrain_samples = Counter(
+            "synlearner_selftrain_samples_total",
+            "Answers sampled by self-training, the (T, tau) search's included", registry=r)
+        self._selftrain_tasks: list[tuple[str, list[dict[str, float]]]] = []
         self.last_task_timestamp = Gauge(
             "synlearner_last_task_timestamp_seconds", "When the last task was committed",
             registry=r)
@@ -124,6 +143,19 @@ class Metrics:
         self.task_accuracy.clear()  # only the latest tasks keep a series
         for column, score in list(latest.items())[-MAX_TASK_LABELS:]:
             self.task_accuracy.labels(eval_task=column).set(score)
+
+    def set_self_training(self, column: str, rounds: list[dict[str, float]]) -> None:
+        """Per round of a task's self-training: the balance score, pass@1, pass@K, T and tau
+        (the latest `MAX_SELFTRAIN_TASKS` tasks keep their series)."""
+        self.selftrain_samples.inc(sum(r["samples"] for r in rounds))
+        self._selftrain_tasks = [*(t for t in self._selftrain_tasks if t[0] != column),
+                                 (column, rounds)][-MAX_SELFTRAIN_TASKS:]
+        for gauge in self.selftrain.values():
+            gauge.clear()
+        for task, done in self._selftrain_tasks:
+            for r in done:
+                for name, key in SELFTRAIN_KEYS.items():
+                    self.selftrain[name].labels(task=task, round=str(int(r["round"]))).set(r[key])
 
     def set_task_agnostic(self, summary: dict[str, float]) -> None:
         for name in ("acc", "bwt", "fwt", "forgetting"):

@@ -28,6 +28,7 @@ from synlearner.memory.base import PENDING, Record
 from synlearner.stream.schema import Example, Task, TaskResult
 
 log = logging.getLogger("synlearner.daemon")
+ATTEMPT = "self_train"  # the split of answers the model sampled itself (mistakes only)
 
 
 def _separate_agnostic(ctx: Context) -> bool:
@@ -172,7 +173,8 @@ class Persist:
 
 
 class Remember:
-    """Every example seen and every mistake made, under the pending id until the commit."""
+    """Every example seen and every mistake made, under the pending id until the commit.
+    Wrong answers the model sampled itself (self-training) are kept as errors only."""
 
     name = "remember"
 
@@ -186,8 +188,9 @@ class Remember:
         now = time.time()
         records = []
         for p in run.learned.predictions:
-            records.append(Record(into, p.input, p.target, "experience", p.split, p.prediction,
-                                  p.correct, p.loss, now))
+            if p.split != ATTEMPT:  # an attempt of the model's own is not an example seen
+                records.append(Record(into, p.input, p.target, "experience", p.split,
+                                      p.prediction, p.correct, p.loss, now))
             if not p.correct:
                 records.append(Record(into, p.input, p.target, "error", p.split,
                                       p.prediction, False, p.loss, now))
@@ -289,6 +292,7 @@ def commit(run: TaskRun, ctx: Context) -> None:
         learned_at=time.time(), adapter_key=ctx.strategy.adapter_key(task.task_id),
         probe=dataclasses.asdict(probe) if probe else None,
         curve=[list(point) for point in outcome.curve], task_file=run.task_file,
+        rounds=[dict(r) for r in outcome.rounds],
     )
     # (row, score before) of the task-agnostic matrix; None: not measured this event
     agnostic: tuple[dict[str, float], float | None] | None = None
@@ -301,6 +305,8 @@ def commit(run: TaskRun, ctx: Context) -> None:
     ctx.state.record(entry, run.row, agnostic, run.promoted, consolidated)  # the commit point
     ctx.memory.adopt(run.pending, task.task_id)  # redone on start if a crash intervenes
     ctx.memory.flush()
+    if entry.rounds:
+        ctx.metrics.set_self_training(entry.column, entry.rounds)
     cut = dict(task.truncated)
     if outcome.inputs_cut:
         log.warning("task %s: %d inputs are longer than the model's max_length=%d tokens; only "

@@ -57,6 +57,7 @@ class TaskEntry:
     probe: dict[str, Any] | None = None  # nearest-vs-fresh start check (`InitProbe` fields)
     curve: list[list[float]] = field(default_factory=list)  # [step, eval accuracy] pairs
     task_file: str = ""  # the task's definition, relative to the state dir ("": tasks/<id>.json)
+    rounds: list[dict[str, float]] = field(default_factory=list)  # self-training rounds
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -123,6 +123,7 @@ class LearnOutcome:
     curve: Sequence[tuple[int, float]] = field(default_factory=tuple)  # (step, eval accuracy)
     max_length: int = 0  # the model's input length in tokens (0: not limited)
     inputs_cut: int = 0  # the task's inputs (train and eval) longer than that, cut to fit
+    rounds: Sequence[Mapping[str, float]] = field(default_factory=tuple)  # self-training rounds
 
 
 @runtime_checkable
@@ -141,6 +142,12 @@ class Learner(Protocol):
         plan: LearnPlan,
         progress: Progress = no_progress,
     ) -> LearnOutcome: ...
+
+    def check(self, task: Task) -> None:
+        """Raise `ValueError` naming the field if this learner cannot take `task` (what the
+        message schema cannot know, e.g. a reward that needs a verifier); the daemon
+        dead-letters the message with that reason."""
+        ...
 
     def merge(self, sources: Sequence[str], name: str, method: str) -> None:
         """Build adapter `name` from the adapters `sources` (e.g. TIES merging)."""

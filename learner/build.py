@@ -9,12 +9,13 @@ from synlearner.learner.model import set_threads
 
 
 def build_learners(cfg: LearnerConfig) -> dict[str, Learner]:
-    """One learner per task kind; generation only when a causal LM path is configured."""
+    """One learner per task kind; generation unless `learner.generation.model` is "none"
+    (its model loads when the first generation task needs it)."""
     set_threads(cfg.model.threads)
     classifier = BiEncoderClassifier(cfg.model, cfg.train, cfg.lora, cfg.seed,
                                      max_loaded=cfg.max_loaded_adapters)
     learners: dict[str, Learner] = {"classification": classifier}
-    if cfg.generation.model_path:
+    if cfg.generation.model != "none":
         from synlearner.learner.generation import SftGenerator
 
         learners["generation"] = SftGenerator(cfg.generation, classifier.embedder,

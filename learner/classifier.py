@@ -321,6 +321,9 @@ class BiEncoderClassifier:
         return total / len(batch), each
 
     # -- adapters ------------------------------------------------------------------------
+    def check(self, task: Task) -> None:
+        """The message schema checks all a classification task declares."""
+
     def has_adapter(self, task_id: str) -> bool:
         return self.bank.has(task_id)
 

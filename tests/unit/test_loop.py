@@ -115,6 +115,14 @@ def test_unknown_kind_is_dead_lettered(tmp_path: Path) -> None:
     assert source.dead_letters[0][1] == "kind: no learner for 'generation' tasks is configured"
 
 
+def test_a_task_the_learner_cannot_take_is_dead_lettered_with_its_reason(tmp_path: Path) -> None:
+    source = InMemorySource([raw("u", instruction="unlearnable"), raw("ok")])
+    learner = CentroidLearner()
+    build(tmp_path, source, learner).run()
+    assert [(d[1]) for d in source.dead_letters] == ["instruction: this learner cannot take it"]
+    assert learner.trained == ["ok"]
+
+
 def test_idle_drain_returns(tmp_path: Path) -> None:
     daemon = build(tmp_path, InMemorySource(), CentroidLearner())
     daemon.run()

@@ -72,6 +72,28 @@ def test_labels_and_outputs_must_agree() -> None:
     assert parse_task(json.dumps(gen).encode(), Limits()).kind == "generation"
 
 
+def test_generation_tasks_declare_a_reward_and_phases() -> None:
+    gen = message(kind="generation", labels=[], train=[{"input": "2+2", "output": "4"}],
+                  eval=[{"input": "1+1", "output": "2"}])
+    plain = parse_task(json.dumps(gen).encode(), Limits())
+    assert plain.reward is None and plain.phases == ()
+    assert "reward" not in plain.to_message()  # tasks without one keep their content hash
+    spec = [{"name": "numeric", "weight": 2}, "exact_match"]
+    task = parse_task(json.dumps({**gen, "reward": spec, "phases": ["sft", "self_train"]}).encode(),
+                      Limits())
+    assert task.reward == spec and task.phases == ("sft", "self_train")
+    assert task.content_hash != plain.content_hash
+    again = parse_task(json.dumps(task.to_message()).encode(), Limits())
+    assert (again.reward, again.phases, again.content_hash) == (spec, task.phases, task.content_hash)
+    assert reason(raw(reward="exact_match")) == "reward: only generation tasks take reward"
+    assert reason(raw(phases=["sft"])) == "phases: only generation tasks take phases"
+    assert reason(json.dumps({**gen, "phases": ["sft", "sft"]}).encode()) == (
+        "phases: a phase may appear once")
+    assert reason(json.dumps({**gen, "phases": ["grpo"]}).encode()).startswith("phases.0:")
+    assert reason(json.dumps({**gen, "phases": []}).encode()).startswith("phases:")
+    assert reason(json.dumps({**gen, "reward": 3}).encode()).startswith("reward")
+
+
 def test_data_files_only_under_allowed_roots(tmp_path: Path) -> None:
     root = tmp_path / "data"
     root.mkdir()

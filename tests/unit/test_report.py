@@ -1,0 +1,32 @@
+"""The daemon's report: self-training rounds in the text, the JSON and a plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from synlearner.daemon.state import State, TaskEntry
+from synlearner.daemon.tools.report import write_report
+
+
+def test_self_training_rounds_are_reported_and_plotted(tmp_path: Path) -> None:
+    state = State.load(tmp_path / "state")
+    rounds = [{"round": float(i), "temperature": t, "tau": 0.5, "balance": b, "pass_at_1": 0.3,
+               "pass_at_k": 0.6, "unique_correct": 0.8, "precision": 0.9, "kept": 40.0,
+               "samples": 200.0, "search_samples": 72.0, "grid_samples": 7680.0, "steps": 20.0,
+               "loss": 0.4, "eval_accuracy": acc}
+              for i, t, b, acc in ((1, 0.85, 0.41, 0.30), (2, 1.05, 0.55, 0.45))]
+    for task_id, done in (("sums", rounds), ("plain", [])):
+        state.record(TaskEntry(task_id, task_id, 1, "h", "generation", f"adapters/{task_id}/1",
+                               0.1, 0.1, 0.45, None, 40, 8, 0, rounds=done),
+                     {"sums": 0.45, "plain": 0.45})
+    paths = write_report(state, tmp_path / "report")
+    text = paths["text"].read_text()
+    assert "self-training rounds" in text
+    table = text.split("self-training rounds")[1].splitlines()
+    lines = [line for line in table if line.startswith("sums ")]
+    assert len(lines) == 2 and " 1.05 " in lines[1] and lines[1].rstrip().endswith("0.450")
+    assert not any(line.startswith("plain ") for line in table)
+    body = json.loads(paths["json"].read_text())
+    assert [t["rounds"] for t in body["tasks"]] == [rounds, []]
+    assert paths["self_training_png"].stat().st_size > 1000
