@@ -123,6 +123,17 @@ class Metrics:
             "synlearner_selftrain_samples_total",
             "Answers sampled by self-training, the (T, tau) search's included", registry=r)
         self._selftrain_tasks: list[tuple[str, list[dict[str, float]]]] = []
+        self.preference_pairs = Counter(
+            "synlearner_preference_pairs_total",
+            "Preference pairs trained on, by where the rejected answer came from", ["source"],
+            registry=r)
+        self.preference_skipped = Counter(
+            "synlearner_preference_skipped_total",
+            "Rejected answers skipped for a reward gap under min_score_gap", registry=r)
+        self.preference_reward_accuracy = Gauge(
+            "synlearner_preference_reward_accuracy_ratio",
+            "Of the last preference phase's pairs, the share whose implicit reward ranks the "
+            "chosen answer first after DPO", registry=r)
         self.last_task_timestamp = Gauge(
             "synlearner_last_task_timestamp_seconds", "When the last task was committed",
             registry=r)
@@ -156,6 +167,16 @@ class Metrics:
             for r in done:
                 for name, key in SELFTRAIN_KEYS.items():
                     self.selftrain[name].labels(task=task, round=str(int(r["round"]))).set(r[key])
+
+    def set_preference(self, figures: dict[str, float]) -> None:
+        """A task's preference phase: its pairs by source, the skipped ones, and the DPO
+        reward accuracy."""
+        for key, value in figures.items():
+            if key.startswith("pairs_"):
+                self.preference_pairs.labels(source=key.removeprefix("pairs_")).inc(value)
+        self.preference_skipped.inc(figures.get("skipped_gap", 0.0))
+        if "reward_accuracy" in figures:
+            self.preference_reward_accuracy.set(figures["reward_accuracy"])
 
     def set_task_agnostic(self, summary: dict[str, float]) -> None:
         for name in ("acc", "bwt", "fwt", "forgetting"):

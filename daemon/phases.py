@@ -24,6 +24,7 @@ import numpy as np
 from synlearner.daemon.runner import Context, Phase, TaskRun
 from synlearner.daemon.state import TaskEntry
 from synlearner.daemon.strategies import task_info
+from synlearner.learner.base import Negative
 from synlearner.memory.base import PENDING, Record
 from synlearner.stream.schema import Example, Task, TaskResult
 
@@ -59,6 +60,28 @@ class Recall:
         items = ctx.memory.recall(task.task_id, texts, seed=lc.seed)
         ctx.metrics.memory_search.labels(operation="replay").observe(time.perf_counter() - t)
         run.replay = [i for i in items if i.task.kind == task.kind]
+        if task.kind == "generation" and "preference" in _phases(task, ctx):
+            t = time.perf_counter()
+            run.negatives = recall_negatives(ctx, texts)
+            ctx.metrics.memory_search.labels(operation="negatives").observe(
+                time.perf_counter() - t)
+
+
+def _phases(task: Task, ctx: Context) -> tuple[str, ...]:
+    return task.phases or tuple(ctx.cfg.learner.generation.phases)
+
+
+def recall_negatives(ctx: Context, texts: Sequence[str]) -> dict[str, list[Negative]]:
+    """Wrong answers the error memory holds for each train input: the model's own to the
+    same input (`own`), then those to the nearest inputs (`neighbour`)."""
+    k = ctx.cfg.learner.generation.preference.neighbours
+    out: dict[str, list[Negative]] = {}
+    for text, hits in zip(texts, ctx.memory.negatives(texts, k), strict=True):
+        if hits:
+            out[text] = [Negative(h.record.prediction,
+                                  "own" if h.record.input == text else "neighbour", h.score)
+                         for h in hits]
+    return out
 
 
 def _nearest(run: TaskRun, ctx: Context, similar: list[tuple[str, float]]) -> str | None:
@@ -94,7 +117,7 @@ class Train:
         return True
 
     def run(self, run: TaskRun, ctx: Context) -> None:
-        run.plan = ctx.strategy.plan(run, ctx)
+        run.plan = dataclasses.replace(ctx.strategy.plan(run, ctx), negatives=run.negatives)
         key = run.plan.adapter
         ctx.scores = {k: v for k, v in ctx.scores.items() if k[1] != key}  # it changes now
         run.outcome = run.learner.learn(run.task, run.replay, run.plan,
@@ -292,7 +315,7 @@ def commit(run: TaskRun, ctx: Context) -> None:
         learned_at=time.time(), adapter_key=ctx.strategy.adapter_key(task.task_id),
         probe=dataclasses.asdict(probe) if probe else None,
         curve=[list(point) for point in outcome.curve], task_file=run.task_file,
-        rounds=[dict(r) for r in outcome.rounds],
+        rounds=[dict(r) for r in outcome.rounds], preference=dict(outcome.preference),
     )
     # (row, score before) of the task-agnostic matrix; None: not measured this event
     agnostic: tuple[dict[str, float], float | None] | None = None
@@ -307,6 +330,8 @@ def commit(run: TaskRun, ctx: Context) -> None:
     ctx.memory.flush()
     if entry.rounds:
         ctx.metrics.set_self_training(entry.column, entry.rounds)
+    if entry.preference:
+        ctx.metrics.set_preference(entry.preference)
     cut = dict(task.truncated)
     if outcome.inputs_cut:
         log.warning("task %s: %d inputs are longer than the model's max_length=%d tokens; only "

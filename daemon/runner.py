@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING, Protocol
 from synlearner.daemon.config import Config
 from synlearner.daemon.metrics import Metrics
 from synlearner.daemon.state import State
-from synlearner.learner.base import Learner, LearnOutcome, LearnPlan, Progress, check_learnable
+from synlearner.learner.base import (
+    Learner,
+    LearnOutcome,
+    LearnPlan,
+    Negative,
+    Progress,
+    check_learnable,
+)
 from synlearner.memory.base import Memory, ReplayItem, pending_id
 from synlearner.stream.schema import Task, TaskResult
 
@@ -53,6 +60,8 @@ class TaskRun:
     timings: dict[str, float] = field(default_factory=dict)
     init_from: str | None = None  # the past task whose adapter it starts from
     replay: list[ReplayItem] = field(default_factory=list)
+    # recalled wrong answers by train input (generation tasks with a `preference` phase)
+    negatives: dict[str, list[Negative]] = field(default_factory=dict)
     plan: LearnPlan | None = None
     outcome: LearnOutcome | None = None
     promoted: dict[str, str] = field(default_factory=dict)  # task id -> the new answer key

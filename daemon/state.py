@@ -58,6 +58,7 @@ class TaskEntry:
     curve: list[list[float]] = field(default_factory=list)  # [step, eval accuracy] pairs
     task_file: str = ""  # the task's definition, relative to the state dir ("": tasks/<id>.json)
     rounds: list[dict[str, float]] = field(default_factory=list)  # self-training rounds
+    preference: dict[str, float] = field(default_factory=dict)  # the preference phase's figures
 
 
 @dataclass

@@ -46,6 +46,17 @@ def check_learnable(task: Task) -> None:
                             + (f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""))
 
 
+@dataclass(frozen=True)
+class Negative:
+    """A wrong answer recalled from the error memory for a prompt: `own` when the model gave
+    it to this very input before, `neighbour` when it was wrong for the nearest input in the
+    memory (a hard negative that is close, and still wrong here only if the reward says so)."""
+
+    text: str
+    source: str  # "own" | "neighbour"
+    similarity: float = 1.0
+
+
 SHARED = "@shared"  # the one adapter of the shared-adapter strategies (not a valid task id)
 CONSOLIDATED = "@consolidated"  # the merge of the per-task adapters, for task-agnostic use
 
@@ -76,6 +87,8 @@ class LearnPlan:
     probe_max_holdout: int = 128  # held-out examples at most (the probe's scoring cost)
     probe_budget: float = 1.0  # the share of the task's steps the probe's losing arms may take
     curve_every: int = 0
+    # generation tasks with a `preference` phase: recalled wrong answers by train input
+    negatives: Mapping[str, Sequence[Negative]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -124,6 +137,7 @@ class LearnOutcome:
     max_length: int = 0  # the model's input length in tokens (0: not limited)
     inputs_cut: int = 0  # the task's inputs (train and eval) longer than that, cut to fit
     rounds: Sequence[Mapping[str, float]] = field(default_factory=tuple)  # self-training rounds
+    preference: Mapping[str, float] = field(default_factory=dict)  # the preference phase's figures
 
 
 @runtime_checkable

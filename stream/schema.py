@@ -127,7 +127,7 @@ class TaskMessage(BaseModel):
     metadata: dict[str, str] = Field(default_factory=dict, max_length=64)
     # generation only; the learner checks the declaration (names, weights, parameters)
     reward: str | list[Any] | dict[str, Any] | None = None
-    phases: list[Literal["sft", "self_train"]] | None = Field(None, min_length=1, max_length=4)
+    phases: list[Literal["sft", "self_train", "preference"]] | None = Field(None, min_length=1, max_length=4)
 
     @model_validator(mode="after")
     def _labels_fit_kind(self) -> TaskMessage:

@@ -25,6 +25,7 @@ def build_report(state: State) -> dict[str, Any]:
             "seconds": round(sum(v for k, v in e.seconds.items() if not k.startswith("learner_")), 2),
             "seconds_by_phase": {k: round(v, 3) for k, v in e.seconds.items()},
             "rounds": e.rounds,
+            "preference": e.preference,
         })
     return {
         "columns": columns, "matrix": state.matrix, "tasks": tasks,
@@ -73,6 +74,18 @@ def render_text(report: dict[str, Any]) -> str:
                     f"{r['tau']:>5.2f} {r['balance']:>7.3f} {r['pass_at_1']:>6.3f} "
                     f"{r['pass_at_k']:>6.3f} {int(r['kept']):>5} {int(r['samples']):>7} "
                     f"{int(r['grid_samples']):>7} {r['eval_accuracy']:>6.3f}")
+    preferring = [t for t in report["tasks"] if t.get("preference")]
+    if preferring:
+        lines += ["", "preference learning (DPO; rejected answers by source)",
+                  f"{'task':<24} {'pairs':>5} {'own':>4} {'neigh':>5} {'cand':>4} {'tmpl':>4} "
+                  f"{'skip':>4} {'steps':>5} {'loss':>7} {'rew.acc':>7}"]
+        for t in preferring:
+            p = t["preference"]
+            lines.append(
+                f"{t['task'][:24]:<24} {int(p['pairs']):>5} {int(p['pairs_own']):>4} "
+                f"{int(p['pairs_neighbour']):>5} {int(p['pairs_candidate']):>4} "
+                f"{int(p['pairs_template']):>4} {int(p['skipped_gap']):>4} {int(p['steps']):>5} "
+                f"{p.get('loss', float('nan')):>7.4f} {p.get('reward_accuracy', float('nan')):>7.3f}")
     return "\n".join(lines)
 
 

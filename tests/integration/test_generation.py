@@ -197,3 +197,85 @@ def test_killed_inside_self_training_the_task_is_learned_once_on_restart(
     assert [r["round"] for r in entries[0].rounds] == [1.0, 2.0]
     results = JsonlResultSink(state / "spool" / "results.jsonl").read()
     assert [(r["task_id"], r["status"]) for r in results] == [("colours-crash", "learned")]
+
+
+def test_preference_phase_trains_dpo_on_recalled_errors_first(tiny_causal_lm: Path, classifier) -> None:  # type: ignore[no-untyped-def]
+    """The mechanics of the preference phase on the tiny model: pairs whose rejected answers
+    are the recalled own errors first, then the worst candidates; DPO moves the adapter
+    towards the chosen answers (a positive implicit reward margin over its start)."""
+    from synlearner.learner.base import Negative
+    from synlearner.learner.config import GenerationConfig, PreferenceConfig
+    from synlearner.learner.generation import SftGenerator
+
+    pref = PreferenceConfig(prompts=6, temperatures=[0.7, 1.3], pairs_per_prompt=2, steps=12,
+                            batch_size=4, lr=5e-3)
+    gen = SftGenerator(GenerationConfig(model_path=str(tiny_causal_lm), max_steps=10, batch_size=8,
+                                        lr=5e-3, preference=pref), classifier.embedder)
+    task = dataclasses.replace(parse_task(colour_task("colours-dpo"), Limits()),
+                               phases=("sft", "preference"))
+    recalled = {k: [Negative(wrong, "own")] for k, wrong in
+                (("apple", "green"), ("banana", "blue"), ("grass", "red"), ("sky", "black"),
+                 ("snow", "yellow"), ("coal", "white"))}
+    phases: list[str] = []
+    outcome = gen.learn(task, [], LearnPlan(task.task_id, negatives=recalled),
+                        lambda phase, step, total, loss: phases.append(phase))
+    p = outcome.preference
+    assert p["prompts"] == 6 and p["candidates"] == 12
+    # every prompt has its recalled error first, then a candidate (unless all were right)
+    assert p["pairs_own"] == 6 and p["pairs_neighbour"] == 0 and p["pairs_template"] == 0
+    assert p["pairs"] == p["pairs_own"] + p["pairs_candidate"] <= 12
+    assert p["steps"] == 12 and outcome.steps == 10 + 12
+    assert phases.count("preference") == 12
+    assert p["margin"] > 0 and p["reward_accuracy"] > 0.5, p
+    assert "preference" in outcome.seconds
+    sampled = [x for x in outcome.predictions if x.split == "self_train"]
+    assert all(not x.correct for x in sampled)
+
+
+def test_preference_task_through_the_daemon_uses_the_error_memory(tiny_causal_lm: Path,
+                                                                  tmp_path: Path) -> None:
+    """A first task leaves its mistakes in the error memory (the answers it sampled in
+    self-training: after 3 SFT steps its greedy answers are still empty); a later task on the
+    same inputs asks for a preference phase and gets those mistakes as its rejected answers
+    (`own`), recorded in the state, the report and /metrics."""
+    import urllib.request
+
+    from synlearner.daemon.build import build_daemon
+    from synlearner.daemon.config import load_config
+    from synlearner.daemon.service import Service
+    from synlearner.daemon.state import State
+    from synlearner.daemon.tools.report import write_report
+    from synlearner.stream import SpoolPublisher
+
+    cfg = load_config(None, {
+        "state_dir": str(tmp_path / "state"), "daemon.http.port": 0, "daemon.drain": True,
+        "stream.poll_timeout_s": 0.2, "learner.generation": {
+            "model": str(tiny_causal_lm), "max_steps": 3, "lr": 5e-3,
+            "self_train": {"rounds": 1, "prompts": 6, "samples": 4, "steps": 2, "search": "fixed",
+                           "temperature": 1.3},
+            "preference": {"prompts": 6, "temperatures": [1.0], "steps": 4, "batch_size": 4}}},
+        env={})
+    first = json.loads(colour_task("colours-first"))
+    first["phases"] = ["sft", "self_train"]
+    second = json.loads(colour_task("colours-second"))
+    second.update(instruction="Which colour is it?", phases=["sft", "preference"])
+    for msg in (first, second):
+        SpoolPublisher(cfg.spool_dir).submit(json.dumps(msg).encode(), msg["task_id"])
+    parts = build_daemon(cfg)
+    service = Service(cfg, parts)
+    service.start()
+    assert service.http is not None
+    try:
+        parts.daemon.run()
+        text = urllib.request.urlopen(f"http://127.0.0.1:{service.http.port}/metrics",
+                                      timeout=5).read().decode()
+    finally:
+        service.close()
+    state = State.read(cfg.state_dir)
+    first_entry, entry = state.latest("colours-first"), state.latest("colours-second")
+    assert first_entry is not None and entry is not None and not first_entry.preference
+    p = entry.preference
+    assert p["pairs_own"] > 0 and p["steps"] == 4, p
+    assert f'synlearner_preference_pairs_total{{source="own"}} {p["pairs_own"]}' in text
+    assert "synlearner_preference_reward_accuracy_ratio" in text
+    assert "preference learning (DPO" in write_report(state, tmp_path / "report")["text"].read_text()
