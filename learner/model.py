@@ -8,6 +8,7 @@ import os
 import random
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -50,38 +51,22 @@ def smollm2_gguf() -> Path:
     return path
 
 
-def causal_lm_path(model: str, cache_dir: str = "") -> Path:
-    """A Hugging Face folder for the generation model: a local folder as it is, or `smollm2`:
-    the packaged GGUF, de-quantised to fp32 once and kept under `cache_dir` (default
-    ~/.cache/synlearner/models), so later starts load safetensors instead of converting."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    if model != SMOLLM2:
-        path = Path(model)
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(
-                f"learner.generation.model: {path} is not a Hugging Face model directory")
-        return path
-    gguf = smollm2_gguf()
-    stat = gguf.stat()
-    cache = Path(cache_dir).expanduser() if cache_dir else (
+TINY = "tiny"
+
+
+def _model_cache(cache_dir: str) -> Path:
+    return Path(cache_dir).expanduser() if cache_dir else (
         Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "synlearner" / "models")
-    out = cache / f"smollm2-135m-instruct-{stat.st_size:x}"
+
+
+def _build_once(out: Path, cache: Path, fill: Callable[[Path], None]) -> Path:
+    """Write a model folder `out` by `fill(tmp)` into a temp dir renamed into place."""
     if (out / "config.json").is_file():
         return out
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     cache.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=cache, prefix=".convert-"))
     try:
-        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        lm = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
-                                                  dtype=torch.float32)
-        # the weights are de-quantised already; drop the GGUF marker so they save as fp32
-        lm.hf_quantizer = None  # type: ignore[assignment]  # nn.Module's __setattr__ stub
-        if hasattr(lm.config, "quantization_config"):
-            del lm.config.quantization_config
-        lm.save_pretrained(str(tmp))
-        tok.save_pretrained(str(tmp))
+        fill(tmp)
         try:
             tmp.rename(out)  # atomic; another process may have won the race
         except OSError:
@@ -90,6 +75,58 @@ def causal_lm_path(model: str, cache_dir: str = "") -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def write_tiny_causal_lm(out: Path) -> None:
+    """A 2-layer Llama-style causal LM with the embedded MiniLM's WordPiece vocabulary,
+    randomly initialised (seed 0): the fast stand-in for tests and quick benchmarks. It
+    knows nothing until trained."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(str(default_model_path()))
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=tok.vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256,
+        bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id,
+        pad_token_id=tok.pad_token_id, tie_word_embeddings=True,
+    )
+    LlamaForCausalLM(config).save_pretrained(out)
+    tok.save_pretrained(out)
+
+
+def _write_smollm2(gguf: Path, out: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    lm = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
+                                              dtype=torch.float32)
+    # the weights are de-quantised already; drop the GGUF marker so they save as fp32
+    lm.hf_quantizer = None  # type: ignore[assignment]  # nn.Module's __setattr__ stub
+    if hasattr(lm.config, "quantization_config"):
+        del lm.config.quantization_config
+    lm.save_pretrained(str(out))
+    tok.save_pretrained(str(out))
+
+
+def causal_lm_path(model: str, cache_dir: str = "") -> Path:
+    """A Hugging Face folder for the generation model: a local folder as it is; `smollm2`:
+    the packaged GGUF, de-quantised to fp32 once and kept under `cache_dir` (default
+    ~/.cache/synlearner/models), so later starts load safetensors instead of converting;
+    `tiny`: the untrained 2-layer model of `write_tiny_causal_lm`, built there once."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    cache = _model_cache(cache_dir)
+    if model == TINY:
+        return _build_once(cache / "tiny-llama-minilm-vocab", cache, write_tiny_causal_lm)
+    if model != SMOLLM2:
+        path = Path(model)
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(
+                f"learner.generation.model: {path} is not a Hugging Face model directory")
+        return path
+    gguf = smollm2_gguf()
+    out = cache / f"smollm2-135m-instruct-{gguf.stat().st_size:x}"
+    return _build_once(out, cache, lambda tmp: _write_smollm2(gguf, tmp))
 
 
 def pick_device(name: str) -> torch.device:

@@ -182,27 +182,54 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _stream(spec: str, seed: int | None) -> list[bytes]:
+    from synlearner.daemon.tools.generative import generation_messages
     from synlearner.daemon.tools.synthetic import benchmark_messages, hard_messages
 
     if spec == "bundled":
         return [raw for _, raw in benchmark_messages(13 if seed is None else seed)]
     if spec == "hard":
         return [raw for _, raw in hard_messages(17 if seed is None else seed)]
+    if spec == "bundled-generation":
+        return [raw for _, raw in generation_messages(29 if seed is None else seed)]
     if not Path(spec).exists():
-        raise ConfigError(f"STREAM: {spec} is neither 'bundled', 'hard' nor a file or folder")
+        raise ConfigError(f"STREAM: {spec} is neither 'bundled', 'hard', 'bundled-generation' "
+                          "nor a file or folder")
     return [raw for _, raw in _read_task_files([spec])]
 
 
+def _kind(messages: list[bytes]) -> str:
+    """generation when every task of the stream is a generation task"""
+    kinds = set()
+    for raw in messages:
+        try:
+            kinds.add(json.loads(raw).get("kind"))
+        except (ValueError, AttributeError):
+            kinds.add(None)
+    return "generation" if kinds == {"generation"} else "classification"
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
-    from synlearner.daemon.tools.compare import BenchSettings, run_bench
+    from synlearner.daemon.tools.compare import (
+        GENERATION_STRATEGIES,
+        STRATEGIES,
+        BenchSettings,
+        run_bench,
+    )
     from synlearner.daemon.tools.compare_report import render_text, write_bench_report
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    settings = BenchSettings(steps=args.steps, curve_every=args.curve_every, seed=args.seed,
-                             config=Path(args.config) if args.config else None)
     messages = _stream(args.stream, args.stream_seed)
+    if args.tasks:
+        messages = messages[: args.tasks]
+    kind = _kind(messages)
+    overrides = {"learner.generation.model": args.model} if args.model else {}
+    settings = BenchSettings(steps=args.steps, curve_every=args.curve_every, seed=args.seed,
+                             config=Path(args.config) if args.config else None,
+                             overrides=overrides, kind=kind)
+    names = args.strategies or ",".join(GENERATION_STRATEGIES if kind == "generation"
+                                        else STRATEGIES)
     started = time.perf_counter()
-    summary = run_bench(messages, [s for s in args.strategies.split(",") if s], settings,
+    summary = run_bench(messages, [s for s in names.split(",") if s], settings,
                         Path(args.workdir) if args.workdir else None)
     paths = write_bench_report(summary, Path(args.out))
     print(render_text(summary))  # noqa: T201  # CLI output
@@ -267,14 +294,22 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=cmd_demo)
     p = sub.add_parser("bench", help="run a task stream through several strategies and compare")
     p.add_argument("stream", help="'bundled' (the 13-task benchmark stream), 'hard' (the "
-                   "11-task stream where strategies differ), a JSONL file of "
-                   "task messages, or a folder of task files")
-    p.add_argument("--strategies", default="seq-lora,replay,per-task,multitask,synlearner")
+                   "11-task stream where strategies differ), 'bundled-generation' (8 generative "
+                   "tasks with exact answers), a JSONL file of task messages, or a folder of "
+                   "task files")
+    p.add_argument("--strategies", default=None,
+                   help="comma-separated (default: seq-lora,replay,per-task,multitask,synlearner; "
+                   "for a generation stream sft,self-train-fixed,self-train-balanced,dpo-errors,"
+                   "dpo-template,synlearner)")
+    p.add_argument("--model", help="generation model: smollm2 (default), tiny (untrained, "
+                   "quick), or a local Hugging Face folder")
+    p.add_argument("--tasks", type=int, default=0, help="only the stream's first N tasks")
     p.add_argument("--steps", type=int, default=24, help="optimiser steps per task (all strategies)")
     p.add_argument("--curve-every", type=int, default=4, help="eval accuracy every N steps")
     p.add_argument("--seed", type=int, default=0, help="training seed")
     p.add_argument("--stream-seed", type=int, default=None,
-                   help="seed of the generated stream (default: bundled 13, hard 17)")
+                   help="seed of the generated stream (default: bundled 13, hard 17, "
+                   "bundled-generation 29)")
     p.add_argument("--out", default="bench-report", help="report folder")
     p.add_argument("--workdir", help="keep each strategy's state directory here")
     p.set_defaults(fn=cmd_bench)

@@ -42,6 +42,49 @@ STRATEGIES: dict[str, dict[str, Any]] = {
 }
 
 
+_ST, _PF = "learner.generation.self_train", "learner.generation.preference"
+
+
+def generation_strategy(name: str, steps: int) -> dict[str, Any]:
+    """The generative stream's strategies. Each task gets the same budget of optimiser steps
+    (`steps`, batch `learner.generation.batch_size`), split between the phases a strategy
+    runs: SFT alone; SFT then two self-training rounds (fixed T 0.7 and tau 0, or the
+    balanced search); SFT then DPO with rejected answers from the error memory or from
+    RLearner's templates; and the combination recommended (one balanced round, then DPO on
+    errors)."""
+    half, quarter = max(1, steps // 2), max(1, steps // 4)
+    sft_only = {"learner.generation.phases": ["sft"], "learner.train.steps": steps}
+
+    def self_train(search: str) -> dict[str, Any]:
+        return {"learner.generation.phases": ["sft", "self_train"], "learner.train.steps": half,
+                f"{_ST}.rounds": 2, f"{_ST}.steps": max(1, (steps - half) // 2),
+                f"{_ST}.search": search, f"{_ST}.temperature": 0.7, f"{_ST}.tau": 0.0}
+
+    def dpo(negatives: list[str]) -> dict[str, Any]:
+        return {"learner.generation.phases": ["sft", "preference"], "learner.train.steps": half,
+                f"{_PF}.steps": steps - half, f"{_PF}.negatives": negatives}
+
+    table: dict[str, dict[str, Any]] = {
+        "sft": sft_only,
+        "self-train-fixed": self_train("fixed"),
+        "self-train-balanced": self_train("balanced"),
+        "dpo-errors": dpo(["own", "neighbour", "candidate"]),
+        "dpo-template": dpo(["candidate", "template"]),
+        "synlearner": {"learner.generation.phases": ["sft", "self_train", "preference"],
+                       "learner.train.steps": half, f"{_ST}.rounds": 1, f"{_ST}.steps": quarter,
+                       f"{_ST}.search": "balanced",
+                       f"{_PF}.steps": max(1, steps - half - quarter)},
+    }
+    if name not in table:
+        raise ConfigError(f"strategies: unknown strategy {name!r} for a generation stream "
+                          f"(known: {', '.join(table)})")
+    return table[name]
+
+
+GENERATION_STRATEGIES = ("sft", "self-train-fixed", "self-train-balanced", "dpo-errors",
+                         "dpo-template", "synlearner")
+
+
 @dataclass(frozen=True)
 class BenchSettings:
     steps: int = 30  # optimiser steps per task, for every strategy
@@ -49,20 +92,30 @@ class BenchSettings:
     seed: int = 0
     config: Path | None = None  # the user's config; strategies override parts of it
     overrides: dict[str, Any] = field(default_factory=dict)
+    kind: str = "classification"  # the stream's tasks: classification or generation
+
+
+def strategy_overrides(name: str, settings: BenchSettings) -> dict[str, Any]:
+    if settings.kind == "generation":
+        return generation_strategy(name, settings.steps)
+    if name not in STRATEGIES:
+        raise ConfigError(f"strategies: unknown strategy {name!r} (known: {', '.join(STRATEGIES)})")
+    return STRATEGIES[name]
 
 
 def strategy_config(name: str, settings: BenchSettings, state_dir: Path) -> Config:
-    if name not in STRATEGIES:
-        raise ConfigError(f"strategies: unknown strategy {name!r} (known: {', '.join(STRATEGIES)})")
     overrides = {
-        **settings.overrides, **STRATEGIES[name], "state_dir": str(state_dir),
+        **settings.overrides, "state_dir": str(state_dir),
         "stream.kind": "memory", "daemon.drain": True, "daemon.http.enabled": False,
         "learner.train.steps": settings.steps, "learner.curve_every": settings.curve_every,
         "learner.seed": settings.seed,
         # score the task-agnostic row after every task, so its BWT is defined (the daemon's
         # default does this only when the stream is idle)
         "learner.consolidate_every": 1,
+        **strategy_overrides(name, settings),
     }
+    if settings.kind == "generation":  # answers without a task id are not compared here
+        overrides["learner.task_agnostic"] = False
     return load_config(settings.config, overrides, env={})
 
 
@@ -85,7 +138,8 @@ def run_strategy(name: str, messages: Sequence[bytes], settings: BenchSettings,
     parts.close()
     state = State.read(state_dir)
     return {
-        "strategy": name, "overrides": STRATEGIES[name], "adapters": cfg.learner.adapters,
+        "strategy": name, "overrides": strategy_overrides(name, settings),
+        "adapters": cfg.learner.adapters,
         "seconds": finished - loaded, "load_seconds": loaded - started,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "state": state.as_dict() if state.entries else None,
@@ -128,6 +182,29 @@ def _metrics(matrix: list[list[float | None]], zero: list[float], joint: bool) -
     return m
 
 
+def _sampling(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a generation strategy sampled: answers generated (self-training's, its search's
+    and the preference phase's candidates), pass@K and the balance score per round, and the
+    preference pairs by source."""
+    rounds = [r for e in entries for r in e.get("rounds") or []]
+    prefs = [e["preference"] for e in entries if e.get("preference")]
+    if not rounds and not prefs:
+        return {}
+    pairs: dict[str, float] = {}
+    for p in prefs:
+        for key, value in p.items():
+            if key.startswith("pairs"):
+                pairs[key] = pairs.get(key, 0.0) + value
+    return {
+        "samples_generated": int(sum(r["samples"] for r in rounds)
+                                 + sum(p.get("candidates", 0) for p in prefs)),
+        "pass_at_k": (sum(r["pass_at_k"] for r in rounds) / len(rounds)) if rounds else None,
+        "balance_by_round": [[e["task_id"], int(r["round"]), r["balance"]]
+                             for e in entries for r in e.get("rounds") or []],
+        "preference_pairs": pairs,
+    }
+
+
 def steps_to_reach(curve: list[list[float]], target: float) -> int | None:
     """The first recorded step whose eval accuracy reaches `target` (None: never)."""
     for step, acc in curve:
@@ -161,8 +238,10 @@ def summarise(runs: list[dict[str, Any]], settings: BenchSettings) -> dict[str, 
             "peak_rss_mib": run["peak_rss_mib"],
             "steps_per_task": settings.steps, "steps_to_per_task_final": reach,
             "tasks": [{k: e.get(k) for k in ("task_id", "zero_shot", "initial", "final",
-                                                 "init_from", "probe", "curve", "steps")}
+                                                 "init_from", "probe", "curve", "steps",
+                                                 "rounds", "preference")}
                       for e in entries],
+            **_sampling(entries),
         })
     return {"settings": {"steps": settings.steps, "curve_every": settings.curve_every,
                          "seed": settings.seed}, "strategies": out,

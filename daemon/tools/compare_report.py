@@ -59,6 +59,32 @@ def targets(summary: dict[str, Any]) -> list[tuple[str, bool, str]]:
     return out
 
 
+def _generation_lines(runs: list[dict[str, Any]]) -> list[str]:
+    """Generation strategies: what they sampled, their preference pairs, and the final exact
+    match of every task."""
+    if not any("samples_generated" in r for r in runs):
+        return []
+    lines = ["", "sampling: answers generated (self-training, its search, preference candidates), "
+             "mean pass@K over self-training rounds, preference pairs by source",
+             f"  {'strategy':<20} {'samples':>8} {'pass@K':>7} {'pairs':>6} {'own':>5} "
+             f"{'neigh':>5} {'cand':>5} {'tmpl':>5}"]
+    for r in runs:
+        p = r.get("preference_pairs") or {}
+        lines.append(
+            f"  {r['strategy']:<20} {r.get('samples_generated', 0):>8} {_f(r.get('pass_at_k')):>7} "
+            f"{int(p.get('pairs', 0)):>6} {int(p.get('pairs_own', 0)):>5} "
+            f"{int(p.get('pairs_neighbour', 0)):>5} {int(p.get('pairs_candidate', 0)):>5} "
+            f"{int(p.get('pairs_template', 0)):>5}")
+    columns = runs[0]["columns"]
+    lines += ["", "final exact match per task",
+              f"  {'task':<22} " + " ".join(f"{r['strategy'][:19]:>19}" for r in runs)]
+    for j, col in enumerate(columns):
+        cells = [r["matrix"][-1][j] if r["matrix"] and j < len(r["matrix"][-1]) else None
+                 for r in runs]
+        lines.append(f"  {col[:22]:<22} " + " ".join(f"{_f(c):>19}" for c in cells))
+    return lines
+
+
 def render_text(summary: dict[str, Any]) -> str:
     s = summary["settings"]
     runs = summary["strategies"]
@@ -104,6 +130,7 @@ def render_text(summary: dict[str, Any]) -> str:
         if dropped:
             lines.append(f"  replay dropped (worse than the task alone on held-out data): "
                          f"{', '.join(dropped)}")
+    lines += _generation_lines(runs)
     sim = summary.get("similarity") or {}
     if sim.get("tasks"):
         ids = sim["tasks"]

@@ -16,23 +16,12 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 @pytest.fixture(scope="session")
 def tiny_causal_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-layer Llama-style LM with the MiniLM WordPiece vocabulary, randomly initialised."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from synlearner.learner.model import default_model_path
+    """A 2-layer Llama-style LM with the MiniLM WordPiece vocabulary, randomly initialised
+    (`learner.generation.model: tiny` builds the same)."""
+    from synlearner.learner.model import write_tiny_causal_lm
 
     out = tmp_path_factory.mktemp("tiny-lm")
-    tok = AutoTokenizer.from_pretrained(str(default_model_path()))
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=tok.vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256,
-        bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id,
-        pad_token_id=tok.pad_token_id, tie_word_embeddings=True,
-    )
-    LlamaForCausalLM(config).save_pretrained(out)
-    tok.save_pretrained(out)
+    write_tiny_causal_lm(out)
     return out
 
 

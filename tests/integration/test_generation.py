@@ -161,8 +161,12 @@ def test_a_self_training_task_through_the_daemon(tiny_causal_lm: Path, tmp_path:
     assert sampled_wrong == len({(r.input, r.prediction) for r in attempts})
 
 
-def test_killed_inside_self_training_the_task_is_learned_once_on_restart(
-        tiny_causal_lm: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("phases", "inside"), [
+    (["sft", "self_train"], "self_train round 2 step 2/"),
+    (["sft", "preference"], "preference step 2/"),
+])
+def test_killed_inside_a_phase_the_task_is_learned_once_on_restart(
+        tiny_causal_lm: Path, tmp_path: Path, phases: list[str], inside: str) -> None:
     import signal
     import subprocess
     import sys
@@ -178,23 +182,27 @@ def test_killed_inside_self_training_the_task_is_learned_once_on_restart(
         "stream: {poll_timeout_s: 0.2}\n"
         "daemon: {http: {port: 0}, progress_every_steps: 1}\n"
         f"learner: {{generation: {{model: {tiny_causal_lm}, max_steps: 20, lr: 0.005, "
-        "self_train: {rounds: 2, prompts: 4, samples: 2, steps: 4, search: fixed}}}\n")
+        "self_train: {rounds: 2, prompts: 4, samples: 2, steps: 4, search: fixed}, "
+        "preference: {prompts: 4, temperatures: [1.0], steps: 4, batch_size: 2}}}\n")
     msg = json.loads(colour_task("colours-crash"))
-    msg["phases"] = ["sft", "self_train"]
+    msg["phases"] = phases
     (tmp_path / "task.json").write_text(json.dumps(msg))
     cli("submit", str(tmp_path / "task.json"), cfg=cfg)
     log = tmp_path / "run1.log"
     with log.open("wb") as fh:
         proc = subprocess.Popen([sys.executable, "-m", "synlearner.daemon.tools.cli", "--config",
                                  str(cfg), "run", "--drain"], stdout=fh, stderr=subprocess.STDOUT)
-        wait_for(log, "task colours-crash: self_train round 2 step 2/", proc, timeout=300)
+        wait_for(log, f"task colours-crash: {inside}", proc, timeout=300)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
     assert State.read(state).latest("colours-crash") is None  # nothing was committed
     cli("run", "--drain", cfg=cfg)
     entries = State.read(state).entries
     assert [e.task_id for e in entries] == ["colours-crash"]
-    assert [r["round"] for r in entries[0].rounds] == [1.0, 2.0]
+    if "self_train" in phases:
+        assert [r["round"] for r in entries[0].rounds] == [1.0, 2.0]
+    else:
+        assert entries[0].preference["steps"] == 4
     results = JsonlResultSink(state / "spool" / "results.jsonl").read()
     assert [(r["task_id"], r["status"]) for r in results] == [("colours-crash", "learned")]
 

@@ -121,3 +121,28 @@ def test_route_sends_each_vector_to_the_nearest_task_centroid(tmp_path: Path) ->
     assert routes == ["food", "sport", "food"]
     assert mem.route([]) == []
     mem.close()
+
+
+def test_generation_runs_report_what_they_sampled() -> None:
+    rounds = [{"round": 1.0, "samples": 100.0, "pass_at_k": 0.5, "balance": 0.25},
+              {"round": 2.0, "samples": 60.0, "pass_at_k": 0.75, "balance": 0.5}]
+    pref = {"candidates": 40.0, "pairs": 30.0, "pairs_own": 10.0, "pairs_neighbour": 5.0,
+            "pairs_candidate": 15.0, "pairs_template": 0.0, "skipped_gap": 3.0, "steps": 6.0}
+    a = {**entry("a", 0.5, []), "rounds": rounds}
+    b = {**entry("b", 0.25, []), "preference": pref}
+    gen = run("synlearner", "per-task", [[0.5, 0.0], [0.5, 0.25]], [], [a, b])
+    plain = run("sft", "per-task", [[0.25, 0.0], [0.25, 0.125]], [],
+                [entry("a", 0.25, []), entry("b", 0.125, [])])
+    summary = summarise([plain, gen], BenchSettings(steps=8, kind="generation"))
+    by = {s["strategy"]: s for s in summary["strategies"]}
+    g = by["synlearner"]
+    assert g["samples_generated"] == 100 + 60 + 40
+    assert g["pass_at_k"] == pytest.approx(0.625)
+    assert g["balance_by_round"] == [["a", 1, 0.25], ["a", 2, 0.5]]
+    assert g["preference_pairs"]["pairs_own"] == 10 and g["preference_pairs"]["pairs"] == 30
+    assert "samples_generated" not in by["sft"]
+    assert by["synlearner"]["task_aware"]["acc"] == pytest.approx(0.375)
+    text = render_text(summary)
+    assert "final exact match per task" in text and "0.125" in text
+    line = next(x for x in text.splitlines() if x.strip().startswith("synlearner") and "200" in x)
+    assert line.split()[1:4] == ["200", "0.625", "30"]

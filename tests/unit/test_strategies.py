@@ -15,7 +15,12 @@ from synlearner.daemon.agnostic import consolidated_dir
 from synlearner.daemon.config import ConfigError
 from synlearner.daemon.loop import Daemon
 from synlearner.daemon.state import State
-from synlearner.daemon.tools.compare import STRATEGIES, BenchSettings, strategy_config
+from synlearner.daemon.tools.compare import (
+    GENERATION_STRATEGIES,
+    STRATEGIES,
+    BenchSettings,
+    strategy_config,
+)
 from synlearner.learner.base import CONSOLIDATED, SHARED
 from synlearner.stream import InMemorySource
 from tests.conftest import raw
@@ -73,6 +78,31 @@ def test_every_strategy_is_a_config_of_the_same_daemon(tmp_path: Path) -> None:
     assert learner["per-task"].init == "fresh" and learner["per-task"].consolidate == "none"
     with pytest.raises(ConfigError, match="unknown strategy 'ewc'"):
         strategy_config("ewc", BenchSettings(), tmp_path)
+
+
+def test_generation_strategies_split_one_budget_of_steps_between_their_phases(
+        tmp_path: Path) -> None:
+    settings = BenchSettings(steps=24, kind="generation")
+    cfgs = {n: strategy_config(n, settings, tmp_path) for n in GENERATION_STRATEGIES}
+    spent = {}
+    for name, c in cfgs.items():
+        g = c.learner.generation
+        spent[name] = (c.learner.train.steps
+                       + (g.self_train.rounds * g.self_train.steps if "self_train" in g.phases else 0)
+                       + (g.preference.steps if "preference" in g.phases else 0))
+        assert c.learner.task_agnostic is False and c.learner.adapters == "per-task"
+    assert spent == dict.fromkeys(GENERATION_STRATEGIES, 24)
+    phases = {n: cfgs[n].learner.generation.phases for n in GENERATION_STRATEGIES}
+    assert phases["sft"] == ("sft",) and phases["synlearner"] == ("sft", "self_train", "preference")
+    st = {n: cfgs[n].learner.generation.self_train for n in ("self-train-fixed", "self-train-balanced")}
+    assert (st["self-train-fixed"].search, st["self-train-fixed"].temperature,
+            st["self-train-fixed"].tau) == ("fixed", 0.7, 0.0)
+    assert st["self-train-balanced"].search == "balanced"
+    assert cfgs["dpo-errors"].learner.generation.preference.negatives == [
+        "own", "neighbour", "candidate"]
+    assert cfgs["dpo-template"].learner.generation.preference.negatives == ["candidate", "template"]
+    with pytest.raises(ConfigError, match="unknown strategy 'seq-lora' for a generation stream"):
+        strategy_config("seq-lora", settings, tmp_path)
 
 
 def test_seq_lora_trains_one_adapter_without_replay(tmp_path: Path) -> None:
