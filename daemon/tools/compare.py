@@ -48,17 +48,18 @@ _ST, _PF = "learner.generation.self_train", "learner.generation.preference"
 def generation_strategy(name: str, steps: int) -> dict[str, Any]:
     """The generative stream's strategies. Each task gets the same budget of optimiser steps
     (`steps`, batch `learner.generation.batch_size`), split between the phases a strategy
-    runs: SFT alone; SFT then two self-training rounds (fixed T 0.7 and tau 0, or the
-    balanced search); SFT then DPO with rejected answers from the error memory or from
+    runs: SFT alone; SFT then two self-training rounds (fixed T 0.7 and B-STaR's tau 0, or
+    the balanced search); SFT then DPO with rejected answers from the error memory or from
     RLearner's templates; and the combination recommended (one balanced round, then DPO on
-    errors)."""
+    errors). B-STaR's rewards lie in [-1, 1], synlearner's in [0, 1]: its fixed tau 0 (keep
+    what the reward scores positive) is tau 0.5 here; tau 0 would keep every answer."""
     half, quarter = max(1, steps // 2), max(1, steps // 4)
     sft_only = {"learner.generation.phases": ["sft"], "learner.train.steps": steps}
 
     def self_train(search: str) -> dict[str, Any]:
         return {"learner.generation.phases": ["sft", "self_train"], "learner.train.steps": half,
                 f"{_ST}.rounds": 2, f"{_ST}.steps": max(1, (steps - half) // 2),
-                f"{_ST}.search": search, f"{_ST}.temperature": 0.7, f"{_ST}.tau": 0.0}
+                f"{_ST}.search": search, f"{_ST}.temperature": 0.7, f"{_ST}.tau": 0.5}
 
     def dpo(negatives: list[str]) -> dict[str, Any]:
         return {"learner.generation.phases": ["sft", "preference"], "learner.train.steps": half,

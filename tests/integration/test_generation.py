@@ -287,3 +287,14 @@ def test_preference_task_through_the_daemon_uses_the_error_memory(tiny_causal_lm
     assert f'synlearner_preference_pairs_total{{source="own"}} {p["pairs_own"]}' in text
     assert "synlearner_preference_reward_accuracy_ratio" in text
     assert "preference learning (DPO" in write_report(state, tmp_path / "report")["text"].read_text()
+
+
+def test_tiny_names_the_untrained_test_model_built_once_in_the_cache(tmp_path: Path) -> None:
+    from synlearner.learner.model import causal_lm_path
+
+    path = causal_lm_path("tiny", str(tmp_path))
+    assert path.parent == tmp_path and (path / "config.json").is_file()
+    built = (path / "model.safetensors").stat().st_mtime_ns
+    assert causal_lm_path("tiny", str(tmp_path)) == path  # the second call builds nothing
+    assert (path / "model.safetensors").stat().st_mtime_ns == built
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp folder left behind

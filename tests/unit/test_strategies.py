@@ -96,7 +96,7 @@ def test_generation_strategies_split_one_budget_of_steps_between_their_phases(
     assert phases["sft"] == ("sft",) and phases["synlearner"] == ("sft", "self_train", "preference")
     st = {n: cfgs[n].learner.generation.self_train for n in ("self-train-fixed", "self-train-balanced")}
     assert (st["self-train-fixed"].search, st["self-train-fixed"].temperature,
-            st["self-train-fixed"].tau) == ("fixed", 0.7, 0.0)
+            st["self-train-fixed"].tau) == ("fixed", 0.7, 0.5)  # B-STaR's 0 on [-1, 1]
     assert st["self-train-balanced"].search == "balanced"
     assert cfgs["dpo-errors"].learner.generation.preference.negatives == [
         "own", "neighbour", "candidate"]
