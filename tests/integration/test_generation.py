@@ -25,6 +25,25 @@ def colour_task(task_id: str = "colours") -> bytes:
     }).encode()
 
 
+def drain_and_scrape(cfg):  # type: ignore[no-untyped-def]  # a daemon Config
+    """Run the daemon over its spool until it is empty; return its /metrics text."""
+    import urllib.request
+
+    from synlearner.daemon.build import build_daemon
+    from synlearner.daemon.service import Service
+
+    parts = build_daemon(cfg)
+    service = Service(cfg, parts)
+    service.start()
+    assert service.http is not None
+    try:
+        parts.daemon.run()
+        return urllib.request.urlopen(f"http://127.0.0.1:{service.http.port}/metrics",
+                                      timeout=5).read().decode()
+    finally:
+        service.close()
+
+
 def test_sft_learns_a_mapping_and_adapter_reloads(tiny_causal_lm: Path, classifier, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from synlearner.learner.config import GenerationConfig
     from synlearner.learner.generation import SftGenerator
@@ -113,11 +132,9 @@ def test_self_training_rounds_sample_score_keep_and_train(tiny_causal_lm: Path, 
 def test_a_self_training_task_through_the_daemon(tiny_causal_lm: Path, tmp_path: Path) -> None:
     """A generation task that asks for sft then self_train, learned by the daemon: its rounds
     in the state, the report and /metrics; its sampled mistakes in the error memory."""
-    import urllib.request
 
     from synlearner.daemon.build import build_daemon
     from synlearner.daemon.config import load_config
-    from synlearner.daemon.service import Service
     from synlearner.daemon.state import State
     from synlearner.daemon.tools.report import write_report
     from synlearner.stream import SpoolPublisher
@@ -131,16 +148,7 @@ def test_a_self_training_task_through_the_daemon(tiny_causal_lm: Path, tmp_path:
     msg = json.loads(colour_task("colours-daemon"))
     msg.update(phases=["sft", "self_train"], reward="exact_match")
     SpoolPublisher(cfg.spool_dir).submit(json.dumps(msg).encode(), msg["task_id"])
-    parts = build_daemon(cfg)
-    service = Service(cfg, parts)
-    service.start()
-    assert service.http is not None
-    try:
-        parts.daemon.run()
-        text = urllib.request.urlopen(f"http://127.0.0.1:{service.http.port}/metrics",
-                                      timeout=5).read().decode()
-    finally:
-        service.close()
+    text = drain_and_scrape(cfg)
     state = State.read(cfg.state_dir)
     entry = state.latest("colours-daemon")
     assert entry is not None and [r["round"] for r in entry.rounds] == [1.0, 2.0]
@@ -246,11 +254,8 @@ def test_preference_task_through_the_daemon_uses_the_error_memory(tiny_causal_lm
     self-training: after 3 SFT steps its greedy answers are still empty); a later task on the
     same inputs asks for a preference phase and gets those mistakes as its rejected answers
     (`own`), recorded in the state, the report and /metrics."""
-    import urllib.request
 
-    from synlearner.daemon.build import build_daemon
     from synlearner.daemon.config import load_config
-    from synlearner.daemon.service import Service
     from synlearner.daemon.state import State
     from synlearner.daemon.tools.report import write_report
     from synlearner.stream import SpoolPublisher
@@ -269,16 +274,7 @@ def test_preference_task_through_the_daemon_uses_the_error_memory(tiny_causal_lm
     second.update(instruction="Which colour is it?", phases=["sft", "preference"])
     for msg in (first, second):
         SpoolPublisher(cfg.spool_dir).submit(json.dumps(msg).encode(), msg["task_id"])
-    parts = build_daemon(cfg)
-    service = Service(cfg, parts)
-    service.start()
-    assert service.http is not None
-    try:
-        parts.daemon.run()
-        text = urllib.request.urlopen(f"http://127.0.0.1:{service.http.port}/metrics",
-                                      timeout=5).read().decode()
-    finally:
-        service.close()
+    text = drain_and_scrape(cfg)
     state = State.read(cfg.state_dir)
     first_entry, entry = state.latest("colours-first"), state.latest("colours-second")
     assert first_entry is not None and entry is not None and not first_entry.preference
