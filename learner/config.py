@@ -84,7 +84,9 @@ class PreferenceConfig(_Section):
     # RLearner's template negatives
     negatives: list[NegativeSource] = Field(
         default_factory=lambda: list(_ERROR_NEGATIVES), min_length=1)
-    neighbours: int = Field(4, ge=0)  # nearest error records recalled per prompt
+    # wrong answers recalled per prompt: this many to the nearest other inputs (0: none), and
+    # as many (at least one) to the prompt itself
+    neighbours: int = Field(4, ge=0)
     pairs_per_prompt: int = Field(2, gt=0)
     min_score_gap: float = Field(0.3, ge=0)  # pairs closer than this in reward are skipped
     beta: float = Field(0.1, gt=0)

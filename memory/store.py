@@ -342,8 +342,9 @@ class ExperienceMemory:
     def negatives(self, texts: Sequence[str], k: int, task_kind: str = "generation",
                   splits: Sequence[str] = ("train", "self_train")) -> list[list[Hit]]:
         """For each text, wrong answers kept in the error memory: first those given to this
-        very input (score 1.0), then those given to its `k` nearest other inputs (score: the
-        cosine similarity), of tasks of `task_kind`, from `splits` only (never evaluation)."""
+        very input (score 1.0; at most max(k, 1), newest first), then those given to its `k`
+        nearest other inputs (score: the cosine similarity), of tasks of `task_kind`, from
+        `splits` only (never evaluation)."""
         if not texts:
             return []
         kinds: dict[str, str | None] = {}
@@ -367,7 +368,7 @@ class ExperienceMemory:
                 [*splits, *chunk])
             for row in rows:
                 rec = _row_to_record(row)
-                if usable(rec) and len(own[rec.input]) < k:
+                if usable(rec) and len(own[rec.input]) < max(k, 1):
                     own[rec.input].append(rec)
         queries = self.embed(texts)
         out: list[list[Hit]] = [[Hit(r, 1.0) for r in own[t]] for t in texts]

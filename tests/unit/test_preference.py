@@ -106,3 +106,4 @@ def test_memory_recalls_own_errors_first_then_neighbours_never_eval_or_other_kin
     assert sorted(h.record.prediction for h in none) == ["32", "33", "41"]
     assert mem.negatives([], k=4) == []
     assert [h.record.prediction for h in mem.negatives(["17 + 25"], k=1)[0]] == ["41", "33"]
+    assert [h.record.prediction for h in mem.negatives(["17 + 25"], k=0)[0]] == ["41"]
