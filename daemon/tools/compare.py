@@ -233,8 +233,9 @@ def summarise(runs: list[dict[str, Any]], settings: BenchSettings) -> dict[str, 
             "columns": [e["column"] for e in entries], "matrix": st["matrix"],
             "agnostic_matrix": agnostic,
             "task_aware": _metrics(st["matrix"], zero, joint),
-            "task_agnostic": _metrics(agnostic, zero, joint) if len(agnostic) == len(entries)
-            else {},
+            "task_agnostic": _metrics(agnostic, zero, joint)
+            if len(agnostic) == len(entries) and any(v is not None for row in agnostic for v in row)
+            else {},  # not scored (`learner.task_agnostic: false`, or not every event)
             "seconds": run["seconds"], "seconds_per_task": run["seconds"] / max(1, len(entries)),
             "peak_rss_mib": run["peak_rss_mib"],
             "steps_per_task": settings.steps, "steps_to_per_task_final": reach,

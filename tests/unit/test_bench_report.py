@@ -130,7 +130,7 @@ def test_generation_runs_report_what_they_sampled() -> None:
             "pairs_candidate": 15.0, "pairs_template": 0.0, "skipped_gap": 3.0, "steps": 6.0}
     a = {**entry("a", 0.5, []), "rounds": rounds}
     b = {**entry("b", 0.25, []), "preference": pref}
-    gen = run("synlearner", "per-task", [[0.5, 0.0], [0.5, 0.25]], [], [a, b])
+    gen = run("synlearner", "per-task", [[0.5, 0.0], [0.5, 0.25]], [[None], [None, None]], [a, b])
     plain = run("sft", "per-task", [[0.25, 0.0], [0.25, 0.125]], [],
                 [entry("a", 0.25, []), entry("b", 0.125, [])])
     summary = summarise([plain, gen], BenchSettings(steps=8, kind="generation"))
@@ -141,6 +141,7 @@ def test_generation_runs_report_what_they_sampled() -> None:
     assert g["balance_by_round"] == [["a", 1, 0.25], ["a", 2, 0.5]]
     assert g["preference_pairs"]["pairs_own"] == 10 and g["preference_pairs"]["pairs"] == 30
     assert "samples_generated" not in by["sft"]
+    assert g["task_agnostic"] == {}  # not scored: rows of None
     assert by["synlearner"]["task_aware"]["acc"] == pytest.approx(0.375)
     text = render_text(summary)
     assert "final exact match per task" in text and "0.125" in text
