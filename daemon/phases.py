@@ -21,10 +21,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from synlearner.daemon.negatives import phases_of, recall_negatives
 from synlearner.daemon.runner import Context, Phase, TaskRun
 from synlearner.daemon.state import TaskEntry
 from synlearner.daemon.strategies import task_info
-from synlearner.learner.base import Negative
 from synlearner.memory.base import PENDING, Record
 from synlearner.stream.schema import Example, Task, TaskResult
 
@@ -60,28 +60,11 @@ class Recall:
         items = ctx.memory.recall(task.task_id, texts, seed=lc.seed)
         ctx.metrics.memory_search.labels(operation="replay").observe(time.perf_counter() - t)
         run.replay = [i for i in items if i.task.kind == task.kind]
-        if task.kind == "generation" and "preference" in _phases(task, ctx):
+        if task.kind == "generation" and "preference" in phases_of(task, ctx):
             t = time.perf_counter()
             run.negatives = recall_negatives(ctx, texts)
             ctx.metrics.memory_search.labels(operation="negatives").observe(
                 time.perf_counter() - t)
-
-
-def _phases(task: Task, ctx: Context) -> tuple[str, ...]:
-    return task.phases or tuple(ctx.cfg.learner.generation.phases)
-
-
-def recall_negatives(ctx: Context, texts: Sequence[str]) -> dict[str, list[Negative]]:
-    """Wrong answers the error memory holds for each train input: the model's own to the
-    same input (`own`), then those to the nearest inputs (`neighbour`)."""
-    k = ctx.cfg.learner.generation.preference.neighbours
-    out: dict[str, list[Negative]] = {}
-    for text, hits in zip(texts, ctx.memory.negatives(texts, k), strict=True):
-        if hits:
-            out[text] = [Negative(h.record.prediction,
-                                  "own" if h.record.input == text else "neighbour", h.score)
-                         for h in hits]
-    return out
 
 
 def _nearest(run: TaskRun, ctx: Context, similar: list[tuple[str, float]]) -> str | None:

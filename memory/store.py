@@ -345,45 +345,9 @@ class ExperienceMemory:
         very input (score 1.0; at most max(k, 1), newest first), then those given to its `k`
         nearest other inputs (score: the cosine similarity), of tasks of `task_kind`, from
         `splits` only (never evaluation)."""
-        if not texts:
-            return []
-        kinds: dict[str, str | None] = {}
+        from synlearner.memory.negatives import negatives
 
-        def usable(rec: Record) -> bool:
-            if rec.split not in splits or not rec.prediction:
-                return False
-            if rec.task_id not in kinds:
-                info = self.profiles.info(rec.task_id)
-                kinds[rec.task_id] = info.kind if info is not None else None
-            return kinds[rec.task_id] == task_kind
-
-        own: dict[str, list[Record]] = {t: [] for t in texts}
-        unique = list(own)
-        marks = ",".join("?" * len(splits))
-        for i in range(0, len(unique), 500):
-            chunk = unique[i : i + 500]
-            rows = self._db.execute(
-                f"SELECT {_COLS} FROM records WHERE kind = 'error' AND split IN ({marks}) "
-                f"AND input IN ({','.join('?' * len(chunk))}) ORDER BY id DESC",
-                [*splits, *chunk])
-            for row in rows:
-                rec = _row_to_record(row)
-                if usable(rec) and len(own[rec.input]) < max(k, 1):
-                    own[rec.input].append(rec)
-        queries = self.embed(texts)
-        out: list[list[Hit]] = [[Hit(r, 1.0) for r in own[t]] for t in texts]
-        todo, n = list(range(len(texts))) if k > 0 else [], 4 * k
-        while todo:  # widen the search for the texts whose nearest errors were not usable
-            hits = self.search(queries[todo], n, kind="error")
-            again = []
-            for i, row in zip(todo, hits, strict=True):
-                near = [h for h in row if h.record.input != texts[i] and usable(h.record)][:k]
-                if len(near) < k and len(row) == n and n < 1024:
-                    again.append(i)
-                else:
-                    out[i] += near
-            todo, n = again, n * 4
-        return out
+        return negatives(self, texts, k, task_kind, splits)
 
     def counts(self) -> dict[str, int]:
         rows = dict(self._db.execute("SELECT kind, COUNT(*) FROM records GROUP BY kind").fetchall())
