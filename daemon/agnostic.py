@@ -3,8 +3,8 @@
 With per-task adapters the daemon needs a way to answer when nobody says which task an
 input belongs to. Two are built in:
 
-- consolidation (`ties`, `linear`): after every task, the adapters that answer for the
-  tasks of a kind are merged into one adapter, `CONSOLIDATED`, which answers for every task;
+- consolidation (`ties`, `linear`): the adapters that answer for the tasks of a kind are
+  merged into one adapter, `consolidated_key(kind)`, which answers for every task of it;
 - routing (`none`): each input goes to the adapter that answers for the task whose input
   centroid in memory is nearest (cosine of base-model embeddings).
 
@@ -14,13 +14,12 @@ only.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
-
 from synlearner.daemon.state import State
-from synlearner.learner.base import CONSOLIDATED, Learner
+from synlearner.learner.base import Learner, consolidated_key
 from synlearner.memory.base import Memory, committed_id
 from synlearner.stream.schema import Task
 
@@ -29,7 +28,7 @@ def consolidated_dir(state: State, kind: str) -> Path:
     """The committed consolidated adapter of `kind`."""
     if kind in state.consolidated:
         return state.root / state.consolidated[kind]
-    return state.adapter_dir(f"{CONSOLIDATED}-{kind}")  # state dirs written before events
+    return state.adapter_dir(consolidated_key(kind))  # state dirs written before events
 
 
 class TaskAgnostic:
@@ -42,17 +41,18 @@ class TaskAgnostic:
         self.state = state
 
     def consolidate(self, kind: str, keys: Sequence[str], event: int | None = None) -> str | None:
-        """Merge the adapters `keys` into `CONSOLIDATED`; with `event`, save it in that
-        event's folder and return the path relative to the state dir (None: nothing merged)."""
+        """Merge the adapters `keys` into `consolidated_key(kind)`; with `event`, save it in
+        that event's folder and return the path relative to the state dir (None: nothing
+        merged)."""
         learner = self.learners[kind]
         sources = [k for k in dict.fromkeys(keys) if learner.has_adapter(k)]
         if self.method == "none" or not sources:
             return None
-        learner.merge(sources, CONSOLIDATED, self.method)
+        learner.merge(sources, consolidated_key(kind), self.method)
         if event is None:
             return None
-        path = self.state.adapter_dir(f"{CONSOLIDATED}-{kind}", event)
-        learner.save_adapter(CONSOLIDATED, path)
+        path = self.state.adapter_dir(consolidated_key(kind), event)
+        learner.save_adapter(consolidated_key(kind), path)
         return str(path.relative_to(self.state.root))
 
     def restore(self) -> None:
@@ -61,7 +61,7 @@ class TaskAgnostic:
         for kind, learner in self.learners.items():
             path = consolidated_dir(self.state, kind)
             if self.method != "none" and path.is_dir():
-                learner.load_adapter(CONSOLIDATED, path)
+                learner.load_adapter(consolidated_key(kind), path)
                 continue
             ids = [e.task_id for e in self.state.entries if e.kind == kind]
             if ids:
@@ -70,18 +70,17 @@ class TaskAgnostic:
     def score(self, task: Task) -> float:
         """Eval accuracy on `task` without being told the task's adapter."""
         learner = self.learners[task.kind]
-        if self.method != "none" and learner.has_adapter(CONSOLIDATED):
-            return learner.evaluate(task, CONSOLIDATED)
+        merged = consolidated_key(task.kind)
+        if self.method != "none" and learner.has_adapter(merged):
+            return learner.evaluate(task, merged)
         routes = self.memory.route([e.input for e in task.eval])
-        correct = np.zeros(len(task.eval), dtype=bool)
-        for adapter in set(routes):
-            rows = [i for i, r in enumerate(routes) if r == adapter]
+        correct = 0.0
+        for adapter in set(routes):  # each group of inputs scored with the adapter it went to
+            rows = tuple(task.eval[i] for i, r in enumerate(routes) if r == adapter)
             key = self.key_of(committed_id(adapter)) if adapter is not None else None
             use = key if key is not None and learner.has_adapter(key) else None
-            answers = learner.predict(task, [task.eval[i].input for i in rows], use)
-            for i, answer in zip(rows, answers, strict=True):
-                correct[i] = answer == task.eval[i].output
-        return float(correct.mean()) if len(correct) else 0.0
+            correct += learner.evaluate(dataclasses.replace(task, eval=rows), use) * len(rows)
+        return correct / len(task.eval) if task.eval else 0.0
 
 
 def route_task(memory: Memory, texts: Sequence[str]) -> list[str | None]:

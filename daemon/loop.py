@@ -37,6 +37,7 @@ from synlearner.daemon.settle import Settler, Stopped
 from synlearner.daemon.state import State
 from synlearner.daemon.strategies import Joint, build_strategy
 from synlearner.learner.base import Learner, Progress
+from synlearner.learner.rewards import parse as parse_reward
 from synlearner.memory.base import Memory
 from synlearner.stream.base import Delivery, ResultSink, TaskSource
 from synlearner.stream.boundary import decode, describe, is_transient
@@ -269,6 +270,17 @@ class Daemon:
             self.metrics.publish_to_learned.observe(max(0.0, latency))
             log.info("task %s: learned %.1f s after it was published", result.task_id, latency)
 
+    def _check_verifiers(self, task: Task) -> None:
+        """A `verifier` reward term must name a verification task learned before."""
+        if task.kind != "generation" or task.reward is None:
+            return
+        for i, term in enumerate(parse_reward(task.reward)):
+            tid = term.params.get("task") if term.name == "verifier" else None
+            entry = self.state.latest(str(tid)) if tid is not None else None
+            if tid is not None and (entry is None or entry.kind != "verification"):
+                raise InvalidTask(f"reward.{i}.task: {tid!r} is not a learned verification task",
+                                  task.task_id, code="unsupported")
+
     def _accept(self, delivery: Delivery) -> Task | None:
         """Decode a delivery; dead-letter or acknowledge it here unless it is to be learned."""
         self.metrics.tasks_received.inc()
@@ -284,6 +296,7 @@ class Daemon:
                 self.learners[task.kind].check(task)
             except ValueError as exc:
                 raise InvalidTask(str(exc), task.task_id, code="unsupported") from None
+            self._check_verifiers(task)
         except InvalidTask as exc:
             self.settler.dead_letter(delivery, exc.reason, exc.code, exc.task_id)
             return None

@@ -12,7 +12,7 @@ tasks holds the adapters it uses, not all of them.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -160,11 +160,14 @@ class AdapterBank:
             self.activate(task_id)
             yield
 
-    def save(self, task_id: str, path: Path) -> None:
-        """Write the adapter to `path` atomically (a temp dir swapped into place)."""
+    def save(self, task_id: str, path: Path, extra: Mapping[str, str] | None = None) -> None:
+        """Write the adapter to `path` atomically (a temp dir swapped into place), with the
+        `extra` files (name -> text) beside it."""
         name = self._name(task_id)
 
         def fill(tmp: Path) -> None:
+            for file, text in (extra or {}).items():
+                (tmp / file).write_text(text)
             state = get_peft_model_state_dict(self.model, adapter_name=name)
             save_file({k: v.detach().cpu().contiguous() for k, v in state.items()},
                       tmp / "adapter_model.safetensors", metadata={"format": "pt"})

@@ -61,6 +61,11 @@ SHARED = "@shared"  # the one adapter of the shared-adapter strategies (not a va
 CONSOLIDATED = "@consolidated"  # the merge of the per-task adapters, for task-agnostic use
 
 
+def consolidated_key(kind: str) -> str:
+    """The consolidated adapter of one task kind (kinds can share a learner, and a bank)."""
+    return f"{CONSOLIDATED}-{kind}"
+
+
 @dataclass(frozen=True)
 class LearnPlan:
     """How to learn one task: which adapter to train, where it starts, how long.

@@ -27,7 +27,7 @@ from synlearner.learner.config import PreferenceConfig
 from synlearner.learner.exploration import Sample
 from synlearner.learner.preference import Pair, build_pairs, source_counts, template_negatives
 from synlearner.learner.rewards import Reward, normalise
-from synlearner.stream.schema import Task
+from synlearner.stream.schema import Example, Task
 
 if TYPE_CHECKING:
     from synlearner.learner.generation import SftGenerator
@@ -57,8 +57,9 @@ def _sequences(gen: SftGenerator, prompt: str, answers: Sequence[str]) -> list[t
 
 
 def _logps(model: torch.nn.Module, seqs: Sequence[tuple[list[int], int]], pad: int,
-           device: torch.device) -> torch.Tensor:
-    """Summed log-probabilities of each sequence's answer tokens (right-padded batch)."""
+           device: torch.device, mean: bool = False) -> torch.Tensor:
+    """Log-probabilities of each sequence's answer tokens, summed (or averaged with `mean`),
+    in one right-padded batch."""
     width = max(len(ids) for ids, _ in seqs)
     ids = torch.full((len(seqs), width), pad, dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
@@ -70,11 +71,30 @@ def _logps(model: torch.nn.Module, seqs: Sequence[tuple[list[int], int]], pad: i
     ids, mask, answer = ids.to(device), mask.to(device), answer.to(device)
     logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
     token_logps = torch.gather(F.log_softmax(logits, dim=-1), 2, ids[:, 1:, None]).squeeze(2)
-    return (token_logps * answer[:, 1:]).sum(dim=1)
+    total = (token_logps * answer[:, 1:]).sum(dim=1)
+    return total / answer[:, 1:].sum(dim=1).clamp(min=1) if mean else total
 
 
 def _pair_logps(gen: SftGenerator, seqs: Sequence[tuple[list[int], int]]) -> torch.Tensor:
     return _logps(gen.bank.model, seqs, gen.tokenizer.pad_token_id, gen.device)
+
+
+def prefers_chosen(gen: SftGenerator, task: Task, examples: Sequence[Example],
+                   adapter: str | None) -> list[bool]:
+    """For each preference example, whether `adapter` (None: the base model) gives its
+    chosen answer a higher mean per-token log-probability than its rejected one (per token,
+    so that a longer answer is not preferred less for its length alone)."""
+    out: list[bool] = []
+    batch = max(1, gen.settings.batch_size)
+    with torch.inference_mode(), gen.bank.use(adapter):
+        for i in range(0, len(examples), batch):
+            seqs = [s for e in examples[i : i + batch]
+                    for s in _sequences(gen, gen.prompt(task.instruction, e.input),
+                                        (e.output, e.rejected))]
+            got = _logps(gen.bank.model, seqs, gen.tokenizer.pad_token_id, gen.device,
+                         mean=True).view(-1, 2)
+            out += (got[:, 0] > got[:, 1]).tolist()
+    return out
 
 
 def train_dpo(gen: SftGenerator, key: str, pairs: Sequence[tuple[str, str, str]],

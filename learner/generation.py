@@ -1,14 +1,24 @@
-"""Generation tasks: a causal LM with one LoRA adapter per task, trained with TRL's
-`SFTTrainer` on prompt/completion pairs (loss on the completion only), evaluated by exact
-match after normalisation (case, surrounding punctuation, whitespace)."""
+"""The causal LM's tasks, one LoRA adapter per task on one resident model:
+
+- `generation`: TRL's `SFTTrainer` on prompt/completion pairs (loss on the completion only),
+  then the phases the task asks for (self-training, preference learning); scored by exact
+  match after normalisation (case, surrounding punctuation, whitespace);
+- `preference` (prompt, chosen, rejected): DPO on the pairs (`learner.dpo`); scored by the
+  share of pairs whose chosen answer the model finds likelier per token;
+- `verification` (question, answer, 0-5 score): a verifier (`learner.verifier`), SFT to
+  reply with the score's digit; scored by the share of judgements equal to the score
+  rounded. Generation tasks use it through the `verifier` reward.
+"""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +39,11 @@ from synlearner.learner.base import (
     no_progress,
 )
 from synlearner.learner.config import GenerationConfig
-from synlearner.learner.dpo import run_preference
+from synlearner.learner.dpo import prefers_chosen, run_preference, train_dpo
 from synlearner.learner.model import causal_lm_path, pick_device, seed_everything
+from synlearner.learner.refine import Refined, refine
 from synlearner.learner.selftrain import SelfTrainer
+from synlearner.learner.verifier import CachedScorer, Verifier, instruction_of
 from synlearner.memory.base import Embedder, ReplayItem
 from synlearner.stream.schema import Task
 
@@ -42,6 +54,22 @@ def normalise(text: str) -> str:
 
 def prompt_of(instruction: str, text: str) -> str:
     return f"{instruction}\ninput: {text}\nanswer:"
+
+
+KINDS = ("generation", "preference", "verification")
+VERIFIER_FILE = "synlearner-verifier.json"  # beside a verifier adapter's weights: its prompt
+
+
+@dataclass
+class _Trained:
+    """What a kind's training produced, for the outcome."""
+
+    steps: int = 0
+    loss: float = float("nan")
+    rounds: list[dict[str, float]] = field(default_factory=list)
+    extra: list[Prediction] = field(default_factory=list)  # wrong answers of the phases
+    preference: dict[str, float] = field(default_factory=dict)
+    replay: int = 0
 
 
 class _ProgressCallback(TrainerCallback):
@@ -62,6 +90,8 @@ class _ProgressCallback(TrainerCallback):
 
 
 class SftGenerator:
+    """The learner of every kind in `KINDS` (one instance serves them all)."""
+
     kind = "generation"
 
     def __init__(self, settings: GenerationConfig, embedder: Embedder, device: str = "auto",
@@ -72,6 +102,8 @@ class SftGenerator:
         self._embedder = embedder
         self._bank: AdapterBank | None = None
         self._tokenizer: Any = None
+        self.verifier = Verifier(self)
+        self._verifiers: dict[str, str] = {}  # verification task id -> its instruction
 
     def _load(self) -> AdapterBank:
         """Load the model when a generation task first needs it (a daemon that only ever sees
@@ -166,9 +198,20 @@ class SftGenerator:
             return self._generate(task, texts, k, temperature)
 
     def evaluate(self, task: Task, adapter: str | None) -> float:
-        preds = self.predict(task, [e.input for e in task.eval], adapter)
-        return float(np.mean([normalise(p) == normalise(e.output)
-                              for p, e in zip(preds, task.eval, strict=True)]))
+        return float(np.mean([p.correct for p in self._judge(task, task.eval, adapter, "eval")]))
+
+    def _judge(self, task: Task, examples: Sequence[Any], adapter: str | None,
+               split: str) -> list[Prediction]:
+        """The model's answer to each example and whether it is right, by the task's kind."""
+        if task.kind == "preference":
+            prefers = prefers_chosen(self, task, examples, adapter)
+            return [Prediction(split, e.input, e.output, e.output if ok else e.rejected, ok, 0.0)
+                    for e, ok in zip(examples, prefers, strict=True)]
+        if task.kind == "verification":
+            return self.verifier.judge(task, examples, adapter, split)
+        answers = self.predict(task, [e.input for e in examples], adapter)
+        return [Prediction(split, e.input, e.output, a, normalise(a) == normalise(e.output), 0.0)
+                for e, a in zip(examples, answers, strict=True)]
 
     # -- learning ------------------------------------------------------------------------
     def _dataset(self, pairs: Sequence[tuple[str, str]]) -> Dataset:
@@ -224,11 +267,8 @@ class SftGenerator:
 
     def learn(self, task: Task, replay: Sequence[ReplayItem], plan: LearnPlan,
               progress: Progress = no_progress) -> LearnOutcome:
-        """The task's phases (its own `phases`, else `learner.generation.phases`) on
-        `plan.adapter`: `sft` on the task's data plus replay, `self_train` on the model's own
-        rewarded answers (B-STaR), `preference` DPO on pairs whose rejected answers are the
-        model's own errors first (`plan.negatives`, recalled from the error memory). No init
-        probe and no learning curve for generation."""
+        """Learn `task` on `plan.adapter` as its kind says (see the module's docstring). No
+        init probe and no learning curve for these kinds."""
         t0 = time.perf_counter()
         seed = seed_everything(self.seed, task.task_id)
         key = plan.adapter
@@ -239,48 +279,107 @@ class SftGenerator:
         zero_shot = self.evaluate(task, None)
         initial = self.evaluate(task, key) if resume or init_from else zero_shot
         seconds = {"eval_before": time.perf_counter() - t0}
+        if task.kind == "preference":
+            done = self._learn_preference(task, key, plan, seed, progress, seconds)
+        elif task.kind == "verification":
+            done = self._learn_verification(task, replay, key, plan, seed, progress, seconds)
+        else:
+            done = self._learn_phases(task, replay, key, plan, seed, progress, seconds)
+        t2 = time.perf_counter()
+        # one pass per split: the final score and the mistakes
+        preds = [*self._judge(task, task.train, key, "train"),
+                 *self._judge(task, task.eval, key, "eval")]
+        final = float(np.mean([p.correct for p in preds if p.split == "eval"]))
+        seconds["eval_after"] = time.perf_counter() - t2
+        return LearnOutcome(
+            zero_shot=zero_shot, initial=initial, final=final, init_from=init_from,
+            steps=done.steps, train_examples=len(task.train), replay_examples=done.replay,
+            train_loss=done.loss, predictions=(*preds, *done.extra),
+            max_length=self.settings.max_length, inputs_cut=self._count_cut(task),
+            seconds=seconds, rounds=tuple(done.rounds), preference=done.preference,
+        )
+
+    def _learn_phases(self, task: Task, replay: Sequence[ReplayItem], key: str, plan: LearnPlan,
+                      seed: int, progress: Progress, seconds: dict[str, float]) -> _Trained:
+        """A generation task's phases (its own `phases`, else `learner.generation.phases`):
+        `sft` on the task's data plus replay, `self_train` on the model's own rewarded
+        answers (B-STaR), `preference` DPO on pairs whose rejected answers are the model's
+        own errors first (`plan.negatives`, recalled from the error memory)."""
         phases = task.phases or tuple(self.settings.phases)
-        steps, loss = 0, float("nan")
-        rounds: list[dict[str, float]] = []
-        extra: list[Prediction] = []
-        preference: dict[str, float] = {}
-        reward = rewards.build(rewards.parse(task.reward))
+        done = _Trained(replay=len(replay))
+        reward = rewards.build(rewards.parse(task.reward), self._scorers(task))
         for phase in phases:
             t = time.perf_counter()
             if phase == "sft":
                 n = plan.steps or self.settings.max_steps
-                loss = self._sft(key, self._pairs(task, replay), n, seed, progress)
-                steps += n
+                done.loss = self._sft(key, self._pairs(task, replay), n, seed, progress)
+                done.steps += n
             elif phase == "self_train":
                 trainer = SelfTrainer(self, self.settings.self_train, reward)
-                done = trainer.run(task, key, replay, seed, progress)
-                rounds += [r.as_dict() for r in done]
-                steps += sum(r.steps for r in done)
-                loss = done[-1].loss if done else loss
-                extra += trainer.mistakes
+                rounds = trainer.run(task, key, replay, seed, progress)
+                done.rounds += [r.as_dict() for r in rounds]
+                done.steps += sum(r.steps for r in rounds)
+                done.loss = rounds[-1].loss if rounds else done.loss
+                done.extra += trainer.mistakes
             elif phase == "preference":
-                preference, wrong = run_preference(self, task, key, reward, plan.negatives, extra,
-                                                   seed, progress)
-                steps += int(preference["steps"])
-                extra += wrong
+                done.preference, wrong = run_preference(self, task, key, reward, plan.negatives,
+                                                        done.extra, seed, progress)
+                done.steps += int(done.preference["steps"])
+                done.extra += wrong
             seconds[phase] = seconds.get(phase, 0.0) + time.perf_counter() - t
-        t2 = time.perf_counter()
-        preds: list[Prediction] = []  # one greedy pass per split: the final score and mistakes
-        for split, examples in (("train", task.train), ("eval", task.eval)):
-            answers = self.predict(task, [e.input for e in examples], key)
-            for e, a in zip(examples, answers, strict=True):
-                ok = normalise(a) == normalise(e.output)
-                preds.append(Prediction(split, e.input, e.output, a, ok, 0.0))
-        final = float(np.mean([p.correct for p in preds if p.split == "eval"]))
-        seconds["eval_after"] = time.perf_counter() - t2
         seconds["train"] = sum(seconds.get(p, 0.0) for p in phases)
-        return LearnOutcome(
-            zero_shot=zero_shot, initial=initial, final=final, init_from=init_from,
-            steps=steps, train_examples=len(task.train), replay_examples=len(replay),
-            train_loss=loss, predictions=(*preds, *extra), max_length=self.settings.max_length,
-            inputs_cut=self._count_cut(task), seconds=seconds, rounds=tuple(rounds),
-            preference=preference,
-        )
+        return done
+
+    def _learn_preference(self, task: Task, key: str, plan: LearnPlan, seed: int,
+                          progress: Progress, seconds: dict[str, float]) -> _Trained:
+        """DPO on the task's own (prompt, chosen, rejected) pairs; no replay (the memory
+        keeps no rejected answers to replay)."""
+        t = time.perf_counter()
+        cfg = self.settings.preference
+        if plan.steps:
+            cfg = cfg.model_copy(update={"steps": plan.steps})
+        pairs = [(self.prompt(task.instruction, e.input), e.output, e.rejected) for e in task.train]
+        result = train_dpo(self, key, pairs, cfg, seed, progress)
+        seconds["train"] = seconds["preference"] = time.perf_counter() - t
+        return _Trained(steps=result.steps, loss=result.loss, preference={
+            "pairs": float(len(pairs)), "steps": float(result.steps), "loss": result.loss,
+            "reward_accuracy": result.reward_accuracy, "margin": result.margin})
+
+    def _learn_verification(self, task: Task, replay: Sequence[ReplayItem], key: str,
+                            plan: LearnPlan, seed: int, progress: Progress,
+                            seconds: dict[str, float]) -> _Trained:
+        """SFT of the verifier: each judged answer's prompt to its score's digit, plus
+        replayed verification records."""
+        t = time.perf_counter()
+        pairs = self.verifier.pairs(task, replay)
+        n = plan.steps or self.settings.max_steps
+        loss = self._sft(key, pairs, n, seed, progress)
+        if key == task.task_id:
+            self._verifiers[key] = instruction_of(task.instruction)
+        seconds["train"] = time.perf_counter() - t
+        return _Trained(steps=n, loss=loss, replay=len(pairs) - len(task.train))
+
+    def _scorers(self, task: Task) -> Mapping[str, rewards.Scorer]:
+        """A scorer for each verification task the task's reward names."""
+        return {tid: self.scorer(tid) for tid in rewards.verifier_tasks(rewards.parse(task.reward))}
+
+    def scorer(self, verification_task: str) -> rewards.Scorer:
+        """The verifier learned from `verification_task` as a (prompt, answer) -> 0-5 scorer."""
+        tid = verification_task
+        if tid not in self._verifiers or not self.bank.has(tid):
+            raise LearningError(f"reward: no verifier adapter for the verification task {tid!r}")
+        return CachedScorer(self.verifier, tid, self._verifiers[tid])
+
+    def refine(self, task: Task, texts: Sequence[str], adapter: str | None, rounds: int,
+               threshold: float, verifier: str | None = None) -> list[Refined]:
+        """ILearner's refinement (`learner.refine`) of answers to `texts`, scored by the
+        verifier of `verifier`, else of the first verifier term of the task's reward."""
+        named = [verifier] if verifier else rewards.verifier_tasks(rewards.parse(task.reward))
+        if not named:
+            raise LearningError(f"refine: the reward of task {task.task_id!r} names no verifier; "
+                                "name a verification task")
+        return refine(lambda xs: self.predict(task, xs, adapter), self.scorer(named[0]), texts,
+                      rounds, threshold)
 
     def _count_cut(self, task: Task) -> int:
         """Examples whose prompt and answer exceed `max_length` tokens (their start is cut)."""
@@ -290,15 +389,12 @@ class SftGenerator:
         return sum(len(row) > self.settings.max_length for row in ids)
 
     def check(self, task: Task) -> None:
-        """The reward declaration must parse, and a verifier term needs a verifier, which
-        this learner does not have yet."""
+        """The reward declaration must parse (that a verifier term names a learned
+        verification task is the daemon's check: it knows what was learned)."""
         try:
-            terms = rewards.parse(task.reward)
+            rewards.parse(task.reward)
         except rewards.RewardError as exc:
             raise ValueError(str(exc)) from None
-        if rewards.needs_verifier(terms):
-            raise ValueError("reward: a verifier term needs a learned verification task; "
-                             "none is available")
 
     def merge(self, sources: Sequence[str], name: str, method: str) -> None:
         self.bank.merge(list(sources), name, method)
@@ -307,7 +403,16 @@ class SftGenerator:
         return self.bank.has(task_id)
 
     def save_adapter(self, task_id: str, path: Path) -> None:
-        self.bank.save(task_id, path)
+        """A verifier's adapter folder also keeps its prompt's instruction, so a restarted
+        daemon scores with it as it was trained."""
+        extra = ({VERIFIER_FILE: json.dumps({"instruction": self._verifiers[task_id]})}
+                 if task_id in self._verifiers else {})
+        self.bank.save(task_id, path, extra)
 
     def load_adapter(self, task_id: str, path: Path) -> None:
         self.bank.load(task_id, path)
+        marker = path / VERIFIER_FILE
+        if marker.is_file():
+            self._verifiers[task_id] = str(json.loads(marker.read_text())["instruction"])
+        else:
+            self._verifiers.pop(task_id, None)

@@ -13,8 +13,9 @@ A task declares its reward (`reward` in the task message) as one name or a weigh
 - `regex`: 1 if the whole answer (stripped) matches `pattern`, else 0; `{reference}` in the
   pattern stands for the reference, escaped. Patterns come from task messages, so matching
   runs under a time limit (`regex`'s `timeout`) and a pattern that exceeds it scores 0.
-- `verifier`: the verifier adapter's 0-5 score of (prompt, answer), divided by 5; the
-  learner that owns the verifier supplies it (`Scorer`).
+- `verifier`: the 0-5 score of (prompt, answer) by the verifier adapter learned from the
+  verification task named by `task`, divided by 5; the learner that owns the verifier
+  supplies it (a `Scorer` per verification task).
 
 Each term is a pure function of (prompt, answer, reference); `build` makes the weighted
 sum (weights are normalised to sum to 1).
@@ -95,7 +96,7 @@ REGISTRY: dict[str, tuple[Callable[..., float], dict[str, type]]] = {
     "exact_match": (exact_match, {}),
     "numeric": (numeric, {"tolerance": float, "relative": float}),
     "regex": (regex_match, {"pattern": str}),
-    "verifier": (lambda prompt, answer, reference: 0.0, {}),  # bound in `build`
+    "verifier": (lambda prompt, answer, reference: 0.0, {"task": str}),  # bound in `build`
 }
 
 
@@ -140,13 +141,17 @@ def parse(spec: Any, where: str = "reward") -> tuple[Term, ...]:
                 if len(value) > MAX_PATTERN_CHARS:
                     raise RewardError(f"{at}.{key}: {len(value)} characters exceeds "
                                       f"{MAX_PATTERN_CHARS}")
-                try:
-                    regex.compile(value.replace("{reference}", "x"))
-                except regex.error as exc:
-                    raise RewardError(f"{at}.{key}: not a regular expression ({exc})") from None
+                if key == "pattern":
+                    try:
+                        regex.compile(value.replace("{reference}", "x"))
+                    except regex.error as exc:
+                        raise RewardError(f"{at}.{key}: not a regular expression ({exc})") \
+                            from None
             params[key] = float(value) if typ is float else value
         if name == "regex" and "pattern" not in params:
             raise RewardError(f"{at}.pattern: regex needs a pattern")
+        if name == "verifier" and "task" not in params:
+            raise RewardError(f"{at}.task: verifier needs the id of a learned verification task")
         terms.append(Term(name, float(weight), params))
     return tuple(terms)
 
@@ -156,25 +161,27 @@ def as_spec(terms: Sequence[Term]) -> list[dict[str, Any]]:
     return [{"name": t.name, "weight": t.weight, **t.params} for t in terms]
 
 
-def needs_verifier(terms: Sequence[Term]) -> bool:
-    return any(t.name == "verifier" for t in terms)
+def verifier_tasks(terms: Sequence[Term]) -> list[str]:
+    """The verification tasks the verifier terms name, in order, once each."""
+    return list(dict.fromkeys(str(t.params["task"]) for t in terms if t.name == "verifier"))
 
 
 def _verified(verifier: Scorer, prompt: str, answer: str, reference: str) -> float:
     return min(5.0, max(0.0, verifier(prompt, answer))) / 5.0
 
 
-def build(terms: Sequence[Term], verifier: Scorer | None = None) -> Reward:
-    """The weighted sum of `terms` as one function (prompt, answer, reference) -> [0, 1]."""
-    if needs_verifier(terms) and verifier is None:
-        raise RewardError("reward: the verifier term needs a verifier (a learned task of kind "
-                          "verification)")
+def build(terms: Sequence[Term], verifiers: Mapping[str, Scorer] | None = None) -> Reward:
+    """The weighted sum of `terms` as one function (prompt, answer, reference) -> [0, 1];
+    `verifiers` scores for the verification tasks the verifier terms name."""
+    missing = [t for t in verifier_tasks(terms) if t not in (verifiers or {})]
+    if missing:
+        raise RewardError(f"reward: no verifier for the verification task {missing[0]!r}")
     total = sum(t.weight for t in terms)
     parts: list[tuple[float, Callable[[str, str, str], float]]] = []
     for t in terms:
         if t.name == "verifier":
-            assert verifier is not None
-            fn: Callable[[str, str, str], float] = partial(_verified, verifier)
+            assert verifiers is not None
+            fn: Callable[[str, str, str], float] = partial(_verified, verifiers[t.params["task"]])
         else:
             fn = partial(REGISTRY[t.name][0], **t.params)
         parts.append((t.weight / total, fn))

@@ -16,7 +16,8 @@ A message names the file, so the file is as hostile as the message. The defences
 * Rows. With `on_oversize="reject"` a file holds at most its split's maximum
   (`max_train_examples` / `max_eval_examples`). With "truncate" it may hold more (the schema
   samples the split down) but never more than `ROWS_FACTOR` times that. Each row is an
-  object with non-empty string `input` and `output`.
+  object with non-empty string `input` and `output` (a JSONL row of a preference task adds
+  `rejected`, of a verification task `score`; Parquet files carry the two columns only).
 
 Every failure is an `InvalidTask` naming the field (and the limit and its value, if one was
 passed); the machine's trouble rather than the file's (out of descriptors, I/O errors) is
@@ -34,7 +35,7 @@ from typing import Any, BinaryIO, NoReturn
 from synlearner.stream.boundary import describe, is_transient
 from synlearner.stream.errors import InvalidTask, SourceUnavailable
 from synlearner.stream.safejson import loads_bounded
-from synlearner.stream.schema import Example, Limits
+from synlearner.stream.schema import MAX_SCORE, Example, Limits
 
 ROWS_FACTOR = 10  # "truncate": a file holds at most this many times its split's maximum
 PARQUET_BATCH_ROWS = 1024
@@ -218,7 +219,14 @@ def _example(row: object, where: str) -> Example:
         raise InvalidTask(f"{where}: each row needs string 'input' and 'output'")
     if not inp or not out:
         raise InvalidTask(f"{where}: 'input' and 'output' must not be empty")
-    return Example(inp, out)
+    assert isinstance(row, dict)
+    rejected, score = row.get("rejected", ""), row.get("score")
+    if not isinstance(rejected, str):
+        raise InvalidTask(f"{where}.rejected: expected a string")
+    if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))
+                              or not 0 <= score <= MAX_SCORE):
+        raise InvalidTask(f"{where}.score: expected a number from 0 to {MAX_SCORE}")
+    return Example(inp, out, rejected, None if score is None else float(score))
 
 
 def _row_bound(field: str, limits: Limits, factor: int | None = None) -> tuple[int, str]:

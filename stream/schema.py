@@ -26,6 +26,8 @@ SCHEMA_V1 = "synlearner.task/v1"
 RESULT_SCHEMA_V1 = "synlearner.result/v1"
 TASK_ID_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$"  # never ".", ".." or hidden
 _TASK_ID_RE = re.compile(TASK_ID_PATTERN)
+TaskKind = Literal["classification", "generation", "preference", "verification"]
+MAX_SCORE = 5  # a verification example's score: 0 (wrong) to 5 (fully right)
 
 
 class Limits(BaseModel):
@@ -55,8 +57,23 @@ class Limits(BaseModel):
 
 @dataclass(frozen=True)
 class Example:
+    """One example. `output` is the label (classification), the reference answer
+    (generation), the chosen answer (preference) or the answer judged (verification);
+    `rejected` is a preference example's rejected answer, `score` a verification example's
+    0-5 judgement of `output` as an answer to `input`."""
+
     input: str
     output: str
+    rejected: str = ""
+    score: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"input": self.input, "output": self.output}
+        if self.rejected:
+            out["rejected"] = self.rejected
+        if self.score is not None:
+            out["score"] = self.score
+        return out
 
 
 @dataclass(frozen=True)
@@ -64,7 +81,7 @@ class Task:
     """A validated task. `content_hash` identifies this version of `task_id`."""
 
     task_id: str
-    kind: Literal["classification", "generation"]
+    kind: TaskKind
     instruction: str
     labels: tuple[str, ...]
     train: tuple[Example, ...]
@@ -86,8 +103,8 @@ class Task:
             "kind": self.kind,
             "instruction": self.instruction,
             "labels": list(self.labels),
-            "train": [{"input": e.input, "output": e.output} for e in self.train],
-            "eval": [{"input": e.input, "output": e.output} for e in self.eval],
+            "train": [e.to_json() for e in self.train],
+            "eval": [e.to_json() for e in self.eval],
             "metadata": dict(self.metadata),
         }
         if self.reward is not None:
@@ -101,6 +118,8 @@ class ExampleModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     input: str = Field(min_length=1)
     output: str = Field(min_length=1)
+    rejected: str | None = Field(None, min_length=1)  # preference tasks only
+    score: float | None = Field(None, ge=0, le=MAX_SCORE, allow_inf_nan=False)  # verification only
 
 
 class DataRef(BaseModel):
@@ -118,7 +137,7 @@ class TaskMessage(BaseModel):
 
     schema_: Literal["synlearner.task/v1"] = Field(alias="schema")
     task_id: str = Field(pattern=TASK_ID_PATTERN)
-    kind: Literal["classification", "generation"]
+    kind: TaskKind
     instruction: str = ""
     labels: list[str] = Field(default_factory=list)
     train: list[ExampleModel] = Field(default_factory=list)
@@ -136,11 +155,12 @@ class TaskMessage(BaseModel):
                 raise ValueError("labels: a classification task needs at least 2 labels")
             if len(set(self.labels)) != len(self.labels):
                 raise ValueError("labels: labels must be unique")
+        elif self.labels:
+            raise ValueError("labels: only classification tasks take labels")
+        if self.kind != "generation":
             for name in ("reward", "phases"):
                 if getattr(self, name) is not None:
                     raise ValueError(f"{name}: only generation tasks take {name}")
-        elif self.labels:
-            raise ValueError("labels: only classification tasks take labels")
         if self.phases is not None and len(set(self.phases)) != len(self.phases):
             raise ValueError("phases: a phase may appear once")
         return self
@@ -189,8 +209,8 @@ def parse_task(raw: bytes, limits: Limits) -> Task:
 def _to_task(msg: TaskMessage, limits: Limits) -> Task:
     from synlearner.stream.data import load_examples  # local: keeps pyarrow off the fast path
 
-    train = [Example(e.input, e.output) for e in msg.train]
-    evals = [Example(e.input, e.output) for e in msg.eval]
+    train = [Example(e.input, e.output, e.rejected or "", e.score) for e in msg.train]
+    evals = [Example(e.input, e.output, e.rejected or "", e.score) for e in msg.eval]
     if msg.data is not None:
         if msg.data.train:
             train += load_examples(msg.data.train, "data.train", limits)
@@ -233,13 +253,22 @@ def _check_structure(msg: TaskMessage, train: list[Example], evals: list[Example
         if len(lab) > cap:
             raise InvalidTask(f"labels[{i}]: {len(lab)} chars exceeds max_field_chars={cap}", tid,
                               code="limit")
-    if msg.kind == "classification":
-        label_set = set(msg.labels)
-        for split, examples in (("train", train), ("eval", evals)):
-            for i, ex in enumerate(examples):
-                if ex.output not in label_set:
-                    raise InvalidTask(f"{split}[{i}].output: {_short(ex.output)} is not one of labels",
-                                      tid)
+    label_set = set(msg.labels)
+    for split, examples in (("train", train), ("eval", evals)):
+        for i, ex in enumerate(examples):
+            if msg.kind == "classification" and ex.output not in label_set:
+                raise InvalidTask(f"{split}[{i}].output: {_short(ex.output)} is not one of labels",
+                                  tid)
+            if (msg.kind == "preference") != bool(ex.rejected):
+                raise InvalidTask(f"{split}[{i}].rejected: " + (
+                    "a preference example needs the rejected answer" if msg.kind == "preference"
+                    else "only preference tasks take rejected answers"), tid)
+            if msg.kind == "preference" and ex.rejected == ex.output:
+                raise InvalidTask(f"{split}[{i}].rejected: equals the chosen output", tid)
+            if (msg.kind == "verification") != (ex.score is not None):
+                raise InvalidTask(f"{split}[{i}].score: " + (
+                    f"a verification example needs a score from 0 to {MAX_SCORE}"
+                    if msg.kind == "verification" else "only verification tasks take scores"), tid)
 
 
 def _fit_instruction(msg: TaskMessage, limits: Limits, cut: dict[str, int]) -> str:
@@ -288,13 +317,15 @@ def _fit_fields(task_id: str, split: str, examples: list[Example], limits: Limit
     cap = limits.max_field_chars
     out = []
     for i, ex in enumerate(examples):
-        if len(ex.input) > cap or len(ex.output) > cap:
-            for name, value in (("input", ex.input), ("output", ex.output)):
+        if max(len(ex.input), len(ex.output), len(ex.rejected)) > cap:
+            for name, value in (("input", ex.input), ("output", ex.output),
+                                ("rejected", ex.rejected)):
                 if len(value) > cap:
                     _oversize(limits, task_id,
                               f"{split}[{i}].{name}: {len(value)} chars exceeds max_field_chars={cap}")
                     cut[f"{split}.{name}"] = cut.get(f"{split}.{name}", 0) + 1
-            ex = Example(ex.input[:cap], ex.output[:cap])
+            ex = dataclasses.replace(ex, input=ex.input[:cap], output=ex.output[:cap],
+                                     rejected=ex.rejected[:cap])
         out.append(ex)
     return out
 

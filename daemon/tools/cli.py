@@ -14,6 +14,8 @@ from typing import Any
 
 from synlearner.daemon.config import Config, ConfigError, load_config
 from synlearner.daemon.state import State
+from synlearner.learner.base import Learner
+from synlearner.stream.schema import Task
 
 log = logging.getLogger("synlearner")
 
@@ -111,8 +113,33 @@ def cmd_predict(args: argparse.Namespace) -> int:
     learner = build_learners(cfg)[task.kind]
     key = state.answer_key(args.task)  # its own adapter, or a later one that took over
     learner.load_adapter(key, state.root / (state.latest(key) or entry).adapter)
+    if args.refine:
+        return _predict_refined(args, state, task, learner, key)
     for text, answer in zip(args.text, learner.predict(task, args.text, key), strict=True):
         print(json.dumps({"input": text, "task": args.task, "prediction": answer}))  # noqa: T201
+    return 0
+
+
+def _predict_refined(args: argparse.Namespace, state: State, task: Task, learner: Learner,
+                     key: str) -> int:
+    """`predict --refine K`: generate, score with a verifier, ask again (generation tasks)."""
+    from synlearner.learner.rewards import parse, verifier_tasks
+
+    named = args.verifier or next(iter(verifier_tasks(parse(task.reward))), None)
+    judge = state.latest(named) if named else None
+    if task.kind != "generation" or judge is None or judge.kind != "verification":
+        print("predict --refine: needs a generation task and a learned verification task "  # noqa: T201
+              "(--verifier, or a verifier term in the task's reward)", file=sys.stderr)
+        return 2
+    learner.load_adapter(judge.task_id, state.root / judge.adapter)
+    t0 = time.perf_counter()
+    refined = learner.refine(task, args.text, key, args.refine,  # type: ignore[attr-defined]
+                             args.threshold, judge.task_id)
+    per_input = (time.perf_counter() - t0) / len(args.text)
+    for text, r in zip(args.text, refined, strict=True):
+        print(json.dumps({"input": text, "task": args.task, "prediction": r.answer,  # noqa: T201
+                          "score": round(r.score, 3), "rounds": r.rounds,
+                          "seconds_per_input": round(per_input, 3)}))
     return 0
 
 
@@ -121,7 +148,7 @@ def _predict_routed(cfg: Config, state: State, texts: list[str]) -> int:
     answer with the consolidated adapter if there is one, else with that task's adapter."""
     from synlearner.daemon.agnostic import consolidated_dir, route_task
     from synlearner.daemon.build import build_learners, build_memory
-    from synlearner.learner.base import CONSOLIDATED
+    from synlearner.learner.base import consolidated_key
 
     if not state.entries:
         print("predict: nothing has been learned yet", file=sys.stderr)  # noqa: T201
@@ -141,7 +168,7 @@ def _predict_routed(cfg: Config, state: State, texts: list[str]) -> int:
         learner = learners[task.kind]
         merged = consolidated_dir(state, task.kind)
         if cfg.learner.adapters == "per-task" and merged.exists():
-            key = CONSOLIDATED
+            key = consolidated_key(task.kind)
             path = merged
         else:
             key = state.answer_key(task_id)
@@ -286,6 +313,12 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("predict", help="answer with a task's adapter, or without a task id "
                        "(routed by the nearest task in memory, consolidated adapter)")
     p.add_argument("--task", help="the task id (default: route each text)")
+    p.add_argument("--refine", type=int, default=0, metavar="K",
+                   help="generation tasks: up to K rounds of answer, verifier score, improve")
+    p.add_argument("--verifier", help="the verification task that scores refinements "
+                   "(default: the task reward's verifier)")
+    p.add_argument("--threshold", type=float, default=4.5,
+                   help="stop refining an answer once the verifier scores it this (0-5)")
     p.add_argument("text", nargs="+")
     p.set_defaults(fn=cmd_predict)
     p = sub.add_parser("demo", help="learn the bundled demo stream and print the report")

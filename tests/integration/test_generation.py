@@ -53,7 +53,7 @@ def test_sft_learns_a_mapping_and_adapter_reloads(tiny_causal_lm: Path, classifi
     task = parse_task(colour_task(), Limits())
     gen.check(task)  # exact match by default
     for reward, why in (([{"name": "regex"}], "reward.0.pattern: regex needs a pattern"),
-                        ("verifier", "reward: a verifier term needs a learned verification")):
+                        ("verifier", "reward.task: verifier needs the id of a learned")):
         with pytest.raises(ValueError, match=why):
             gen.check(dataclasses.replace(task, reward=reward))
     steps: list[int] = []

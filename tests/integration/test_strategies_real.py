@@ -117,7 +117,7 @@ def test_bench_runs_every_strategy_on_a_user_stream(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     answers = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [a["task"] for a in answers] == ["reviews-electronics", "news-topics"]
-    assert {a["adapter"] for a in answers} == {"@consolidated"}
+    assert {a["adapter"] for a in answers} == {"@consolidated-classification"}
     assert answers[0]["prediction"] in {"positive", "negative"}
     assert answers[1]["prediction"] in {"sports", "politics", "technology", "science"}
 

@@ -33,7 +33,8 @@ class Topics:
 
 def write_config(path: Path, broker: KafkaBroker, topics: Topics, state: Path,
                  kafka_extra: str = "",
-                 learner: str = "{train: {max_steps: 6, epochs: 2.0, batch_size: 8}}") -> int:
+                 learner: str = "{train: {max_steps: 6, epochs: 2.0, batch_size: 8}}",
+                 session_timeout_ms: int = 10000) -> int:
     port = free_port()
     path.write_text(
         f"state_dir: {state}\n"
@@ -47,7 +48,7 @@ def write_config(path: Path, broker: KafkaBroker, topics: Topics, state: Path,
         f"    results_topic: {topics.results}\n"
         f"    dead_letter_topic: {topics.dlq}\n"
         f"    group_id: {topics.group}\n"
-        "    session_timeout_ms: 10000\n"  # heartbeats share two loaded cores with training
+        f"    session_timeout_ms: {session_timeout_ms}\n"  # heartbeats share loaded cores
         f"{kafka_extra}"
         f"learner: {learner}\n"
         f"daemon: {{http: {{port: {port}}}, progress_every_steps: 1}}\n"

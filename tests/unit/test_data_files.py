@@ -154,6 +154,28 @@ def test_rows_need_non_empty_string_input_and_output(tmp_path: Path) -> None:
         "data.eval[1]: 'input' and 'output' must not be empty")
 
 
+def test_jsonl_rows_of_preference_and_verification_tasks(tmp_path: Path) -> None:
+    lim = limits(tmp_path)
+    pref = raw(kind="preference", labels=[], train=[], data={"train": "p.jsonl"},
+               eval=[{"input": "q", "output": "a", "rejected": "b"}])
+    jsonl(tmp_path / "p.jsonl", [{"input": "2+2", "output": "4", "rejected": "5"}])
+    task = decode(pref, lim)
+    assert task.train[0].rejected == "5"
+    jsonl(tmp_path / "p.jsonl", [{"input": "2+2", "output": "4"}])
+    assert invalid(pref, lim).reason == (
+        "train[0].rejected: a preference example needs the rejected answer")
+    jsonl(tmp_path / "p.jsonl", [{"input": "2+2", "output": "4", "rejected": 5}])
+    assert invalid(pref, lim).reason == "data.train line 1.rejected: expected a string"
+    ver = raw(kind="verification", labels=[], train=[], data={"train": "v.jsonl"},
+              eval=[{"input": "q", "output": "a", "score": 1}])
+    jsonl(tmp_path / "v.jsonl", [{"input": "2+2", "output": "4", "score": 5}])
+    assert decode(ver, lim).train[0].score == 5.0
+    for bad in (7, True, "5"):
+        jsonl(tmp_path / "v.jsonl", [{"input": "2+2", "output": "4", "score": bad}])
+        assert invalid(ver, lim).reason == (
+            "data.train line 1.score: expected a number from 0 to 5"), bad
+
+
 def test_truncate_mode_reads_more_rows_than_the_cap_but_not_unboundedly(tmp_path: Path) -> None:
     lim = limits(tmp_path, max_train_examples=5, max_eval_examples=5)
     rows = [{"input": f"x{i}", "output": "positive" if i % 2 else "negative"} for i in range(60)]

@@ -84,18 +84,28 @@ def test_weighted_sum_and_verifier() -> None:
     assert reward("q", "42", "42") == pytest.approx(1.0)
     assert reward("q", "the sum is 42", "42") == pytest.approx(0.75)  # numeric only
     assert reward("q", "41", "42") == 0.0
-    with pytest.raises(R.RewardError, match="verifier"):
-        R.build(R.parse("verifier"))
+    with pytest.raises(R.RewardError, match="reward.task: verifier needs the id"):
+        R.parse({"name": "verifier"})
+    terms = R.parse([{"name": "verifier", "task": "judge-1"}, {"name": "exact_match"},
+                     {"name": "verifier", "task": "judge-1", "weight": 2}])
+    assert R.verifier_tasks(terms) == ["judge-1"]
+    with pytest.raises(R.RewardError, match="no verifier for the verification task 'judge-1'"):
+        R.build(terms)
+    with pytest.raises(R.RewardError, match="no verifier"):
+        R.build(terms, {"judge-2": lambda p, a: 5.0})
     calls: list[tuple[str, str]] = []
 
     def verifier(prompt: str, answer: str) -> float:
         calls.append((prompt, answer))
         return 9.0 if answer == "great" else 2.0  # out of range is clipped to 0-5
 
-    judged = R.build(R.parse([{"name": "verifier"}, {"name": "exact_match"}]), verifier)
+    judged = R.build(R.parse([{"name": "verifier", "task": "judge-1"}, {"name": "exact_match"}]),
+                     {"judge-1": verifier})
     assert judged("p", "great", "great") == pytest.approx(1.0)
     assert judged("p", "meh", "great") == pytest.approx(0.5 * 2 / 5)
     assert calls == [("p", "great"), ("p", "meh")]
+    # a task id is not a pattern: no regular-expression check on it
+    assert R.parse({"name": "verifier", "task": "a(b"})[0].params == {"task": "a(b"}
 
 
 @given(st.text(max_size=200), st.text(max_size=50))

@@ -94,6 +94,53 @@ def test_generation_tasks_declare_a_reward_and_phases() -> None:
     assert reason(json.dumps({**gen, "reward": 3}).encode()).startswith("reward")
 
 
+def test_preference_and_verification_examples_carry_their_extra_field() -> None:
+    pref = message(kind="preference", labels=[],
+                   train=[{"input": "2+2?", "output": "4", "rejected": "5"}],
+                   eval=[{"input": "1+1?", "output": "2", "rejected": "11"}])
+    task = parse_task(json.dumps(pref).encode(), Limits())
+    assert task.kind == "preference" and task.train[0].rejected == "5"
+    again = parse_task(json.dumps(task.to_message()).encode(), Limits())
+    assert again.train == task.train and again.content_hash == task.content_hash
+    missing = {**pref, "eval": [{"input": "1+1?", "output": "2"}]}
+    assert reason(json.dumps(missing).encode()) == (
+        "eval[0].rejected: a preference example needs the rejected answer")
+    same = {**pref, "train": [{"input": "2+2?", "output": "4", "rejected": "4"}]}
+    assert reason(json.dumps(same).encode()) == "train[0].rejected: equals the chosen output"
+    assert reason(json.dumps({**pref, "reward": "exact_match"}).encode()) == (
+        "reward: only generation tasks take reward")
+
+    ver = message(kind="verification", labels=[],
+                  train=[{"input": "2+2?", "output": "4", "score": 5},
+                         {"input": "2+2?", "output": "5", "score": 0}],
+                  eval=[{"input": "1+1?", "output": "2", "score": 4.5}])
+    judged = parse_task(json.dumps(ver).encode(), Limits())
+    assert [e.score for e in judged.train] == [5.0, 0.0] and judged.eval[0].score == 4.5
+    assert parse_task(json.dumps(judged.to_message()).encode(), Limits()) == judged
+    assert reason(json.dumps({**ver, "eval": [{"input": "1+1?", "output": "2"}]}).encode()) == (
+        "eval[0].score: a verification example needs a score from 0 to 5")
+    assert reason(json.dumps({**ver, "eval": [{"input": "q", "output": "a", "score": 6}]})
+                  .encode()).startswith("eval.0.score:")
+    # the extra fields belong to their kinds only
+    assert reason(raw(train=[{"input": "great food", "output": "positive", "score": 3},
+                             {"input": "awful service", "output": "negative"}])) == (
+        "train[0].score: only verification tasks take scores")
+    gen = message(kind="generation", labels=[], train=[{"input": "q", "output": "a", "rejected": "b"}],
+                  eval=[{"input": "q", "output": "a"}])
+    assert reason(json.dumps(gen).encode()) == (
+        "train[0].rejected: only preference tasks take rejected answers")
+
+
+def test_a_long_rejected_answer_is_cut_like_any_field() -> None:
+    pref = message(kind="preference", labels=[], instruction="Answer.",
+                   train=[{"input": "q", "output": "a", "rejected": "b" * 50}],
+                   eval=[{"input": "q", "output": "a", "rejected": "c"}])
+    task = parse_task(json.dumps(pref).encode(), Limits(max_field_chars=10))
+    assert task.train[0].rejected == "b" * 10 and task.truncated == {"train.rejected": 1}
+    assert reason(json.dumps(pref).encode(), Limits(max_field_chars=10, on_oversize="reject")) == (
+        "train[0].rejected: 50 chars exceeds max_field_chars=10")
+
+
 def test_data_files_only_under_allowed_roots(tmp_path: Path) -> None:
     root = tmp_path / "data"
     root.mkdir()

@@ -21,10 +21,12 @@ from synlearner.daemon.tools.compare import (
     BenchSettings,
     strategy_config,
 )
-from synlearner.learner.base import CONSOLIDATED, SHARED
+from synlearner.learner.base import SHARED, consolidated_key
 from synlearner.stream import InMemorySource
 from tests.conftest import raw
 from tests.unit.doubles import CentroidLearner, unit_config, unit_daemon
+
+MERGED = consolidated_key("classification")
 
 
 def sentiment(task_id: str, words: tuple[str, str]) -> bytes:
@@ -48,9 +50,11 @@ STREAM = [sentiment("food", ("tasty", "cold")), topics("news"),
           sentiment("hotel", ("tasty", "dirty"))]
 
 
-def run(tmp_path: Path, name: str, steps: int = 7,
-        learner: CentroidLearner | None = None) -> tuple[Daemon, CentroidLearner]:
+def run(tmp_path: Path, name: str, steps: int = 7, learner: CentroidLearner | None = None,
+        task_agnostic: bool = True) -> tuple[Daemon, CentroidLearner]:
     cfg = strategy_config(name, BenchSettings(steps=steps, curve_every=0), tmp_path)
+    cfg = cfg.model_copy(update={"learner": cfg.learner.model_copy(
+        update={"task_agnostic": task_agnostic})})
     assert cfg.daemon.drain
     learner = learner or CentroidLearner()
     source = InMemorySource(list(STREAM))
@@ -126,7 +130,7 @@ def test_per_task_starts_fresh_and_routes_without_a_task_id(tmp_path: Path) -> N
     daemon, learner = run(tmp_path, "per-task")
     assert [(p.adapter, p.init_from) for p in learner.plans] == [
         ("food", None), ("news", None), ("hotel", None)]
-    assert learner.merges == [] and not learner.has_adapter(CONSOLIDATED)
+    assert learner.merges == [] and not learner.has_adapter(MERGED)
     state = daemon.state
     assert [len(r) for r in state.agnostic] == [2, 3, 3]
     # routing by task centroid sends each eval input to its own task's adapter here
@@ -158,7 +162,7 @@ def test_synlearner_transfers_checks_and_consolidates(tmp_path: Path) -> None:
     gauge = daemon.metrics.task_agnostic.labels(metric="acc")._value.get()
     assert gauge == pytest.approx(agnostic.acc)
     merged = consolidated_dir(state, "classification")  # the folder of the last commit's merge
-    assert merged.parent == tmp_path / "adapters" / f"{CONSOLIDATED}-classification"
+    assert merged.parent == tmp_path / "adapters" / MERGED
     assert (merged / "centroids.json").exists()
 
 
@@ -186,14 +190,14 @@ def test_restart_restores_shared_and_consolidated_adapters(tmp_path: Path) -> No
     cfg = strategy_config("synlearner", BenchSettings(steps=7), tmp_path)
     learner = CentroidLearner()
     again = unit_daemon(cfg, InMemorySource(), learner)
-    assert learner.has_adapter("hotel") and learner.has_adapter(CONSOLIDATED)
+    assert learner.has_adapter("hotel") and learner.has_adapter(MERGED)
     # the committed merge of food, news and hotel is loaded as it was saved, not merged again
     assert first_learner.merges[-1][0] == ("food", "news", "hotel") and learner.merges == []
-    assert learner.adapters[CONSOLIDATED] == first_learner.adapters[CONSOLIDATED]
+    assert learner.adapters[MERGED] == first_learner.adapters[MERGED]
     again.memory.close()
     with sqlite3.connect(tmp_path / "state.sqlite3") as db:  # as state dirs written before
         db.execute("DELETE FROM consolidated")
-    shutil.rmtree(tmp_path / "adapters" / f"{CONSOLIDATED}-classification")
+    shutil.rmtree(tmp_path / "adapters" / MERGED)
     learner = CentroidLearner()  # no consolidated adapter on disk: merged from the task adapters
     unit_daemon(cfg, InMemorySource(), learner).memory.close()
     assert learner.merges[-1][0] == ("food", "news", "hotel")
@@ -240,7 +244,8 @@ def test_a_better_later_adapter_answers_for_its_lineage(tmp_path: Path) -> None:
 
 
 def test_unchanged_adapters_are_not_evaluated_again(tmp_path: Path) -> None:
-    _, learner = run(tmp_path, "per-task")
+    # (the task-agnostic row, off here, scores with the adapter each input is routed to)
+    _, learner = run(tmp_path, "per-task", task_agnostic=False)
     aware = [e for e in learner.evaluations if e[1] is not None and e[0] == e[1]]
     assert aware.count(("food", "food")) == 1  # scored once, reused in later rows
     _, shared = run(tmp_path / "shared", "seq-lora")
