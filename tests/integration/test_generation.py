@@ -17,11 +17,11 @@ COLOURS = {"apple": "red", "banana": "yellow", "grass": "green", "sky": "blue", 
            "coal": "black"}
 
 
-def colour_task(task_id: str = "colours") -> bytes:
+def colour_task(task_id: str = "colours", repeat: int = 4) -> bytes:
     pairs = [{"input": k, "output": v} for k, v in COLOURS.items()]
     return json.dumps({
         "schema": "synlearner.task/v1", "task_id": task_id, "kind": "generation",
-        "instruction": "Name the colour.", "train": pairs * 4, "eval": pairs,
+        "instruction": "Name the colour.", "train": pairs * repeat, "eval": pairs,
     }).encode()
 
 
@@ -78,11 +78,11 @@ def test_smollm2_from_the_wheel_answers_in_its_chat_turn_and_learns(classifier, 
     from synlearner.learner.config import GenerationConfig
     from synlearner.learner.generation import SftGenerator
 
-    settings = GenerationConfig(cache_dir=str(tmp_path / "models"), max_steps=12, batch_size=8,
-                                lr=1e-3, max_new_tokens=6)
+    settings = GenerationConfig(cache_dir=str(tmp_path / "models"), max_steps=6, batch_size=8,
+                                lr=2e-3, max_new_tokens=6)
     assert settings.model == "smollm2"
     gen = SftGenerator(settings, classifier.embedder)
-    task = parse_task(colour_task(), Limits())
+    task = parse_task(colour_task(repeat=2), Limits())  # fewer train answers to harvest
     prompt = gen.prompt(task.instruction, "apple")
     assert prompt.endswith("<|im_start|>assistant\n") and "Name the colour.\n\napple" in prompt
     assert sum(p.numel() for p in gen.bank.model.parameters()) > 130_000_000

@@ -29,7 +29,7 @@ from tests.kafka_broker.harness import (
 )
 
 pytestmark = pytest.mark.integration
-SLOW = "{train: {max_steps: 30, epochs: 8.0, batch_size: 16}}"
+SLOW = "{train: {max_steps: 20, epochs: 8.0, batch_size: 16}}"
 
 
 def tasks(prefix: str, n: int, n_train: int = 16) -> list[tuple[str, bytes]]:
