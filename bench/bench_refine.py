@@ -4,9 +4,10 @@ accuracy and latency, on one model, in one process.
 Learns the first task of the bundled generative stream (SFT, then DPO on its preference
 phase) and a verifier for it (a verification task built from the same train prompts: the
 reference scores 5, a near miss 0), then answers the task's eval prompts once, and again
-with up to `--rounds` answers per prompt scored by the verifier. Prints exact match (the
-task's `numeric` reward), the verifier's held-out accuracy, seconds per prompt for both and
-their ratio, and the rounds taken. Writes `DIR/refine.json`.
+with up to `--rounds` answers per prompt scored by the verifier. Prints the task's reward
+(`numeric`: the last number in the answer is the sum), the verifier's held-out accuracy,
+seconds per prompt for both and their ratio, and the rounds taken. Writes
+`DIR/refine.json`.
 
     python bench/bench_refine.py --out bench-refine               # SmolLM2
     python bench/bench_refine.py --model tiny --out bench-refine  # the mechanics, fast
@@ -81,7 +82,7 @@ def main() -> None:
     reward = rewards.build(rewards.parse(task.reward))
     texts = [e.input for e in task.eval]
 
-    def accuracy(answers: list[str]) -> float:
+    def mean_reward(answers: list[str]) -> float:
         return sum(reward(e.input, a, e.output) for e, a in zip(task.eval, answers, strict=True)) \
             / len(answers)
 
@@ -94,9 +95,9 @@ def main() -> None:
     first_scores = [r.history[0][1] for r in refined]
     out = {
         "model": args.model, "task": task.task_id, "prompts": len(texts),
-        "one_pass": {"exact_match": accuracy(once), "seconds_per_prompt": one_s},
+        "one_pass": {"reward": mean_reward(once), "seconds_per_prompt": one_s},
         "refine": {"rounds_max": args.rounds, "threshold": args.threshold,
-                   "exact_match": accuracy([r.answer for r in refined]),
+                   "reward": mean_reward([r.answer for r in refined]),
                    "seconds_per_prompt": refine_s,
                    "mean_rounds": sum(r.rounds for r in refined) / len(refined),
                    "changed": sum(r.answer != a for r, a in zip(refined, once, strict=True)),
@@ -110,9 +111,9 @@ def main() -> None:
     }
     (args.out / "refine.json").write_text(json.dumps(out, indent=2))
     r = out["refine"]
-    print(f"one pass: exact match {out['one_pass']['exact_match']:.3f}, {one_s:.2f} s/prompt")  # noqa: T201
-    print(f"refine (K {args.rounds}, threshold {args.threshold}): exact match "  # noqa: T201
-          f"{r['exact_match']:.3f}, {refine_s:.2f} s/prompt ({out['latency_ratio']:.2f}x), "
+    print(f"one pass: reward {out['one_pass']['reward']:.3f}, {one_s:.2f} s/prompt")  # noqa: T201
+    print(f"refine (K {args.rounds}, threshold {args.threshold}): reward "  # noqa: T201
+          f"{r['reward']:.3f}, {refine_s:.2f} s/prompt ({out['latency_ratio']:.2f}x), "
           f"mean rounds {r['mean_rounds']:.2f}, answers changed {r['changed']}, verifier score "
           f"{r['mean_first_score']:.2f} -> {r['mean_best_score']:.2f}")
 
