@@ -45,7 +45,7 @@ tools:
 
 test: venv tools
 	$(PY) -m pytest tests/unit -q
-	$(PY) -m pytest tests/integration -q -m integration
+	$(PY) -m pytest tests/integration -q -m integration --durations=12
 
 test-unit: venv
 	$(PY) -m pytest tests/unit -q

@@ -119,7 +119,7 @@ class ExampleModel(BaseModel):
     input: str = Field(min_length=1)
     output: str = Field(min_length=1)
     rejected: str | None = Field(None, min_length=1)  # preference tasks only
-    score: float | None = Field(None, ge=0, le=MAX_SCORE, allow_inf_nan=False)  # verification only
+    score: float | None = Field(None, ge=0, le=MAX_SCORE, allow_inf_nan=False, strict=True)  # verification
 
 
 class DataRef(BaseModel):

@@ -119,8 +119,9 @@ def test_preference_and_verification_examples_carry_their_extra_field() -> None:
     assert parse_task(json.dumps(judged.to_message()).encode(), Limits()) == judged
     assert reason(json.dumps({**ver, "eval": [{"input": "1+1?", "output": "2"}]}).encode()) == (
         "eval[0].score: a verification example needs a score from 0 to 5")
-    assert reason(json.dumps({**ver, "eval": [{"input": "q", "output": "a", "score": 6}]})
-                  .encode()).startswith("eval.0.score:")
+    for bad in (6, True, "5"):  # in range, and a number (as data files have it)
+        assert reason(json.dumps({**ver, "eval": [{"input": "q", "output": "a", "score": bad}]})
+                      .encode()).startswith("eval.0.score:"), bad
     # the extra fields belong to their kinds only
     assert reason(raw(train=[{"input": "great food", "output": "positive", "score": 3},
                              {"input": "awful service", "output": "negative"}])) == (
