@@ -144,6 +144,19 @@ def train_dpo(gen: SftGenerator, key: str, pairs: Sequence[tuple[str, str, str]]
                      float(implicit.mean()))
 
 
+def learn_preference_task(gen: SftGenerator, task: Task, key: str, steps: int, seed: int,
+                          progress: Progress) -> dict[str, float]:
+    """A `preference` task: DPO on its own (prompt, chosen, rejected) pairs for `steps`
+    (0: the configured steps); no replay (the memory keeps no rejected answers to replay)."""
+    cfg = gen.settings.preference
+    if steps:
+        cfg = cfg.model_copy(update={"steps": steps})
+    pairs = [(gen.prompt(task.instruction, e.input), e.output, e.rejected) for e in task.train]
+    result = train_dpo(gen, key, pairs, cfg, seed, progress)
+    return {"pairs": float(len(pairs)), "steps": float(result.steps), "loss": result.loss,
+            "reward_accuracy": result.reward_accuracy, "margin": result.margin}
+
+
 def run_preference(gen: SftGenerator, task: Task, key: str, reward: Reward,
                    negatives: Mapping[str, Sequence[Negative]], own: Sequence[Prediction],
                    seed: int, progress: Progress) -> tuple[dict[str, float], list[Prediction]]:

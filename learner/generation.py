@@ -1,14 +1,9 @@
-"""The causal LM's tasks, one LoRA adapter per task on one resident model:
-
-- `generation`: TRL's `SFTTrainer` on prompt/completion pairs (loss on the completion only),
-  then the phases the task asks for (self-training, preference learning); scored by exact
-  match after normalisation (case, surrounding punctuation, whitespace);
-- `preference` (prompt, chosen, rejected): DPO on the pairs (`learner.dpo`); scored by the
-  share of pairs whose chosen answer the model finds likelier per token;
-- `verification` (question, answer, 0-5 score): a verifier (`learner.verifier`), SFT to
-  reply with the score's digit; scored by the share of judgements equal to the score
-  rounded. Generation tasks use it through the `verifier` reward.
-"""
+"""The causal LM's tasks, one LoRA adapter per task on one resident model: `generation`
+(TRL's `SFTTrainer` on prompt/completion pairs, loss on the completion only, then the
+phases the task asks for; exact match after normalising case, punctuation and spaces),
+`preference` (DPO on its pairs, `learner.dpo`; the share of pairs whose chosen answer is
+likelier per token) and `verification` (a verifier, `learner.verifier`: SFT to the score's
+digit; the share of judgements equal to the score rounded)."""
 
 from __future__ import annotations
 
@@ -39,7 +34,7 @@ from synlearner.learner.base import (
     no_progress,
 )
 from synlearner.learner.config import GenerationConfig
-from synlearner.learner.dpo import prefers_chosen, run_preference, train_dpo
+from synlearner.learner.dpo import learn_preference_task, prefers_chosen, run_preference
 from synlearner.learner.model import causal_lm_path, pick_device, seed_everything
 from synlearner.learner.refine import Refined, refine
 from synlearner.learner.selftrain import SelfTrainer
@@ -332,35 +327,22 @@ class SftGenerator:
 
     def _learn_preference(self, task: Task, key: str, plan: LearnPlan, seed: int,
                           progress: Progress, seconds: dict[str, float]) -> _Trained:
-        """DPO on the task's own (prompt, chosen, rejected) pairs; no replay (the memory
-        keeps no rejected answers to replay)."""
         t = time.perf_counter()
-        cfg = self.settings.preference
-        if plan.steps:
-            cfg = cfg.model_copy(update={"steps": plan.steps})
-        pairs = [(self.prompt(task.instruction, e.input), e.output, e.rejected) for e in task.train]
-        result = train_dpo(self, key, pairs, cfg, seed, progress)
+        figures = learn_preference_task(self, task, key, plan.steps, seed, progress)
         seconds["train"] = seconds["preference"] = time.perf_counter() - t
-        return _Trained(steps=result.steps, loss=result.loss, preference={
-            "pairs": float(len(pairs)), "steps": float(result.steps), "loss": result.loss,
-            "reward_accuracy": result.reward_accuracy, "margin": result.margin})
+        return _Trained(steps=int(figures["steps"]), loss=figures["loss"], preference=figures)
 
     def _learn_verification(self, task: Task, replay: Sequence[ReplayItem], key: str,
                             plan: LearnPlan, seed: int, progress: Progress,
                             seconds: dict[str, float]) -> _Trained:
-        """SFT of the verifier: each judged answer's prompt to its score's digit, plus
-        replayed verification records."""
         t = time.perf_counter()
-        pairs = self.verifier.pairs(task, replay)
-        n = plan.steps or self.settings.max_steps
-        loss = self._sft(key, pairs, n, seed, progress)
+        n, loss, replayed = self.verifier.learn(task, replay, key, plan.steps, seed, progress)
         if key == task.task_id:
             self._verifiers[key] = instruction_of(task.instruction)
         seconds["train"] = time.perf_counter() - t
-        return _Trained(steps=n, loss=loss, replay=len(pairs) - len(task.train))
+        return _Trained(steps=n, loss=loss, replay=replayed)
 
-    def _scorers(self, task: Task) -> Mapping[str, rewards.Scorer]:
-        """A scorer for each verification task the task's reward names."""
+    def _scorers(self, task: Task) -> Mapping[str, rewards.Scorer]:  # the reward's verifiers
         return {tid: self.scorer(tid) for tid in rewards.verifier_tasks(rewards.parse(task.reward))}
 
     def scorer(self, verification_task: str) -> rewards.Scorer:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from synlearner.learner.base import LearningError, Prediction
+from synlearner.learner.base import LearningError, Prediction, Progress
 from synlearner.memory.base import ReplayItem
 from synlearner.stream.schema import MAX_SCORE, Example, Task
 
@@ -71,6 +71,14 @@ class Verifier:
                 digit_of(e.score or 0.0)) for e in task.train]
         return own + [(gen.prompt(instruction_of(r.task.instruction), r.record.input), r.record.target)
                       for r in replay if r.task.kind == "verification"]
+
+    def learn(self, task: Task, replay: Sequence[ReplayItem], key: str, steps: int, seed: int,
+              progress: Progress) -> tuple[int, float, int]:
+        """SFT of adapter `key` on the task's judgements plus replayed ones for `steps` (0: the
+        configured steps); returns the steps, the last loss and the replayed pairs."""
+        pairs = self.pairs(task, replay)
+        n = steps or self.gen.settings.max_steps
+        return n, self.gen._sft(key, pairs, n, seed, progress), len(pairs) - len(task.train)
 
     @torch.no_grad()
     def distribution(self, instruction: str, texts: Sequence[str], adapter: str | None) -> torch.Tensor:
