@@ -15,7 +15,6 @@ seconds per prompt for both and their ratio, and the rounds taken. Writes
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -24,7 +23,8 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from synlearner.daemon.tools.generative import generation_stream  # noqa: E402
+from _generation import arguments, first_task  # noqa: E402 (bench/ beside the script)
+
 from synlearner.learner import rewards  # noqa: E402
 from synlearner.learner.base import LearnPlan  # noqa: E402
 from synlearner.learner.classifier import BiEncoderClassifier  # noqa: E402
@@ -52,24 +52,20 @@ def verification_message(task: dict, seed: int) -> dict:  # type: ignore[type-ar
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default="smollm2", help="smollm2, tiny, or a model folder")
-    ap.add_argument("--sft-steps", type=int, default=8)
+    ap = arguments(__doc__)
     ap.add_argument("--dpo-steps", type=int, default=8)
     ap.add_argument("--verifier-steps", type=int, default=24)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threshold", type=float, default=4.5)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
     settings = GenerationConfig(
         model=args.model, max_steps=args.sft_steps, phases=("sft", "preference"),
         preference={"prompts": 16, "temperatures": [0.7, 1.3], "steps": args.dpo_steps,
                     "negatives": ["candidate", "template"]})
     gen = SftGenerator(settings, BiEncoderClassifier().embedder, seed=args.seed)
-    message = generation_stream()[0]
-    task = parse_task(json.dumps(message).encode(), Limits())
+    message, task = first_task()
     judge = parse_task(json.dumps(verification_message(message, args.seed)).encode(), Limits())
     t0 = time.perf_counter()
     learned = gen.learn(task, [], LearnPlan(task.task_id))
@@ -109,7 +105,7 @@ def main() -> None:
         "adapter": {"sft_steps": args.sft_steps, "dpo_steps": args.dpo_steps,
                     "exact_match": learned.final},
     }
-    (args.out / "refine.json").write_text(json.dumps(out, indent=2))
+    (out_dir / "refine.json").write_text(json.dumps(out, indent=2))
     r = out["refine"]
     print(f"one pass: reward {out['one_pass']['reward']:.3f}, {one_s:.2f} s/prompt")  # noqa: T201
     print(f"refine (K {args.rounds}, threshold {args.threshold}): reward "  # noqa: T201

@@ -14,7 +14,6 @@ drew. Writes `DIR/search.json`.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -23,7 +22,8 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from synlearner.daemon.tools.generative import generation_stream  # noqa: E402
+from _generation import arguments, first_task  # noqa: E402 (bench/ beside the script)
+
 from synlearner.learner import rewards  # noqa: E402
 from synlearner.learner.base import LearnPlan  # noqa: E402
 from synlearner.learner.classifier import BiEncoderClassifier  # noqa: E402
@@ -37,23 +37,19 @@ from synlearner.learner.exploration import (  # noqa: E402
 )
 from synlearner.learner.generation import SftGenerator  # noqa: E402
 from synlearner.learner.selftrain import SelfTrainer  # noqa: E402
-from synlearner.stream.schema import Limits, parse_task  # noqa: E402
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default="smollm2", help="smollm2, tiny, or a model folder")
-    ap.add_argument("--sft-steps", type=int, default=8)
+    ap = arguments(__doc__)
     ap.add_argument("--dev", type=int, default=4, help="dev prompts")
     ap.add_argument("--first-rung", type=int, default=4)
     ap.add_argument("--n-star", type=int, default=4)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
     settings = GenerationConfig(model=args.model, max_steps=args.sft_steps, phases=("sft",))
     gen = SftGenerator(settings, BiEncoderClassifier().embedder, seed=args.seed)
-    task = parse_task(json.dumps(generation_stream()[0]).encode(), Limits())
+    task = first_task()[1]
     t0 = time.perf_counter()
     outcome = gen.learn(task, [], LearnPlan(task.task_id))
     print(f"{task.task_id}: {args.sft_steps} SFT steps, exact match {outcome.final:.3f} "  # noqa: T201
@@ -92,7 +88,7 @@ def main() -> None:
         "same_tau": search.tau == grid.tau,
         "samples_ratio": search.samples / grid.samples,
     }
-    (args.out / "search.json").write_text(json.dumps(out, indent=2))
+    (out_dir / "search.json").write_text(json.dumps(out, indent=2))
     print(f"grid:   T {grid.temperature:.2f} tau {grid.tau:.3f} balance {grid.balance:.3f}, "  # noqa: T201
           f"{grid.samples} samples, {grid_s:.0f} s")
     print(f"search: T {search.temperature:.2f} tau {search.tau:.3f} balance {search.balance:.3f}, "  # noqa: T201
