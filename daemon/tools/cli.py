@@ -210,7 +210,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _stream(spec: str, seed: int | None) -> list[bytes]:
     from synlearner.daemon.tools.generative import generation_messages
-    from synlearner.daemon.tools.synthetic import benchmark_messages, hard_messages
+    from synlearner.daemon.tools.hard import hard_messages
+    from synlearner.daemon.tools.synthetic import benchmark_messages
 
     if spec == "bundled":
         return [raw for _, raw in benchmark_messages(13 if seed is None else seed)]
