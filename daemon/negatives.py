@@ -1,4 +1,5 @@
-"""Wrong answers recalled from the error memory for a generation task's preference phase."""
+"""What a generation task recalls of the model's own past answers: wrong ones for its
+preference phase (hard negatives), right ones for its self-training rounds."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Sequence
 
 from synlearner.daemon.runner import Context
 from synlearner.learner.base import Negative
+from synlearner.memory.base import ReplayItem
 from synlearner.stream.schema import Task
 
 
@@ -24,3 +26,10 @@ def recall_negatives(ctx: Context, texts: Sequence[str]) -> dict[str, list[Negat
                                   "own" if h.record.input == text else "neighbour", h.score)
                          for h in hits]
     return out
+
+
+def recall_successes(ctx: Context, task: Task, texts: Sequence[str]) -> list[ReplayItem]:
+    """Right answers the model gave itself on related past tasks (`Memory.successes`), as
+    many as `learner.generation.self_train.past_successes`."""
+    n = ctx.cfg.learner.generation.self_train.past_successes
+    return ctx.memory.successes(texts, n, task.kind, exclude_task=task.task_id)

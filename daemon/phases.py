@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from synlearner.daemon.negatives import phases_of, recall_negatives
+from synlearner.daemon.negatives import phases_of, recall_negatives, recall_successes
 from synlearner.daemon.runner import Context, Phase, TaskRun
 from synlearner.daemon.state import TaskEntry
 from synlearner.daemon.strategies import task_info
@@ -29,7 +29,7 @@ from synlearner.memory.base import PENDING, Record
 from synlearner.stream.schema import Example, Task, TaskResult
 
 log = logging.getLogger("synlearner.daemon")
-ATTEMPT = "self_train"  # the split of answers the model sampled itself (mistakes only)
+ATTEMPT = "self_train"  # the split of answers the model sampled itself
 
 
 def _separate_agnostic(ctx: Context) -> bool:
@@ -60,10 +60,16 @@ class Recall:
         items = ctx.memory.recall(task.task_id, texts, seed=lc.seed)
         ctx.metrics.memory_search.labels(operation="replay").observe(time.perf_counter() - t)
         run.replay = [i for i in items if i.task.kind == task.kind]
-        if task.kind == "generation" and "preference" in phases_of(task, ctx):
+        phases = phases_of(task, ctx) if task.kind == "generation" else ()
+        if "preference" in phases:
             t = time.perf_counter()
             run.negatives = recall_negatives(ctx, texts)
             ctx.metrics.memory_search.labels(operation="negatives").observe(
+                time.perf_counter() - t)
+        if "self_train" in phases:
+            t = time.perf_counter()
+            run.successes = recall_successes(ctx, task, texts)
+            ctx.metrics.memory_search.labels(operation="successes").observe(
                 time.perf_counter() - t)
 
 
@@ -100,7 +106,8 @@ class Train:
         return True
 
     def run(self, run: TaskRun, ctx: Context) -> None:
-        run.plan = dataclasses.replace(ctx.strategy.plan(run, ctx), negatives=run.negatives)
+        run.plan = dataclasses.replace(ctx.strategy.plan(run, ctx), negatives=run.negatives,
+                                       successes=run.successes)
         key = run.plan.adapter
         ctx.scores = {k: v for k, v in ctx.scores.items() if k[1] != key}  # it changes now
         run.outcome = run.learner.learn(run.task, run.replay, run.plan,
@@ -180,7 +187,9 @@ class Persist:
 
 class Remember:
     """Every example seen and every mistake made, under the pending id until the commit.
-    Wrong answers the model sampled itself (self-training) are kept as errors only."""
+    Answers the model sampled itself (split `self_train`) are kept as they were judged: a
+    wrong one as an error only, a right one as a success (replayed by later self-training
+    rounds, never as a train example)."""
 
     name = "remember"
 
@@ -194,7 +203,7 @@ class Remember:
         now = time.time()
         records = []
         for p in run.learned.predictions:
-            if p.split != ATTEMPT:  # an attempt of the model's own is not an example seen
+            if p.split != ATTEMPT or p.correct:  # a wrong attempt is not an example seen
                 records.append(Record(into, p.input, p.target, "experience", p.split,
                                       p.prediction, p.correct, p.loss, now))
             if not p.correct:

@@ -62,6 +62,8 @@ class TaskRun:
     replay: list[ReplayItem] = field(default_factory=list)
     # recalled wrong answers by train input (generation tasks with a `preference` phase)
     negatives: dict[str, list[Negative]] = field(default_factory=dict)
+    # the model's own right answers to related past tasks (a `self_train` phase)
+    successes: list[ReplayItem] = field(default_factory=list)
     plan: LearnPlan | None = None
     outcome: LearnOutcome | None = None
     promoted: dict[str, str] = field(default_factory=dict)  # task id -> the new answer key

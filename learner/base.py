@@ -94,6 +94,9 @@ class LearnPlan:
     curve_every: int = 0
     # generation tasks with a `preference` phase: recalled wrong answers by train input
     negatives: Mapping[str, Sequence[Negative]] = field(default_factory=dict)
+    # generation tasks with a `self_train` phase: the model's own right answers to related
+    # past tasks (`Memory.successes`), replayed in every round
+    successes: Sequence[ReplayItem] = ()
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,9 @@ class SelfTrainConfig(_Section):
     first_rung: int = Field(4, gt=0)  # samples per dev prompt each temperature starts with
     n_star: int = Field(4, gt=0)  # unique correct answers per prompt that count in full
     add_reference: bool = True  # train on the reference answer too (B-STaR adds the gold)
+    # answers the model got right itself on related past tasks, recalled from memory as a
+    # cover of their inputs and trained on in every round, so exploration stays broad
+    past_successes: int = Field(16, ge=0)
 
 
 NegativeSource = Literal["own", "neighbour", "candidate", "template"]

@@ -311,11 +311,11 @@ class SftGenerator:
                 done.steps += n
             elif phase == "self_train":
                 trainer = SelfTrainer(self, self.settings.self_train, reward)
-                rounds = trainer.run(task, key, replay, seed, progress)
+                rounds = trainer.run(task, key, replay, seed, progress, plan.successes)
                 done.rounds += [r.as_dict() for r in rounds]
                 done.steps += sum(r.steps for r in rounds)
                 done.loss = rounds[-1].loss if rounds else done.loss
-                done.extra += trainer.mistakes
+                done.extra += trainer.attempts
             elif phase == "preference":
                 done.preference, wrong = run_preference(self, task, key, reward, plan.negatives,
                                                         done.extra, seed, progress)

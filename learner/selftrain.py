@@ -8,8 +8,11 @@ least tau (and the reference, as B-STaR adds the gold answer), and fine-tune the
 adapter on them with replay. `search: fixed` uses the configured T and tau instead.
 
 "Correct" is the task's evaluation: exact match with the reference after normalisation.
-Every wrong answer sampled is kept for the error memory (split `self_train`, never replayed
-as a target).
+Every answer sampled is kept for the memory (split `self_train`, never replayed as a
+train example): the wrong ones as errors (hard negatives for preference pairs), the right
+ones as successes. Every round also trains on `successes` recalled from memory: right
+answers of the model's own to related past tasks, chosen to cover their inputs
+(`Memory.successes`), so that its answers stay varied beyond the task at hand.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class Round:
     precision: float  # of the answers kept, the share that is correct
     kept: int  # answers kept for training (the references included)
     samples: int  # answers generated this round, the search's included
+    past_successes: int  # right answers to related past tasks replayed (from memory)
     search_samples: int  # of which the (T, tau) search drew
     grid_samples: int  # what B-STaR's full grid would have drawn on the same dev prompts
     steps: int
@@ -69,7 +73,7 @@ class SelfTrainer:
         self.gen = gen
         self.cfg = cfg
         self.reward = reward
-        self.mistakes: list[Prediction] = []
+        self.attempts: list[Prediction] = []  # every distinct answer sampled, right or wrong
 
     def _score(self, task: Task, key: str, examples: Sequence[Example], k: int,
                temperature: float) -> list[list[Sample]]:
@@ -82,10 +86,12 @@ class SelfTrainer:
         return groups
 
     def run(self, task: Task, key: str, replay: Sequence[ReplayItem], seed: int,
-            progress: Progress) -> list[Round]:
+            progress: Progress, successes: Sequence[ReplayItem] = ()) -> list[Round]:
         cfg, rng = self.cfg, random.Random(seed)
         train = list(task.train)
         replay_pairs = self.gen.replay_pairs(replay)
+        replay_pairs += [(self.gen.prompt(r.task.instruction, r.record.input), r.record.prediction)
+                         for r in successes[: cfg.past_successes]]
         rounds: list[Round] = []
         for r in range(cfg.rounds):
             search_samples = grid_samples = 0
@@ -112,9 +118,9 @@ class SelfTrainer:
                 if cfg.add_reference:
                     kept.setdefault(ex.output)
                 pairs += [(prompt, text) for text in kept]
-                wrong = dict.fromkeys(s.text for s in group if not s.correct and s.text)
-                self.mistakes += [Prediction("self_train", ex.input, ex.output, text, False, 0.0)
-                                  for text in wrong]
+                answers = {s.text: s.correct for s in group if s.text}
+                self.attempts += [Prediction("self_train", ex.input, ex.output, text, right, 0.0)
+                                  for text, right in answers.items()]
             loss = self.gen._sft(key, [*pairs, *replay_pairs], cfg.steps, seed + r + 1, progress,
                                  phase=f"self_train round {r + 1}")
             p1, pk = pass_at(groups)
@@ -124,6 +130,7 @@ class SelfTrainer:
                 unique_correct=unique_correct_ratio(groups),
                 precision=selection_precision(groups, tau), kept=len(pairs),
                 samples=search_samples + cfg.samples * len(prompts),
+                past_successes=min(len(successes), cfg.past_successes),
                 search_samples=search_samples, grid_samples=grid_samples, steps=cfg.steps,
                 loss=loss, eval_accuracy=self.gen.evaluate(task, key))
             log.info("task %s: self-training round %d/%d: T %.2f tau %.2f balance %.3f pass@1 "

@@ -349,6 +349,15 @@ class ExperienceMemory:
 
         return negatives(self, texts, k, task_kind, splits)
 
+    def successes(self, texts: Sequence[str], n: int, task_kind: str = "generation",
+                  exclude_task: str | None = None) -> list[ReplayItem]:
+        """Up to `n` answers the model itself got right on past tasks of `task_kind` (split
+        `self_train`; committed tasks other than `exclude_task`): of the `4 n` whose inputs
+        are nearest the centroid of `texts`, a farthest-point cover of their inputs."""
+        from synlearner.memory.successes import successes
+
+        return successes(self, texts, n, task_kind, exclude_task)
+
     def counts(self) -> dict[str, int]:
         rows = dict(self._db.execute("SELECT kind, COUNT(*) FROM records GROUP BY kind").fetchall())
         tasks = self._db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]

@@ -66,13 +66,14 @@ def render_text(report: dict[str, Any]) -> str:
     if trained:
         lines += ["", "self-training rounds (B-STaR: T and tau chosen per round)",
                   f"{'task':<24} {'round':>5} {'T':>5} {'tau':>5} {'balance':>7} {'pass@1':>6} "
-                  f"{'pass@K':>6} {'kept':>5} {'samples':>7} {'grid':>7} {'eval':>6}"]
+                  f"{'pass@K':>6} {'kept':>5} {'past':>4} {'samples':>7} {'grid':>7} {'eval':>6}"]
         for t in trained:
             for r in t["rounds"]:
                 lines.append(
                     f"{t['task'][:24]:<24} {int(r['round']):>5} {r['temperature']:>5.2f} "
                     f"{r['tau']:>5.2f} {r['balance']:>7.3f} {r['pass_at_1']:>6.3f} "
-                    f"{r['pass_at_k']:>6.3f} {int(r['kept']):>5} {int(r['samples']):>7} "
+                    f"{r['pass_at_k']:>6.3f} {int(r['kept']):>5} "
+                    f"{int(r.get('past_successes', 0)):>4} {int(r['samples']):>7} "  # older states lack it
                     f"{int(r['grid_samples']):>7} {r['eval_accuracy']:>6.3f}")
     preferring = [t for t in report["tasks"] if t.get("preference")]
     if preferring:
@@ -150,13 +151,15 @@ def _plots(report: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     trained = [t for t in report["tasks"] if t.get("rounds")]
     if trained:
         fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+        done = 0  # rounds along the stream: exploration within a task and across tasks
         for t in trained:
-            xs = [r["round"] for r in t["rounds"]]
+            xs = [done + i + 1 for i in range(len(t["rounds"]))]
+            done += len(t["rounds"])
             for ax, key in zip(axes, ("balance", "eval_accuracy", "temperature"), strict=True):
                 ax.plot(xs, [r[key] for r in t["rounds"]], marker="o", label=t["task"])
         for ax, title in zip(axes, ("balance score", "eval exact match", "temperature chosen"),
                              strict=True):
-            ax.set_xlabel("self-training round")
+            ax.set_xlabel("self-training round, along the stream")
             ax.set_title(title)
         axes[0].legend(fontsize=7)
         fig.tight_layout()

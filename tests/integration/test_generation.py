@@ -97,7 +97,7 @@ def test_smollm2_from_the_wheel_answers_in_its_chat_turn_and_learns(classifier, 
 
 def test_self_training_rounds_sample_score_keep_and_train(tiny_causal_lm: Path, classifier) -> None:  # type: ignore[no-untyped-def]
     """The mechanics of the self_train phase on the tiny model: batched sampling, the (T, tau)
-    search on dev prompts, the round's statistics, and wrong answers for the error memory."""
+    search on dev prompts, the round's statistics, and every answer sampled for the memory."""
     from synlearner.learner.config import GenerationConfig, SelfTrainConfig
     from synlearner.learner.generation import SftGenerator
 
@@ -123,20 +123,24 @@ def test_self_training_rounds_sample_score_keep_and_train(tiny_causal_lm: Path, 
     assert outcome.steps == 30 + 2 * 6
     assert {"sft", "self_train", "eval_before", "eval_after", "train"} <= set(outcome.seconds)
     assert "self_train round 1" in phases and "self_train round 2" in phases
-    wrong = [p for p in outcome.predictions if p.split == "self_train"]
-    assert all(not p.correct and p.target in COLOURS.values() for p in wrong)
-    assert len({(p.input, p.prediction) for p in wrong}) == len(wrong)  # unique per prompt
+    sampled = [p for p in outcome.predictions if p.split == "self_train"]
+    assert sampled and all(p.target in COLOURS.values() for p in sampled)
+    assert all(p.correct == (p.prediction.strip() == p.target) for p in sampled)
+    assert len({(p.input, p.prediction) for p in sampled}) == len(sampled)  # unique per prompt
     assert outcome.final == gen.evaluate(task, task.task_id)
 
 
 def test_a_self_training_task_through_the_daemon(tiny_causal_lm: Path, tmp_path: Path) -> None:
-    """A generation task that asks for sft then self_train, learned by the daemon: its rounds
-    in the state, the report and /metrics; its sampled mistakes in the error memory."""
+    """Generation tasks that ask for sft then self_train, learned by the daemon: their rounds
+    in the state, the report and /metrics; the answers they sampled in memory (wrong ones as
+    errors, right ones as successes), and the second task's rounds replaying the first's
+    successes."""
 
     from synlearner.daemon.build import build_daemon
     from synlearner.daemon.config import load_config
     from synlearner.daemon.state import State
     from synlearner.daemon.tools.report import write_report
+    from synlearner.learner.rewards import normalise
     from synlearner.stream import SpoolPublisher
 
     cfg = load_config(None, {
@@ -144,17 +148,23 @@ def test_a_self_training_task_through_the_daemon(tiny_causal_lm: Path, tmp_path:
         "stream.poll_timeout_s": 0.2, "learner.generation": {
             "model": str(tiny_causal_lm), "max_steps": 30, "lr": 5e-3,
             "self_train": {"rounds": 2, "prompts": 6, "samples": 4, "steps": 4, "dev_prompts": 2,
-                           "temperatures": [0.7, 1.3], "first_rung": 2}}}, env={})
-    msg = json.loads(colour_task("colours-daemon"))
-    msg.update(phases=["sft", "self_train"], reward="exact_match")
-    SpoolPublisher(cfg.spool_dir).submit(json.dumps(msg).encode(), msg["task_id"])
+                           "temperatures": [0.1, 1.3], "first_rung": 2, "past_successes": 5}}},
+        env={})
+    for task_id in ("colours-daemon", "colours-again"):
+        msg = json.loads(colour_task(task_id))
+        for example in msg["train"] + msg["eval"]:  # one answer: learned in a few steps
+            example["output"] = "red"
+        msg.update(phases=["sft", "self_train"], reward="exact_match")
+        SpoolPublisher(cfg.spool_dir).submit(json.dumps(msg).encode(), msg["task_id"])
     text = drain_and_scrape(cfg)
     state = State.read(cfg.state_dir)
     entry = state.latest("colours-daemon")
     assert entry is not None and [r["round"] for r in entry.rounds] == [1.0, 2.0]
     assert entry.steps == 30 + 2 * 4
+    assert [r["past_successes"] for r in entry.rounds] == [0.0, 0.0]  # nothing learned before
     assert 'synlearner_selftrain_balance_ratio{round="2",task="colours-daemon"}' in text
     assert "synlearner_selftrain_samples_total" in text
+    assert 'synlearner_memory_search_duration_seconds_count{operation="successes"} 2.0' in text
     paths = write_report(state, tmp_path / "report")
     assert "self-training rounds" in paths["text"].read_text()
     assert paths["self_training_png"].exists()
@@ -163,10 +173,15 @@ def test_a_self_training_task_through_the_daemon(tiny_causal_lm: Path, tmp_path:
         attempts = parts.memory.records(task_id="colours-daemon", split="self_train")
     finally:
         parts.close()
-    sampled_wrong = len(attempts)
-    assert sampled_wrong > 0  # sampling at T 0.7-1.3 makes mistakes the greedy answer does not
-    assert all(r.kind == "error" and not r.correct for r in attempts)
-    assert sampled_wrong == len({(r.input, r.prediction) for r in attempts})
+    wrong = [r for r in attempts if r.kind == "error"]
+    right = [r for r in attempts if r.kind == "experience"]
+    assert right and wrong  # the tiny model: right at T 0.1 (22 of 24), wrong at T 1.3
+    assert all(not r.correct and normalise(r.prediction) != normalise(r.target) for r in wrong)
+    assert all(r.correct and normalise(r.prediction) == normalise(r.target) for r in right)
+    assert len(wrong) == len({(r.input, r.prediction) for r in wrong})
+    again = state.latest("colours-again")
+    assert again is not None
+    assert [r["past_successes"] for r in again.rounds] == [float(min(5, len(right)))] * 2
 
 
 @pytest.mark.parametrize(("phases", "inside"), [

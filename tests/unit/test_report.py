@@ -14,8 +14,8 @@ def test_self_training_rounds_are_reported_and_plotted(tmp_path: Path) -> None:
     rounds = [{"round": float(i), "temperature": t, "tau": 0.5, "balance": b, "pass_at_1": 0.3,
                "pass_at_k": 0.6, "unique_correct": 0.8, "precision": 0.9, "kept": 40.0,
                "samples": 200.0, "search_samples": 72.0, "grid_samples": 7680.0, "steps": 20.0,
-               "loss": 0.4, "eval_accuracy": acc}
-              for i, t, b, acc in ((1, 0.85, 0.41, 0.30), (2, 1.05, 0.55, 0.45))]
+               "loss": 0.4, "eval_accuracy": acc, "past_successes": past}
+              for i, t, b, acc, past in ((1, 0.85, 0.41, 0.30, 16.0), (2, 1.05, 0.55, 0.45, 7.0))]
     for task_id, done in (("sums", rounds), ("plain", [])):
         state.record(TaskEntry(task_id, task_id, 1, "h", "generation", f"adapters/{task_id}/1",
                                0.1, 0.1, 0.45, None, 40, 8, 0, rounds=done),
@@ -26,6 +26,7 @@ def test_self_training_rounds_are_reported_and_plotted(tmp_path: Path) -> None:
     table = text.split("self-training rounds")[1].splitlines()
     lines = [line for line in table if line.startswith("sums ")]
     assert len(lines) == 2 and " 1.05 " in lines[1] and lines[1].rstrip().endswith("0.450")
+    assert lines[0].split()[8:10] == ["16", "200"] and lines[1].split()[8] == "7"  # past, samples
     assert not any(line.startswith("plain ") for line in table)
     body = json.loads(paths["json"].read_text())
     assert [t["rounds"] for t in body["tasks"]] == [rounds, []]
