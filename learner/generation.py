@@ -8,9 +8,7 @@ digit; the share of judgements equal to the score rounded)."""
 from __future__ import annotations
 
 import json
-import math
 import re
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,8 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 from datasets import Dataset
-from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
-from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]  # trl exports them lazily
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from synlearner.learner import rewards
 from synlearner.learner.adapters import AdapterBank, peft_lora
@@ -38,6 +35,7 @@ from synlearner.learner.dpo import learn_preference_task, prefers_chosen, run_pr
 from synlearner.learner.model import causal_lm_path, pick_device, seed_everything
 from synlearner.learner.refine import Refined, refine
 from synlearner.learner.selftrain import SelfTrainer
+from synlearner.learner.sft import completion_dataset, train_sft
 from synlearner.learner.verifier import CachedScorer, Verifier, instruction_of
 from synlearner.memory.base import Embedder, ReplayItem
 from synlearner.stream.schema import Task
@@ -65,23 +63,6 @@ class _Trained:
     extra: list[Prediction] = field(default_factory=list)  # wrong answers of the phases
     preference: dict[str, float] = field(default_factory=dict)
     replay: int = 0
-
-
-class _ProgressCallback(TrainerCallback):
-    def __init__(self, progress: Progress, total: int, phase: str = "train") -> None:
-        self.progress = progress
-        self.total = total
-        self.phase = phase
-        self.loss = float("nan")
-
-    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
-        if logs and "loss" in logs:
-            self.loss = float(logs["loss"])
-            if not math.isfinite(self.loss):
-                raise LearningError(f"train: the loss became {self.loss} at step {state.global_step}")
-
-    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-        self.progress(self.phase, state.global_step, self.total, self.loss)
 
 
 class SftGenerator:
@@ -210,16 +191,8 @@ class SftGenerator:
 
     # -- learning ------------------------------------------------------------------------
     def _dataset(self, pairs: Sequence[tuple[str, str]]) -> Dataset:
-        """Token ids of (prompt, completion) pairs, with the completion marked for the loss."""
-        tok = self.tokenizer
-        rows: dict[str, list[list[int]]] = {"input_ids": [], "completion_mask": []}
-        for prompt, completion in pairs:
-            p = tok(prompt, add_special_tokens=False)["input_ids"]
-            c = self._completion_ids(completion)
-            ids = (p + c)[-self.settings.max_length:]
-            rows["input_ids"].append(ids)
-            rows["completion_mask"].append(([0] * len(p) + [1] * len(c))[-len(ids):])
-        return Dataset.from_dict(rows)
+        return completion_dataset(self.tokenizer, pairs, self._completion_ids,
+                                  self.settings.max_length)
 
     def _pairs(self, task: Task, replay: Sequence[ReplayItem]) -> list[tuple[str, str]]:
         pairs = [(self.prompt(task.instruction, e.input), e.output) for e in task.train]
@@ -231,34 +204,15 @@ class SftGenerator:
 
     def _sft(self, key: str, pairs: Sequence[tuple[str, str]], steps: int, seed: int,
              progress: Progress, phase: str = "train") -> float:
-        """`steps` optimiser steps of TRL's SFTTrainer on `pairs` (loss on the completions)
-        for adapter `key`; returns the last logged loss."""
-        s = self.settings
+        """`steps` optimiser steps of SFT on `pairs` (loss on the completions) for adapter
+        `key`; returns the last logged loss."""
         self.bank.activate(key, trainable=True)
-        callback = _ProgressCallback(progress, steps, phase)
-        with tempfile.TemporaryDirectory(prefix="synlearner-sft-") as out_dir:
-            args = SFTConfig(
-                output_dir=out_dir, max_steps=steps, per_device_train_batch_size=s.batch_size,
-                learning_rate=s.lr, lr_scheduler_type="constant", warmup_steps=0,
-                logging_steps=1, save_strategy="no", report_to=[], seed=seed,
-                max_length=s.max_length, completion_only_loss=True, disable_tqdm=True,
-                use_cpu=self.device.type == "cpu", dataloader_num_workers=0,
-                # TRL turns both on by default; bf16 autocast on a CPU without bf16 units made
-                # a SmolLM2 step 16x slower (75 s against 4.7 s for 8 x 52 tokens on 2 cores),
-                # and the wrapper stays on the model; checkpointing saves memory a 135M model
-                # does not need, at the price of a second forward pass
-                bf16=self.device.type == "cuda" and torch.cuda.is_bf16_supported(),
-                gradient_checkpointing=False,
-            )
-            trainer = SFTTrainer(model=self.bank.model, args=args,
-                                 train_dataset=self._dataset(pairs),
-                                 processing_class=self.tokenizer, callbacks=[callback])
-            try:
-                trainer.train()
-            finally:
-                self.bank.model.eval()
-                self.bank.activate(key, trainable=False)
-        return callback.loss
+        try:
+            return train_sft(self.bank.model, self.tokenizer, self._dataset(pairs), self.settings,
+                             self.device, steps, seed, progress, phase)
+        finally:
+            self.bank.model.eval()
+            self.bank.activate(key, trainable=False)
 
     def learn(self, task: Task, replay: Sequence[ReplayItem], plan: LearnPlan,
               progress: Progress = no_progress) -> LearnOutcome:
