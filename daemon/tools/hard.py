@@ -41,7 +41,7 @@ from synlearner.daemon.tools.hard_texts import (
     news_sample,
     severity_sample,
 )
-from synlearner.daemon.tools.synthetic import Rng, Spec
+from synlearner.daemon.tools.synthetic import Spec, make_task
 
 NLI = ["entailment", "neutral", "contradiction"]
 CLAIMS = ["supported", "not mentioned", "refuted"]
@@ -72,38 +72,11 @@ HARD_SPECS: list[Spec] = [
 ]
 
 
-def _make_unique(spec: Spec, rng: Rng, n_train: int, n_eval: int) -> dict[str, Any]:
-    """A task message whose inputs are all different (so no eval input is a train input);
-    the labels take turns, so every label has its share of both splits."""
-    task_id, instruction, labels, gen, family = spec
-    seen: set[str] = set()
-
-    def split(n: int) -> list[dict[str, str]]:
-        out = []
-        for i in range(n):
-            label = labels[i % len(labels)]
-            for _ in range(1000):
-                text = gen(rng, label)
-                if text not in seen:
-                    break
-            else:
-                raise ValueError(f"{task_id}: the templates ran out of distinct {label!r} inputs")
-            seen.add(text)
-            out.append({"input": text, "output": label})
-        rng.shuffle(out)
-        return out
-
-    return {
-        "schema": "synlearner.task/v1", "task_id": task_id, "kind": "classification",
-        "instruction": instruction, "labels": labels, "train": split(n_train),
-        "eval": split(n_eval), "metadata": {"family": family, "generator": "synlearner-hard/1"},
-    }
-
-
 def hard_stream(seed: int = 17, n_train: int = 600, n_eval: int = 200) -> list[dict[str, Any]]:
     """The eleven tasks of the hard benchmark stream in stream order, as task messages."""
     rng = random.Random(seed)
-    return [_make_unique(spec, rng, n_train, n_eval) for spec in HARD_SPECS]
+    return [make_task(spec, rng, n_train, n_eval, "synlearner-hard/1", unique=True)
+            for spec in HARD_SPECS]
 
 
 def hard_messages(seed: int = 17, n_train: int = 600, n_eval: int = 200) -> list[tuple[str, bytes]]:

@@ -104,25 +104,6 @@ def intent_sample(rng: random.Random, label: str) -> str:
     return rng.choice(INTENTS[label]).format(x=rng.choice(_ITEMS)).capitalize() + "."
 
 
-def _make(
-    task_id: str, instruction: str, labels: list[str], gen: Callable[[random.Random, str], str],
-    rng: random.Random, n_train: int, n_eval: int, family: str,
-) -> dict[str, Any]:
-    def split(n: int) -> list[dict[str, str]]:
-        out = []
-        for i in range(n):
-            label = labels[i % len(labels)]
-            out.append({"input": gen(rng, label), "output": label})
-        rng.shuffle(out)
-        return out
-
-    return {
-        "schema": "synlearner.task/v1", "task_id": task_id, "kind": "classification",
-        "instruction": instruction, "labels": labels, "train": split(n_train),
-        "eval": split(n_eval), "metadata": {"family": family, "generator": "synlearner-demo/1"},
-    }
-
-
 Gen = Callable[[random.Random, str], str]
 Spec = tuple[str, str, list[str], Gen, str]  # task id, instruction, labels, generator, family
 Rng = random.Random
@@ -131,6 +112,37 @@ Rng = random.Random
 def cap(text: str) -> str:
     """`text` with its first letter upper-case (`str.capitalize` lowers the rest)."""
     return text[:1].upper() + text[1:]
+
+
+def make_task(spec: Spec, rng: Rng, n_train: int, n_eval: int,
+              generator: str = "synlearner-demo/1", unique: bool = False) -> dict[str, Any]:
+    """A task message from `spec`; the labels take turns, so every label has its share of
+    both splits. With `unique`, every input is different (no eval input is a train input)."""
+    task_id, instruction, labels, gen, family = spec
+    seen: set[str] = set()
+
+    def draw(label: str) -> str:
+        for _ in range(1000 if unique else 1):
+            text = gen(rng, label)
+            if text not in seen:
+                break
+        else:
+            raise ValueError(f"{task_id}: the templates ran out of distinct {label!r} inputs")
+        if unique:
+            seen.add(text)
+        return text
+
+    def split(n: int) -> list[dict[str, str]]:
+        out = [{"input": draw(labels[i % len(labels)]), "output": labels[i % len(labels)]}
+               for i in range(n)]
+        rng.shuffle(out)
+        return out
+
+    return {
+        "schema": "synlearner.task/v1", "task_id": task_id, "kind": "classification",
+        "instruction": instruction, "labels": labels, "train": split(n_train),
+        "eval": split(n_eval), "metadata": {"family": family, "generator": generator},
+    }
 
 
 def sentiment_of(aspects: list[str]) -> Gen:
@@ -162,7 +174,7 @@ DEMO_SPECS: list[Spec] = [
 
 def make_stream(specs: list[Spec], seed: int, n_train: int, n_eval: int) -> list[dict[str, Any]]:
     rng = random.Random(seed)
-    return [_make(tid, ins, labs, gen, rng, n_train, n_eval, fam) for tid, ins, labs, gen, fam in specs]
+    return [make_task(spec, rng, n_train, n_eval) for spec in specs]
 
 
 def demo_stream(seed: int = 7, n_train: int = 96, n_eval: int = 60) -> list[dict[str, Any]]:
