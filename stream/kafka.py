@@ -15,9 +15,11 @@
   for `unhealthy_after_s`; `poll()` raises `SourceUnavailable` when the thread has stopped.
 * Offsets are committed explicitly (`enable_auto_commit=False`), one record at a time, only
   when the daemon acknowledges the delivery, which it does after the task is durable.
-* A commit that fails because the partition moved to another member (rebalance), or that
-  cannot land in `delivery_timeout_s` (30 s at least), is counted and given up: the record comes again,
-  and learning is idempotent by task id and content hash.
+* A commit that meets a rebalance in progress polls until the rebalance completes, then
+  tries again. One whose partition went to another member (never committed then: that
+  could move the new owner's offset back), or that cannot land in `delivery_timeout_s`
+  (30 s at least), is counted and given up: the record comes again, and learning is
+  idempotent by task id and content hash.
 * `fail()` produces the original bytes to the dead-letter topic with the reason and the
   source topic/partition/offset as headers (a record too large to republish becomes a
   stub, see `kafka_dlq`), waits for the broker's ack, then commits. When the dead-letter
@@ -60,6 +62,7 @@ log = logging.getLogger(__name__)
 MAX_LAG_PARTITIONS = 64  # lag is reported for at most this many partitions
 HELD_POLL_MS = 50  # poll timeout while a task is out (bounds the delay of its ack)
 MAX_BACKOFF_S = 30.0  # between reconnects of the consumer
+REJOIN_POLL_MS = 1000  # a poll between commit retries, long enough to finish a join round
 MIN_COMMIT_WAIT_S = 30.0  # a commit is retried this long at least (a rejoin after an outage)
 
 
@@ -301,6 +304,14 @@ class KafkaTaskSource:
         earlier = generation != self._generation  # handed out by a consumer since replaced
         deadline = time.monotonic() + max(self.s.delivery_timeout_s, MIN_COMMIT_WAIT_S)
         while True:
+            assigned = consumer.assignment()
+            if assigned and tp not in assigned:
+                # the group gave the partition to another member, which reads it from the
+                # committed offset; committing now could move that member's offset back
+                log.warning("kafka: %s moved to another member before its commit; the task will "
+                            "be redelivered there and recognised as learned", delivery.ref)
+                self.listener.on_event("commit_failed")
+                return
             try:
                 consumer.commit({tp: OffsetAndMetadata(offset + 1, "", -1)})
                 self.listener.on_event("committed")
@@ -320,12 +331,14 @@ class KafkaTaskSource:
                     log.error("kafka: giving up committing %s (%s); it will be redelivered and "
                               "acknowledged as a duplicate", delivery.ref, exc)
                     return
-                log.warning("kafka: commit of %s failed (%s); retrying", delivery.ref, exc)
-                self._keep_membership(consumer)
-                time.sleep(0.5)
+                # a rebalance in progress (or a consumer not yet in the group) is completed by
+                # polling; the commit is tried again once it has been
+                log.warning("kafka: commit of %s failed (%s); completing the group's rebalance "
+                            "and retrying", delivery.ref, exc)
+                self._keep_membership(consumer, REJOIN_POLL_MS)
 
-    def _keep_membership(self, consumer: KafkaConsumer) -> None:
-        self._buffer.extend(_poll_paused(consumer))
+    def _keep_membership(self, consumer: KafkaConsumer, timeout_ms: int) -> None:
+        self._buffer.extend(_poll_paused(consumer, timeout_ms))
         self._beat = time.monotonic()
 
     def _report_lag(self, consumer: KafkaConsumer) -> None:
@@ -341,10 +354,10 @@ class KafkaTaskSource:
         self._pending = sum(lags.values())
 
 
-def _poll_paused(consumer: KafkaConsumer) -> list[tuple[TopicPartition, Any]]:
+def _poll_paused(consumer: KafkaConsumer, timeout_ms: int) -> list[tuple[TopicPartition, Any]]:
     """Poll to keep (or get) the group membership; what it returns is paused, to wait."""
     out: list[tuple[TopicPartition, Any]] = []
-    for part, records in consumer.poll(timeout_ms=500, max_records=1).items():
+    for part, records in consumer.poll(timeout_ms=timeout_ms, max_records=1).items():
         out.extend((part, rec) for rec in records)
         consumer.pause(part)
     _release_parked_records(consumer)

@@ -4,6 +4,7 @@ jars), with the daemon running as a real process."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sqlite3
 import subprocess
@@ -46,9 +47,18 @@ def learned_once(rows: list[dict], ids: list[str]) -> None:  # type: ignore[type
     assert_learned_once(rows, ids)
 
 
-def assert_learned_once(rows: list[dict], ids: list[str], context: str = "") -> None:  # type: ignore[type-arg]
+def assert_learned_once(rows: list[dict], ids: list[str], context: str = "",  # type: ignore[type-arg]
+                        commits_given_up: int = 0) -> None:
+    """Each task learned once, but for one more time per commit that a rebalance stopped
+    (at-least-once: the new owner of the partition reads the record again)."""
     counts = Counter(r["task_id"] for r in rows if r["status"] == "learned")
-    assert counts == {i: 1 for i in ids}, f"{counts}\n{context}"
+    assert sorted(counts) == sorted(ids), f"{counts}\n{context}"
+    again = sum(n - 1 for n in counts.values())
+    assert again <= commits_given_up, f"{counts}, {commits_given_up} commits given up\n{context}"
+
+
+GIVEN_UP = re.compile(r"moved to another member before its commit|failed after a rebalance|"
+                      r"giving up committing")
 
 
 def wait_committed(broker: KafkaBroker, topics: Topics, n: int, timeout: float = 60) -> None:
@@ -233,13 +243,16 @@ def test_two_daemons_share_partitions_and_one_takes_over(broker: KafkaBroker, tm
         a.wait_log(r"task s-\d+: train\n", count=2)  # inside its second task's train phase
         assert a.stop(signal.SIGKILL) == -signal.SIGKILL  # killed in the middle of a task
         rows = learned_results(broker, topics.results, [t for t, _ in batch], timeout=600)
-        rebalances = [line for line in (a.text() + b.text()).splitlines()
+        logs = a.text() + b.text()
+        rebalances = [line for line in logs.splitlines()
                       if "rebalance" in line or "partitions" in line or "Heartbeat" in line]
-        assert_learned_once(rows, [t for t, _ in batch], "\n".join(rebalances))
+        given_up = len(GIVEN_UP.findall(logs))
+        assert_learned_once(rows, [t for t, _ in batch], "\n".join(rebalances), given_up)
         wait_committed(broker, topics, 8)
         learned_by_a = a.text().count(": learned v1")
         learned_by_b = b.text().count(": learned v1")
-        assert learned_by_a >= 1 and learned_by_b >= 1 and learned_by_a + learned_by_b == 8
+        assert learned_by_a >= 1 and learned_by_b >= 1
+        assert 8 <= learned_by_a + learned_by_b <= 8 + given_up
     finally:
         b.stop()
         if a.proc is not None and a.proc.poll() is None:
