@@ -51,3 +51,26 @@ def test_least_recently_used_adapters_unload_and_reload_unchanged(tmp_path: Path
     bank.activate("b")
     bank.activate("c")
     assert "d" in bank.loaded()
+
+
+def test_a_merge_of_more_adapters_than_the_limit_loads_them_all(tmp_path: Path) -> None:
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from synlearner.learner.adapters import AdapterBank, peft_lora
+    from synlearner.learner.config import LoraSettings
+
+    torch.manual_seed(0)
+    model = BertModel(BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2,
+                                 num_attention_heads=2, intermediate_size=64))
+    bank = AdapterBank(model, peft_lora(LoraSettings()), tmp_path, max_loaded=2)
+    for i, key in enumerate("abcd"):
+        bank.create(key, None, seed=i)
+        for param in bank.parameters(key):
+            torch.nn.init.normal_(param, std=0.1)
+        bank.save(key, tmp_path / key)
+    bank.merge(list("abcd"), "merged", "cat")
+    # cat sums the four deltas exactly: its A and B stack theirs, so every source counted
+    merged = bank.parameters("merged")
+    assert sum(p.numel() for p in merged) == 4 * sum(p.numel() for p in bank.parameters("a"))
+    assert len(bank.loaded()) <= 2 and "merged" in bank.loaded()
