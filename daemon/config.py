@@ -42,8 +42,21 @@ class HttpConfig(_Section):
     max_connections: int = Field(HTTP_MAX_CONNECTIONS, gt=0)
 
 
+class ApiConfig(_Section):
+    """`synlearner serve`: answers from the committed adapters over HTTP (FastAPI)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(9465, ge=0, le=65535)  # 0: any free port
+    max_body_bytes: int = Field(1 << 20, gt=0)  # a larger request is answered 413
+    max_inputs: int = Field(64, gt=0)  # inputs in one request
+    max_input_chars: int = Field(8192, gt=0)  # characters in one input
+    max_refine: int = Field(8, ge=0)  # `refine` rounds a request may ask for
+    reload_check_s: float = Field(1.0, gt=0)  # how often the state dir is checked for commits
+
+
 class DaemonConfig(_Section):
     http: HttpConfig = HttpConfig()
+    api: ApiConfig = ApiConfig()
     drain: bool = False  # exit once the stream is empty
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"

@@ -115,6 +115,13 @@ class BiEncoderClassifier:
         logits = self._logits(task, texts, adapter)
         return [task.labels[i] for i in logits.argmax(-1).tolist()]
 
+    def label_scores(self, task: Task, texts: Sequence[str],
+                     adapter: str | None) -> list[dict[str, float]]:
+        """Each text's probability for each of the task's labels (softmax over the scaled
+        cosines `predict` takes the largest of)."""
+        probs = self._logits(task, texts, adapter).softmax(-1).tolist()
+        return [dict(zip(task.labels, row, strict=True)) for row in probs]
+
     def evaluate(self, task: Task, adapter: str | None) -> float:
         return self._score(task, task.eval, adapter)[0]
 

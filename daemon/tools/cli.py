@@ -181,6 +181,24 @@ def _predict_routed(cfg: Config, state: State, texts: list[str]) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """A read-only replica over the state directory: the HTTP API of `daemon/api.py`."""
+    import uvicorn
+
+    from synlearner.daemon.api import create_app
+    from synlearner.daemon.build import build_learners, setup_logging
+    from synlearner.daemon.serving import Predictor
+
+    cfg = _config(args)
+    api = cfg.daemon.api.model_copy(update={k: v for k, v in (("host", args.host), ("port", args.port))
+                                            if v is not None})
+    setup_logging(cfg)
+    app = create_app(Predictor(cfg, build_learners(cfg)), api)
+    uvicorn.run(app, host=api.host, port=api.port, log_level=cfg.daemon.log_level.lower(),
+                access_log=False, limit_concurrency=64, timeout_keep_alive=5)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from synlearner.daemon.build import build_daemon, setup_logging
     from synlearner.daemon.service import Service
@@ -322,6 +340,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="stop refining an answer once the verifier scores it this (0-5)")
     p.add_argument("text", nargs="+")
     p.set_defaults(fn=cmd_predict)
+    p = sub.add_parser("serve", help="serve the committed adapters over HTTP (read-only replica "
+                       "of the state directory)")
+    p.add_argument("--host", help="bind address (default: daemon.api.host, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default: daemon.api.port)")
+    p.set_defaults(fn=cmd_serve)
     p = sub.add_parser("demo", help="learn the bundled demo stream and print the report")
     p.add_argument("--workdir", default="demo-run")
     p.add_argument("--seed", type=int, default=7)

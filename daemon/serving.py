@@ -1,0 +1,206 @@
+"""Answers from the committed adapters of a state directory, for `synlearner serve`.
+
+One resident base model per task kind; a task's adapter is loaded once and switched to in
+place (PEFT's `set_adapter`), never by reloading the model. The state is read again when
+its database changes (a commit by the daemon beside it), at most every `reload_check_s`,
+and a request is answered from one snapshot of it under one lock: it sees a newly
+committed adapter either for all of its inputs or for none, and never a half-trained one
+(the daemon trains in memory and commits an adapter by renaming its folder into place).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from synlearner.daemon.agnostic import consolidated_dir
+from synlearner.daemon.config import Config
+from synlearner.daemon.state import State, TaskEntry
+from synlearner.learner.base import Learner, consolidated_key
+from synlearner.memory.profiles import TaskProfiles
+from synlearner.stream.schema import Task
+
+
+class UnknownTask(LookupError):
+    """The request names a task that has not been learned (404)."""
+
+
+class NotServable(ValueError):
+    """The request asks for something the task cannot do (e.g. refine a label) (400)."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    task_id: str
+    adapter: str  # the adapter key that answered
+    version: int  # the answering task's version
+    prediction: str
+    scores: dict[str, float] | None = None  # classification: each label's probability
+    verifier_score: float | None = None  # refined generation: the best answer's score (0-5)
+    rounds: int | None = None  # refined generation: answers generated
+
+
+class Predictor:
+    def __init__(self, cfg: Config, learners: Mapping[str, Learner]) -> None:
+        self.cfg = cfg
+        self.root = cfg.state_dir
+        self.learners = dict(learners)
+        self._lock = threading.Lock()  # one request at a time on the resident models
+        # (kind, adapter key) -> (weights file, its mtime) of the adapter loaded
+        self._loaded: dict[tuple[str, str], tuple[Path, int]] = {}
+        self._tasks: dict[tuple[str, str], Task] = {}  # (task id, content hash) -> task
+        self._stamp: tuple[int, ...] = ()
+        self._checked = 0.0
+        self.state = State.read(self.root)
+        self.reloads = 0  # snapshots read after the first
+
+    # -- the state snapshot --------------------------------------------------------------
+    def _db_stamp(self) -> tuple[int, ...]:
+        out: list[int] = []
+        for name in ("state.sqlite3", "state.sqlite3-wal"):
+            try:
+                st = (self.root / name).stat()
+                out += [st.st_mtime_ns, st.st_size]
+            except FileNotFoundError:
+                out += [0, 0]
+        return tuple(out)
+
+    def refresh(self, force: bool = False) -> State:
+        """The latest committed state (read again if the database changed since)."""
+        now = time.monotonic()
+        if force or now - self._checked >= self.cfg.daemon.api.reload_check_s:
+            self._checked = now
+            stamp = self._db_stamp()
+            if force or stamp != self._stamp:
+                if self._stamp:
+                    self.reloads += 1
+                self.state, self._stamp = State.read(self.root), stamp
+        return self.state
+
+    def ready(self) -> bool:
+        return (self.root / "state.sqlite3").exists()
+
+    # -- what has been learned -----------------------------------------------------------
+    def tasks(self) -> list[dict[str, Any]]:
+        with self._lock:
+            state = self.refresh()
+            scores = state.latest_scores()
+            return [_task_view(e, scores.get(e.column), state.answer_key(e.task_id))
+                    for e in (state.latest(t) for t in state.task_ids()) if e is not None]
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        with self._lock:
+            state = self.refresh()
+            entry = state.latest(task_id)
+            if entry is None:
+                raise UnknownTask(f"task {task_id!r} has not been learned")
+            view = _task_view(entry, state.latest_scores().get(entry.column),
+                              state.answer_key(task_id))
+            view["versions"] = [e.version for e in state.entries if e.task_id == task_id]
+            view["labels"] = list(self._task(state, entry).labels)
+            return view
+
+    # -- answering -----------------------------------------------------------------------
+    def predict(self, task_id: str | None, inputs: Sequence[str], refine: int = 0,
+                threshold: float = 4.5) -> list[Answer]:
+        with self._lock:
+            state = self.refresh()
+            if not state.entries:
+                raise UnknownTask("nothing has been learned yet")
+            if task_id is not None:
+                return self._answer(state, task_id, list(inputs), refine, threshold, routed=False)
+            routes = self._route(inputs)
+            out: list[Answer | None] = [None] * len(inputs)
+            for routed in dict.fromkeys(routes):
+                idx = [i for i, r in enumerate(routes) if r == routed]
+                if routed is None or state.latest(routed) is None:
+                    raise UnknownTask("no learned task is near these inputs")
+                for i, answer in zip(idx, self._answer(state, routed, [inputs[i] for i in idx],
+                                                       refine, threshold, routed=True), strict=True):
+                    out[i] = answer
+            return [a for a in out if a is not None]
+
+    def _route(self, inputs: Sequence[str]) -> list[str | None]:
+        """The nearest task centroid per input (the memory's task profiles, read-only)."""
+        path = self.root / "memory" / "memory.sqlite3"
+        if not path.exists():
+            return [None] * len(inputs)
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        try:
+            profiles = TaskProfiles(db, _read_only, self.cfg.memory.similarity.model_dump())
+            embedder = self.learners["classification"].embedder
+            return profiles.route(embedder.embed(list(inputs)))
+        finally:
+            db.close()
+
+    def _answer(self, state: State, task_id: str, inputs: list[str], refine: int,
+                threshold: float, routed: bool) -> list[Answer]:
+        entry = state.latest(task_id)
+        if entry is None:
+            raise UnknownTask(f"task {task_id!r} has not been learned")
+        task = self._task(state, entry)
+        learner = self.learners.get(task.kind)
+        if learner is None:
+            raise NotServable(f"task {task_id!r} is of kind {task.kind!r}, which this server "
+                              "has no model for")
+        key, path = self._adapter(state, entry, routed)
+        self._load(learner, task.kind, key, path)
+        if refine:
+            return self._refined(state, task, learner, key, entry, inputs, refine, threshold)
+        if task.kind == "classification":
+            scores = learner.label_scores(task, inputs, key)  # type: ignore[attr-defined]
+            return [Answer(task_id, key, entry.version, max(s, key=s.__getitem__),
+                           {k: round(v, 4) for k, v in s.items()}) for s in scores]
+        return [Answer(task_id, key, entry.version, p) for p in learner.predict(task, inputs, key)]
+
+    def _refined(self, state: State, task: Task, learner: Learner, key: str, entry: TaskEntry,
+                 inputs: list[str], rounds: int, threshold: float) -> list[Answer]:
+        from synlearner.learner.rewards import parse, verifier_tasks
+
+        named = next(iter(verifier_tasks(parse(task.reward))), None) if task.reward else None
+        judge = state.latest(named) if named else None
+        if task.kind != "generation" or judge is None or judge.kind != "verification":
+            raise NotServable("refine needs a generation task whose reward names a learned "
+                              "verification task")
+        self._load(learner, task.kind, judge.task_id, state.root / judge.adapter)
+        refined = learner.refine(task, inputs, key, rounds, threshold,  # type: ignore[attr-defined]
+                                 judge.task_id)
+        return [Answer(task.task_id, key, entry.version, r.answer, verifier_score=round(r.score, 3),
+                       rounds=r.rounds) for r in refined]
+
+    def _adapter(self, state: State, entry: TaskEntry, routed: bool) -> tuple[str, Path]:
+        merged = consolidated_dir(state, entry.kind)
+        if routed and self.cfg.learner.adapters == "per-task" and merged.exists():
+            return consolidated_key(entry.kind), merged
+        key = state.answer_key(entry.task_id)
+        return key, state.root / (state.latest(key) or entry).adapter
+
+    def _load(self, learner: Learner, kind: str, key: str, path: Path) -> None:
+        """Load `key`'s adapter unless the one loaded is still the folder's (a new commit
+        names a new folder; a merge swaps a new folder in under the same name)."""
+        weights = path / "adapter_model.safetensors"
+        stamp = (weights, weights.stat().st_mtime_ns)
+        if self._loaded.get((kind, key)) != stamp or not learner.has_adapter(key):
+            learner.load_adapter(key, path)
+            self._loaded[(kind, key)] = stamp
+
+    def _task(self, state: State, entry: TaskEntry) -> Task:
+        cached = self._tasks.get((entry.task_id, entry.content_hash))
+        if cached is None:
+            cached = self._tasks[(entry.task_id, entry.content_hash)] = state.load_task(entry.task_id)
+        return cached
+
+
+def _read_only() -> Any:
+    raise RuntimeError("the serving replica never writes the memory")
+
+
+def _task_view(entry: TaskEntry, score: float | None, answer_key: str) -> dict[str, Any]:
+    return {"task_id": entry.task_id, "kind": entry.kind, "version": entry.version,
+            "learned_at": entry.learned_at, "adapter": answer_key, "accuracy": score,
+            "zero_shot": entry.zero_shot, "final": entry.final, "init_from": entry.init_from}
