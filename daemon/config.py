@@ -61,6 +61,9 @@ class DaemonConfig(_Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
     watchdog_s: float = Field(10.0, gt=0)
+    # no heartbeat (poll, training step, phase, task scored) for this long: unhealthy, and
+    # the systemd watchdog is no longer fed; under systemd at most its WatchdogSec
+    stall_after_s: float = Field(900.0, gt=0)
     progress_every_steps: int = Field(10, gt=0)
 
 

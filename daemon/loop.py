@@ -14,10 +14,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
-import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from synlearner.daemon.agnostic import TaskAgnostic
@@ -78,7 +77,9 @@ class Daemon:
         self.learners = dict(learners)
         self.state = state
         self.metrics = metrics
-        self.jobs: queue.Queue[Callable[[], None]] = queue.Queue()
+        # set from signal handlers and the scheduler: a plain flag, never a lock (a handler
+        # runs on the main thread, between any two of its bytecodes, perhaps inside a lock)
+        self.gauges_due = False
         self._stop = threading.Event()
         self.settler = Settler(source, results, attempts or Attempts(state.root / "attempts"),
                                metrics, self._stop, cfg.stream.max_attempts,
@@ -186,12 +187,9 @@ class Daemon:
                 self._publish(result, delivery)
 
     def _run_jobs(self) -> None:
-        while True:
-            try:
-                job = self.jobs.get_nowait()
-            except queue.Empty:
-                return
-            job()
+        if self.gauges_due:  # however many were asked for while a task trained: one refresh
+            self.gauges_due = False
+            self.refresh_gauges()
 
     def _holding(self, what: str) -> None:
         """Backing off a transient failure is a deliberate wait, not a stall."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 import time
 from types import FrameType
 
@@ -15,7 +16,6 @@ from synlearner.daemon.http import HttpServer
 from synlearner.daemon.notify import sd_notify, watchdog_interval_s
 
 log = logging.getLogger("synlearner.daemon")
-STALL_AFTER_S = 900.0  # no heartbeat (poll, training step, phase) for this long: unhealthy
 
 
 class Service:
@@ -25,20 +25,33 @@ class Service:
         self.daemon = parts.daemon
         self.http: HttpServer | None = None
         self.scheduler = BackgroundScheduler(daemon=True)
+        # under a systemd watchdog a hang stops its pings within WatchdogSec, and systemd
+        # restarts the daemon a WatchdogSec later
+        watchdog = watchdog_interval_s()
+        self.stall_after_s = min(cfg.daemon.stall_after_s,
+                                 2 * watchdog if watchdog else cfg.daemon.stall_after_s)
 
     def healthy(self) -> bool:
         """The main loop made progress lately and the stream source can still deliver."""
-        alive = time.monotonic() - self.daemon.heartbeat < STALL_AFTER_S
+        alive = time.monotonic() - self.daemon.heartbeat < self.stall_after_s
         return alive and bool(self.daemon.source.healthy())
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        """Runs on the main thread between two of its bytecodes, perhaps while it holds a
+        lock (a queue's, an event's): so it takes none itself. SIGHUP sets a flag; a stop
+        is handed to a thread of its own (setting the stop event takes its lock)."""
         if signum == signal.SIGHUP:
-            log.info("SIGHUP: refreshing gauges (restart to change the config)")
-            self.daemon.jobs.put(self.daemon.refresh_gauges)
+            self.daemon.gauges_due = True
             return
+        threading.Thread(target=self._stop_for, args=(signum,), name="stop", daemon=True).start()
+
+    def _stop_for(self, signum: int) -> None:
         log.info("signal %d: stopping after the current step", signum)
         sd_notify("STOPPING=1")
         self.daemon.stop()
+
+    def _gauges_due(self) -> None:
+        self.daemon.gauges_due = True
 
     def _watchdog(self) -> None:
         if self.healthy():
@@ -58,8 +71,7 @@ class Service:
             signal.signal(sig, self._on_signal)
         interval = watchdog_interval_s() or self.cfg.daemon.watchdog_s
         self.scheduler.add_job(self._watchdog, "interval", seconds=interval, id="watchdog")
-        self.scheduler.add_job(lambda: self.daemon.jobs.put(self.daemon.refresh_gauges),
-                               "interval", seconds=15, id="gauges")
+        self.scheduler.add_job(self._gauges_due, "interval", seconds=15, id="gauges")
         self.scheduler.start()
         sd_notify("READY=1")
 

@@ -109,21 +109,27 @@ class Predictor:
     def predict(self, task_id: str | None, inputs: Sequence[str], refine: int = 0,
                 threshold: float = 4.5) -> list[Answer]:
         with self._lock:
-            state = self.refresh()
-            if not state.entries:
-                raise UnknownTask("nothing has been learned yet")
-            if task_id is not None:
-                return self._answer(state, task_id, list(inputs), refine, threshold, routed=False)
-            routes = self._route(inputs)
-            out: list[Answer | None] = [None] * len(inputs)
-            for routed in dict.fromkeys(routes):
-                idx = [i for i, r in enumerate(routes) if r == routed]
-                if routed is None or state.latest(routed) is None:
-                    raise UnknownTask("no learned task is near these inputs")
-                for i, answer in zip(idx, self._answer(state, routed, [inputs[i] for i in idx],
-                                                       refine, threshold, routed=True), strict=True):
-                    out[i] = answer
-            return [a for a in out if a is not None]
+            try:
+                return self._predict(self.refresh(), task_id, inputs, refine, threshold)
+            except FileNotFoundError:  # an adapter pruned after a newer commit: read again
+                return self._predict(self.refresh(force=True), task_id, inputs, refine, threshold)
+
+    def _predict(self, state: State, task_id: str | None, inputs: Sequence[str], refine: int,
+                 threshold: float) -> list[Answer]:
+        if not state.entries:
+            raise UnknownTask("nothing has been learned yet")
+        if task_id is not None:
+            return self._answer(state, task_id, list(inputs), refine, threshold, routed=False)
+        routes = self._route(inputs)
+        out: list[Answer | None] = [None] * len(inputs)
+        for routed in dict.fromkeys(routes):
+            idx = [i for i, r in enumerate(routes) if r == routed]
+            if routed is None or state.latest(routed) is None:
+                raise UnknownTask("no learned task is near these inputs")
+            for i, answer in zip(idx, self._answer(state, routed, [inputs[i] for i in idx],
+                                                   refine, threshold, routed=True), strict=True):
+                out[i] = answer
+        return [a for a in out if a is not None]
 
     def _route(self, inputs: Sequence[str]) -> list[str | None]:
         """The nearest task centroid per input (the memory's task profiles, read-only)."""

@@ -26,11 +26,14 @@ def _config(args: argparse.Namespace, **overrides: Any) -> Config:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from synlearner.daemon.build import build_daemon, setup_logging
+    from synlearner.daemon.notify import extending_start
     from synlearner.daemon.service import Service
 
     cfg = _config(args, **({"daemon.drain": True} if args.drain else {}))
     setup_logging(cfg)
-    Service(cfg, build_daemon(cfg)).run()
+    with extending_start():  # model, adapters, memory: up to minutes before READY=1
+        parts = build_daemon(cfg)
+    Service(cfg, parts).run()
     return 0
 
 

@@ -56,6 +56,9 @@ def test_systemd_unit_verifies_and_is_hardened(tmp_path: Path) -> None:
     level = float(re.search(r"Overall exposure level for \S+: ([\d.]+)", sec.stdout).group(1))
     assert level <= 2.0, sec.stdout[-2000:]
     assert "Type=notify" in unit and "ExecReload=/bin/kill -HUP $MAINPID" in unit
+    for key in ("TimeoutStartSec=", "MemoryMax=", "TasksMax=", "LimitNOFILE=", "IPAddressDeny=any",
+                "StartLimitIntervalSec=", "StartLimitBurst="):
+        assert f"\n{key}" in unit, key
 
 
 def query(base: str, expr: str) -> dict:  # type: ignore[type-arg]  # Prometheus API JSON

@@ -35,3 +35,30 @@ def test_watchdog_interval(monkeypatch: pytest.MonkeyPatch) -> None:
     assert watchdog_interval_s() == 60.0
     monkeypatch.setenv("WATCHDOG_PID", "1")
     assert watchdog_interval_s() is None
+
+
+def test_a_slow_start_extends_the_start_timeout_until_it_is_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    from synlearner.daemon.notify import extending_start
+
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind(str(path))
+        server.settimeout(2)
+        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+        with extending_start(every_s=0.05, by_s=3):
+            time.sleep(0.3)
+        got = []
+        server.settimeout(0.2)
+        try:
+            while True:
+                got.append(server.recv(64))
+        except TimeoutError:
+            pass
+        assert len(got) >= 3 and set(got) == {b"EXTEND_TIMEOUT_USEC=3000000"}
+        time.sleep(0.2)  # and none once the start is done
+        with pytest.raises(TimeoutError):
+            server.recv(64)
