@@ -1,11 +1,12 @@
 """Serving latency of `synlearner serve` on the embedded MiniLM, against a bare forward pass
 of the same model on the same inputs, timed in the same run.
 
-    python bench/bench_serving.py --out DIR
+    python bench/bench_serving.py --out DIR [--stream FOLDER]
 
-It learns two small demo tasks with the daemon (spool, drain) into a temporary state
-directory, serves it with the API on a real uvicorn server on a free loopback port, and
-measures over HTTP, writing DIR/serving.json:
+It learns two small demo tasks (or the first two of a stream's task files, 24 steps each)
+with the daemon (spool, drain) into a temporary state directory, serves it with the API on
+a real uvicorn server on a free loopback port, and measures over HTTP, writing
+DIR/serving.json:
 
 - `adapter_switch_ms_p50`: switching the resident model between the two tasks' adapters;
 - predict p50/p99 for 1 and for 32 inputs, and the same for the bare forward pass
@@ -74,6 +75,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True)
     ap.add_argument("--requests", type=int, default=100, help="timed requests per size")
+    ap.add_argument("--stream", help="a folder of task files (default: the demo stream)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -90,9 +92,13 @@ def main() -> None:
     from synlearner.learner.base import LearnPlan
     from synlearner.stream import Limits, parse_task
 
-    tasks = demo_stream(seed=7, n_train=48, n_eval=32)
+    if args.stream:
+        tasks = [json.loads(p.read_text()) for p in sorted(Path(args.stream).glob("*.json"))]
+    else:
+        tasks = demo_stream(seed=7, n_train=48, n_eval=32)
     restaurants, news = tasks[0], tasks[1]
-    texts = [e["input"] for t in tasks for e in t["eval"]]
+    texts = [e["input"] for t in tasks[:2] for e in t["eval"]]
+    texts = texts[:: max(1, len(texts) // 256)]  # both tasks' inputs, mixed
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         cfg = load_config(learn(work / "state", work, [restaurants, news]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -55,11 +55,16 @@ def build_learners(cfg: Config) -> dict[str, Learner]:
     return build(cfg.learner)
 
 
+def memory_embedder(cfg: Config, learners: Mapping[str, Learner]) -> Embedder:
+    """The encoder the memory's config names: the classifier's base model, or hashing."""
+    if cfg.memory.embedder == "hashing":
+        return HashingEmbedder()
+    return learners["classification"].embedder
+
+
 def build_memory(cfg: Config, learners: dict[str, Learner]) -> ExperienceMemory:
-    """The memory with the encoder its config names: the classifier's base model, or hashing."""
-    embedder: Embedder = (HashingEmbedder() if cfg.memory.embedder == "hashing"
-                          else learners["classification"].embedder)
-    return ExperienceMemory(cfg.state_dir / "memory", embedder, cfg.memory)
+    """The memory with the encoder its config names."""
+    return ExperienceMemory(cfg.state_dir / "memory", memory_embedder(cfg, learners), cfg.memory)
 
 
 @dataclass

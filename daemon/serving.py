@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from synlearner.daemon.agnostic import consolidated_dir
+from synlearner.daemon.build import memory_embedder
 from synlearner.daemon.config import Config
 from synlearner.daemon.state import State, TaskEntry
 from synlearner.learner.base import Learner, consolidated_key
+from synlearner.memory.base import committed_id
 from synlearner.memory.profiles import TaskProfiles
 from synlearner.stream.schema import Task
 
@@ -139,8 +141,9 @@ class Predictor:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
         try:
             profiles = TaskProfiles(db, _read_only, self.cfg.memory.similarity.model_dump())
-            embedder = self.learners["classification"].embedder
-            return profiles.route(embedder.embed(list(inputs)))
+            embedder = memory_embedder(self.cfg, self.learners)
+            # a task being learned again routes as its committed version
+            return [committed_id(r) if r else None for r in profiles.route(embedder.embed(list(inputs)))]
         finally:
             db.close()
 

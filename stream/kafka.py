@@ -336,6 +336,7 @@ class KafkaTaskSource:
                 log.warning("kafka: commit of %s failed (%s); completing the group's rebalance "
                             "and retrying", delivery.ref, exc)
                 self._keep_membership(consumer, REJOIN_POLL_MS)
+                time.sleep(0.2)  # a poll that returns at once (no coordinator yet) is no wait
 
     def _keep_membership(self, consumer: KafkaConsumer, timeout_ms: int) -> None:
         self._buffer.extend(_poll_paused(consumer, timeout_ms))

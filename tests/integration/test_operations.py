@@ -101,6 +101,13 @@ def test_prometheus_scrapes_the_daemon_and_dashboard_queries_return_data(tmp_pat
         check = subprocess.run([tool("promtool"), "check", "rules", str(rules)],
                                capture_output=True, text=True)
         assert check.returncode == 0, check.stdout + check.stderr
+        # every alert fires on the series that should raise it, and only after its `for`
+        tested = subprocess.run([tool("promtool"), "test", "rules", "synlearner-alerts.test.yml"],
+                                capture_output=True, text=True, cwd=rules.parent)
+        assert tested.returncode == 0 and "SUCCESS" in tested.stdout, tested.stdout + tested.stderr
+        names = set(re.findall(r"- alert: (\w+)", rules.read_text()))
+        assert names == set(re.findall(r"alertname: (\w+)",
+                                       (rules.parent / "synlearner-alerts.test.yml").read_text()))
         prom = subprocess.Popen(
             [tool("prometheus"), f"--config.file={tmp_path / 'prometheus.yml'}",
              f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
