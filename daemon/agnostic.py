@@ -21,6 +21,7 @@ from pathlib import Path
 from synlearner.daemon.state import State
 from synlearner.learner.base import Learner, consolidated_key
 from synlearner.memory.base import Memory, committed_id
+from synlearner.stream.io import recover_dir
 from synlearner.stream.schema import Task
 
 
@@ -60,6 +61,7 @@ class TaskAgnostic:
         per-task adapters where none was saved."""
         for kind, learner in self.learners.items():
             path = consolidated_dir(self.state, kind)
+            recover_dir(path)
             if self.method != "none" and path.is_dir():
                 learner.load_adapter(consolidated_key(kind), path)
                 continue

@@ -10,6 +10,8 @@ Limits (`daemon.api`): the body's bytes (413), inputs per request and characters
 is a histogram by route and status, and the requests in flight a gauge.
 """
 
+import socket
+import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Annotated, Any
@@ -28,7 +30,7 @@ from prometheus_client import (
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from synlearner.daemon.config import ApiConfig
-from synlearner.daemon.serving import NotServable, Predictor, UnknownTask
+from synlearner.daemon.serving import NotServable, Predictor, Unavailable, UnknownTask
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -108,8 +110,10 @@ class BodyLimit:
         await self.app(scope, counted, guarded)
 
 
-def create_app(predictor: Predictor, limits: ApiConfig,
-               registry: CollectorRegistry | None = None) -> FastAPI:
+def create_app(predictor: Predictor, limits: ApiConfig, registry: CollectorRegistry | None = None,
+               ready: Callable[[], bool] | None = None) -> FastAPI:
+    """The API over `predictor`; `/metrics` shows `registry` (the API's own metrics are
+    added to it), `/readyz` asks `ready` too (the daemon: model, memory and stream up)."""
     registry = registry or CollectorRegistry()
     latency = Histogram("synlearner_api_request_seconds", "API request latency", ["route", "status"],
                         buckets=LATENCY_BUCKETS, registry=registry)
@@ -147,7 +151,8 @@ def create_app(predictor: Predictor, limits: ApiConfig,
             in_flight.dec()
 
     @app.post("/v1/predict", response_model=PredictResponse,
-              responses={404: {"description": "unknown task"}, 400: {"description": "not servable"}})
+              responses={404: {"description": "unknown task"}, 400: {"description": "not servable"},
+                         503: {"description": "a committed adapter is missing"}})
     async def predict(body: PredictRequest) -> PredictResponse:
         try:
             answers = await run_in_threadpool(predictor.predict, body.task_id, body.inputs,
@@ -156,6 +161,8 @@ def create_app(predictor: Predictor, limits: ApiConfig,
             raise HTTPException(404, str(exc)) from exc
         except NotServable as exc:
             raise HTTPException(400, str(exc)) from exc
+        except Unavailable as exc:
+            raise HTTPException(503, str(exc)) from exc
         answered.labels("scores" if answers and answers[0].scores else "text").inc(len(answers))
         return PredictResponse(answers=[Answer(**vars(a)) for a in answers])
 
@@ -175,10 +182,11 @@ def create_app(predictor: Predictor, limits: ApiConfig,
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", responses={503: {"description": "no state to serve yet"}})
+    @app.get("/readyz", responses={503: {"description": "no state to serve yet, or the daemon "
+                                          "is starting or stopping"}})
     async def readyz() -> JSONResponse:
-        ready = predictor.ready()
-        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+        up = predictor.ready() and (ready is None or ready())
+        return JSONResponse({"ready": up}, status_code=200 if up else 503)
 
     @app.get("/metrics", response_class=PlainTextResponse,
              responses={200: {"description": "Prometheus text format"}})
@@ -187,3 +195,28 @@ def create_app(predictor: Predictor, limits: ApiConfig,
 
     app.add_middleware(BodyLimit, limit=limits.max_body_bytes)
     return app
+
+
+class ApiServer:
+    """The API served by uvicorn on a thread of the training daemon: its socket is bound
+    here, so a port in use is an error to log, not the end of the daemon's learning."""
+
+    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+        import uvicorn
+
+        self._sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host
+                                          else socket.AF_INET, backlog=64)
+        self.port = int(self._sock.getsockname()[1])
+        self._server = uvicorn.Server(uvicorn.Config(
+            app, log_level="warning", log_config=None, access_log=False, limit_concurrency=64,
+            timeout_keep_alive=5))  # log_config None: the daemon's logging stays as it is
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
+                                        name="api", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._sock.close()

@@ -150,7 +150,7 @@ def build_daemon(cfg: Config, learners: dict[str, Learner] | None = None) -> Par
     metrics = Metrics()
     source, results = build_source(cfg, metrics)
     memory = build_memory(cfg, learners)
-    state = State.load(cfg.state_dir)
+    state = State.load(cfg.state_dir, cfg.daemon.jobs.adapter_versions)
     daemon = Daemon(cfg, source, results, memory, learners, state, metrics, build_attempts(cfg))
     return Parts(daemon, metrics, memory, locks)
 
@@ -168,7 +168,7 @@ def setup_logging(cfg: Config) -> None:
         else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
     logging.basicConfig(level=cfg.daemon.log_level, handlers=[handler], force=True)
-    for noisy in ("httpx", "urllib3", "transformers", "peft", "datasets", "apscheduler"):
+    for noisy in ("httpx", "urllib3", "transformers", "peft", "datasets", "apscheduler", "uvicorn"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # kafka-python logs every refused connection of an outage at ERROR; the Kafka source
     # logs its own warning once per failed operation instead

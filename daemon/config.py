@@ -43,8 +43,11 @@ class HttpConfig(_Section):
 
 
 class ApiConfig(_Section):
-    """`synlearner serve`: answers from the committed adapters over HTTP (FastAPI)."""
+    """The HTTP API (FastAPI) that answers from the committed adapters: `synlearner serve`,
+    and the training daemon itself unless `enabled` is false (its models are a copy of the
+    daemon's, loaded by the first request)."""
 
+    enabled: bool = True  # on the training daemon (`synlearner serve` always serves)
     host: str = "127.0.0.1"
     port: int = Field(9465, ge=0, le=65535)  # 0: any free port
     max_body_bytes: int = Field(1 << 20, gt=0)  # a larger request is answered 413
@@ -54,9 +57,23 @@ class ApiConfig(_Section):
     reload_check_s: float = Field(1.0, gt=0)  # how often the state dir is checked for commits
 
 
+class JobsConfig(_Section):
+    """Scheduled upkeep (APScheduler queues each job; the main loop runs it between tasks,
+    drift and compaction only while the stream is idle). An interval of 0 turns a job off."""
+
+    drift_every_s: float = Field(6 * 3600, ge=0)  # re-evaluate every task with its adapter
+    drift_tolerance: float = Field(0.02, ge=0)  # a score this far from its record is logged
+    retention_every_s: float = Field(3600, ge=0)
+    adapter_versions: int = Field(2, ge=1)  # folders kept per adapter key (latest first)
+    done_max_age_s: float = Field(7 * 86400, ge=0)  # spool done/ messages (0: kept forever)
+    max_results_bytes: int = Field(64 << 20, ge=0)  # spool results.jsonl rotated past this (0: never)
+    compaction_every_s: float = Field(24 * 3600, ge=0)  # memory: duplicates, free pages
+
+
 class DaemonConfig(_Section):
     http: HttpConfig = HttpConfig()
     api: ApiConfig = ApiConfig()
+    jobs: JobsConfig = JobsConfig()
     drain: bool = False  # exit once the stream is empty
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
@@ -165,3 +182,46 @@ def load_config(
         lines = [_describe(e) for e in exc.errors(include_url=False, include_input=True)]
         where = f" in {path}" if path else ""
         raise ConfigError(f"invalid config{where}: " + "; ".join(lines)) from None
+
+
+# Settings a running daemon takes on SIGHUP (each read where it is used, per task or per
+# poll); a change to any other is refused with a log line naming it (restart to apply).
+LIVE_SETTINGS = (
+    "daemon.log_level", "daemon.progress_every_steps", "daemon.stall_after_s", "daemon.drain",
+    "stream.poll_timeout_s", "stream.max_attempts", "stream.backoff_max_s",
+    "stream.limits.max_json_depth", "stream.limits.max_train_examples",
+    "stream.limits.max_eval_examples", "stream.limits.max_field_chars",
+    "stream.limits.max_labels", "stream.limits.on_oversize", "stream.limits.max_number_chars",
+    "stream.limits.max_data_file_bytes", "stream.limits.max_data_line_bytes",
+    "learner.min_init_similarity", "learner.promote", "learner.promote_examples",
+    "learner.consolidate_every", "daemon.jobs.drift_tolerance", "daemon.jobs.adapter_versions",
+    "daemon.jobs.done_max_age_s", "daemon.jobs.max_results_bytes",
+)
+
+
+def _leaves(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            out |= _leaves(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def live_update(running: Config, loaded: Config) -> tuple[Config, list[str], list[str]]:
+    """The config a running daemon goes on with after `loaded` was read on SIGHUP: the
+    running one with the changes to `LIVE_SETTINGS` applied. Returns it, the settings
+    applied and the settings refused (changed, but only read at start), by dotted name."""
+    old, new = _leaves(running.model_dump()), _leaves(loaded.model_dump())
+    changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    applied = [k for k in changed if k in LIVE_SETTINGS]
+    refused = [k for k in changed if k not in LIVE_SETTINGS]
+    data = running.model_dump()
+    for dotted in applied:
+        node = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node[part]
+        node[leaf] = new[dotted]
+    return Config.model_validate(data), applied, refused

@@ -1,4 +1,4 @@
-"""HTTP endpoints on 127.0.0.1 by default: /metrics, /healthz, /status.
+"""HTTP endpoints on 127.0.0.1 by default: /metrics, /healthz, /readyz, /status.
 
 Each connection gets a thread, a socket timeout and one of `max_connections` slots; a
 connection over the cap is answered 503 and closed at once, without a thread.
@@ -81,7 +81,7 @@ class HttpServer:
     def __init__(
         self, host: str, port: int, registry: CollectorRegistry,
         status: Callable[[], dict[str, Any]], healthy: Callable[[], bool],
-        request_timeout_s: float = HTTP_REQUEST_TIMEOUT_S,
+        ready: Callable[[], bool] = lambda: True, request_timeout_s: float = HTTP_REQUEST_TIMEOUT_S,
         max_connections: int = HTTP_MAX_CONNECTIONS,
     ) -> None:
         if request_timeout_s <= 0 or max_connections <= 0:
@@ -97,6 +97,10 @@ class HttpServer:
                 elif self.path == "/healthz":
                     ok = healthy()
                     outer._reply(self, 200 if ok else 503, "text/plain", b"ok\n" if ok else b"stalled\n")
+                elif self.path == "/readyz":
+                    up = ready()
+                    outer._reply(self, 200 if up else 503, "text/plain",
+                                 b"ready\n" if up else b"not ready\n")
                 elif self.path == "/status":
                     body = json.dumps(status(), indent=1, default=str).encode()
                     outer._reply(self, 200, "application/json", body)

@@ -16,12 +16,13 @@ import ctypes.util
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from synlearner.daemon.agnostic import TaskAgnostic
 from synlearner.daemon.attempts import Attempts
-from synlearner.daemon.config import Config
+from synlearner.daemon.config import Config, ConfigError, live_update
+from synlearner.daemon.jobs import IDLE_ONLY, JOBS
 from synlearner.daemon.metrics import Metrics
 from synlearner.daemon.phases import (
     PHASES,
@@ -80,6 +81,10 @@ class Daemon:
         # set from signal handlers and the scheduler: a plain flag, never a lock (a handler
         # runs on the main thread, between any two of its bytecodes, perhaps inside a lock)
         self.gauges_due = False
+        self.reload_due = False  # SIGHUP: read the config again (`config_loader`)
+        self.config_loader: Callable[[], Config] | None = None
+        self.jobs_due: set[str] = set()  # scheduled jobs queued for the main loop (jobs.py)
+        self.job_results: dict[str, dict[str, Any]] = {}
         self._stop = threading.Event()
         self.settler = Settler(source, results, attempts or Attempts(state.root / "attempts"),
                                metrics, self._stop, cfg.stream.max_attempts,
@@ -96,6 +101,7 @@ class Daemon:
                                         lambda t: self.ctx.answer_key(t)),
                            beat=self._phase, progress=self._progress)
         self.runner = Runner(self.ctx, PHASES, commit)
+        state.keep_versions = cfg.daemon.jobs.adapter_versions
         restore(self.ctx)
         self.refresh_gauges()
 
@@ -187,9 +193,71 @@ class Daemon:
                 self._publish(result, delivery)
 
     def _run_jobs(self) -> None:
+        if self.reload_due:
+            self.reload_due = False
+            self.reload_config()
+        for name in sorted(self.jobs_due):
+            if name in IDLE_ONLY and self.source.pending() > 0:
+                continue  # waits for a quiet stream
+            self.jobs_due.discard(name)
+            self.run_job(name)
         if self.gauges_due:  # however many were asked for while a task trained: one refresh
             self.gauges_due = False
             self.refresh_gauges()
+
+    def run_job(self, name: str) -> None:
+        """Run one scheduled job now; a failure is logged and counted, never raised (a stop
+        ends it, and it runs again at its next time)."""
+        started, outcome = time.perf_counter(), "ok"
+        self.metrics.job_runs.labels(name=name).inc()
+        try:
+            summary = JOBS[name](self.ctx)
+            log.info("job %s: %s", name, summary)
+        except Stopped:
+            outcome = summary = "stopped"
+            log.info("job %s: stopped; it runs again at its next time", name)
+        except Exception as exc:  # noqa: BLE001  # upkeep never stops the stream
+            outcome, summary = "failed", describe(exc)
+            self.metrics.job_failures.labels(name=name).inc()
+            log.exception("job %s: failed", name)
+        finally:
+            self.phase = "idle"
+        spent = time.perf_counter() - started
+        self.metrics.job_duration.labels(name=name).set(spent)
+        self.metrics.job_last_run.labels(name=name).set(time.time())
+        self.job_results[name] = {"outcome": outcome, "summary": summary, "seconds": round(spent, 3),
+                                  "finished_at": time.time()}
+        release_freed_memory()
+
+    def reload_config(self) -> None:
+        """Read the config again (SIGHUP) and apply what can change while running; a change
+        to any other setting is refused and named in the log (the running value stays)."""
+        if self.config_loader is None:
+            return
+        try:
+            loaded = self.config_loader()
+        except ConfigError as exc:
+            log.error("config reload: %s; the running config stays", exc)
+            self.metrics.config_reloads.labels(outcome="invalid").inc()
+            return
+        cfg, applied, refused = live_update(self.cfg, loaded)
+        for key in refused:
+            log.warning("config reload: %s changed but is read only at start; restart to "
+                        "apply it (the running value stays)", key)
+        if applied:
+            self.apply_config(cfg)
+            log.info("config reload: applied %s", ", ".join(applied))
+        elif not refused:
+            log.info("config reload: nothing changed")
+        self.metrics.config_reloads.labels(
+            outcome="refused" if refused else "applied" if applied else "unchanged").inc()
+
+    def apply_config(self, cfg: Config) -> None:
+        self.cfg = self.ctx.cfg = cfg
+        self.state.keep_versions = cfg.daemon.jobs.adapter_versions
+        self.settler.max_attempts = cfg.stream.max_attempts
+        self.settler.backoff_max_s = cfg.stream.backoff_max_s
+        logging.getLogger().setLevel(cfg.daemon.log_level)
 
     def _holding(self, what: str) -> None:
         """Backing off a transient failure is a deliberate wait, not a stall."""
@@ -204,6 +272,7 @@ class Daemon:
         latest = self.state.latest_scores()
         self.metrics.set_memory(counts)
         self.metrics.stream_pending.set(pending)
+        self.metrics.adapters_missing.set(len(self.ctx.missing))
         agnostic = self.state.agnostic_metrics()
         if transfer:
             self.metrics.set_transfer(transfer, latest)
@@ -299,7 +368,10 @@ class Daemon:
             self.settler.dead_letter(delivery, exc.reason, exc.code, exc.task_id)
             return None
         self.metrics.task_duration.labels(phase="validate").observe(time.perf_counter() - t0)
-        if self.state.is_learned(task.task_id, task.content_hash):
+        if self.state.answer_key(task.task_id) in self.ctx.missing:
+            log.warning("task %s: learning it again (its committed adapter is missing)",
+                        task.task_id)
+        elif self.state.is_learned(task.task_id, task.content_hash):
             entry = self.state.latest(task.task_id)
             log.info("task %s: already learned (hash %s), acknowledging", task.task_id,
                      task.content_hash)
@@ -340,4 +412,5 @@ class Daemon:
 
     def status(self) -> dict[str, Any]:
         """For the HTTP thread: the live phase plus the last snapshot of the main loop."""
-        return {"phase": self.phase, "current_task": self.current, **self._snapshot}
+        return {"phase": self.phase, "current_task": self.current, **self._snapshot,
+                "jobs": dict(self.job_results)}

@@ -137,6 +137,27 @@ class Metrics:
         self.last_task_timestamp = Gauge(
             "synlearner_last_task_timestamp_seconds", "When the last task was committed",
             registry=r)
+        self.adapters_missing = Gauge(
+            "synlearner_adapters_missing", "Committed adapters whose folder was missing at start",
+            registry=r)
+        self.job_last_run = Gauge(
+            "synlearner_job_last_run_timestamp_seconds", "When each scheduled job last finished",
+            ["name"], registry=r)
+        self.job_duration = Gauge(
+            "synlearner_job_duration_seconds", "How long each scheduled job's last run took",
+            ["name"], registry=r)
+        self.job_runs = Counter(
+            "synlearner_job_runs_total", "Runs of each scheduled job", ["name"], registry=r)
+        self.job_failures = Counter(
+            "synlearner_job_failures_total", "Runs of each scheduled job that failed", ["name"],
+            registry=r)
+        self.drift = Gauge(
+            "synlearner_drift_max_drop_ratio",
+            "Largest drop of a task's accuracy, re-evaluated when idle, below its recorded score",
+            registry=r)
+        self.config_reloads = Counter(
+            "synlearner_config_reloads_total", "SIGHUP config reloads, by outcome", ["outcome"],
+            registry=r)
 
     def on_event(self, event: str, value: float = 1.0, partition: str | None = None) -> None:
         """The stream source's events (a `SourceListener`); may run on its thread."""

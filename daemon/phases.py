@@ -26,6 +26,7 @@ from synlearner.daemon.runner import Context, Phase, TaskRun
 from synlearner.daemon.state import TaskEntry
 from synlearner.daemon.strategies import task_info
 from synlearner.memory.base import PENDING, Record
+from synlearner.stream.io import recover_dir
 from synlearner.stream.schema import Example, Task, TaskResult
 
 log = logging.getLogger("synlearner.daemon")
@@ -246,7 +247,9 @@ class Evaluate:
             if (task_id, key) not in ctx.scores:
                 ctx.beat("evaluate", task_id)
                 seen = ctx.state.load_task(task_id)
-                ctx.scores[(task_id, key)] = ctx.learners[seen.kind].evaluate(seen, key)
+                learner = ctx.learners[seen.kind]
+                use = key if learner.has_adapter(key) else None  # its adapter is missing
+                ctx.scores[(task_id, key)] = learner.evaluate(seen, use)
             run.row[task_id] = ctx.scores[(task_id, key)]
         if _separate_agnostic(ctx) and run.agnostic_due:
             run.agnostic_row = _agnostic_row(ctx, [*ctx.state.task_ids(), task.task_id], run)
@@ -320,6 +323,7 @@ def commit(run: TaskRun, ctx: Context) -> None:
     ctx.state.record(entry, run.row, agnostic, run.promoted, consolidated)  # the commit point
     ctx.memory.adopt(run.pending, task.task_id)  # redone on start if a crash intervenes
     ctx.memory.flush()
+    ctx.missing.discard(entry.adapter_key or task.task_id)
     if entry.rounds:
         ctx.metrics.set_self_training(entry.column, entry.rounds)
     if entry.preference:
@@ -370,13 +374,23 @@ def restore(ctx: Context) -> None:
             ctx.memory.forget_task(pid)
     ctx.memory.flush()
     loaded: set[str] = set()
+    ctx.missing.clear()
     for entry in reversed(ctx.state.entries):  # the latest adapter of each key
         key = entry.adapter_key or entry.task_id
         learner = ctx.learners.get(entry.kind)
         if key in loaded or learner is None:
             continue
-        learner.load_adapter(key, ctx.state.root / entry.adapter)
         loaded.add(key)
+        path = ctx.state.root / entry.adapter
+        if recover_dir(path):
+            log.warning("adapter %s: put %s back (its save was cut short)", key, entry.adapter)
+        try:
+            learner.load_adapter(key, path)
+        except FileNotFoundError:  # removed by hand, or a disk that lost it: start without it
+            ctx.missing.add(key)
+            log.error("adapter %s: %s is missing; the tasks it answers are scored with the base "
+                      "model until they are learned again (a task sent again is relearned, "
+                      "not acknowledged as a duplicate)", key, entry.adapter)
     if _separate_agnostic(ctx):
         ctx.agnostic.restore()
 

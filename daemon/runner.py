@@ -97,6 +97,7 @@ class Context:
     beat: Callable[[str, str], None]  # (phase, task id): heartbeat, stop check, attempt note
     progress: Callable[[str], Progress]  # task id -> the training progress callback
     scores: dict[tuple[str, str], float] = field(default_factory=dict)  # (task, adapter) -> acc
+    missing: set[str] = field(default_factory=set)  # adapter keys whose committed folder is gone
     current: TaskRun | None = None  # the task being learned
 
     def answer_key(self, task_id: str, run: TaskRun | None = None) -> str:

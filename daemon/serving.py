@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,9 +27,15 @@ from synlearner.memory.base import committed_id
 from synlearner.memory.profiles import TaskProfiles
 from synlearner.stream.schema import Task
 
+LABEL_CACHE = 1024  # tasks' label vectors kept (a few KB each)
+
 
 class UnknownTask(LookupError):
     """The request names a task that has not been learned (404)."""
+
+
+class Unavailable(RuntimeError):
+    """What the request needs is gone from the state directory (503)."""
 
 
 class NotServable(ValueError):
@@ -48,14 +54,21 @@ class Answer:
 
 
 class Predictor:
-    def __init__(self, cfg: Config, learners: Mapping[str, Learner]) -> None:
+    """`learners`: the resident models, or a function that builds them when first needed
+    (the training daemon's API: a copy of its own, loaded by the first request)."""
+
+    def __init__(self, cfg: Config,
+                 learners: Mapping[str, Learner] | Callable[[], Mapping[str, Learner]]) -> None:
         self.cfg = cfg
         self.root = cfg.state_dir
-        self.learners = dict(learners)
+        self._build = learners if callable(learners) else None
+        self.learners: dict[str, Learner] = {} if callable(learners) else dict(learners)
         self._lock = threading.Lock()  # one request at a time on the resident models
         # (kind, adapter key) -> (weights file, its mtime) of the adapter loaded
         self._loaded: dict[tuple[str, str], tuple[Path, int]] = {}
         self._tasks: dict[tuple[str, str], Task] = {}  # (task id, content hash) -> task
+        # (adapter loaded, task id, content hash) -> the label vectors under that adapter
+        self._labels: dict[tuple[Any, str, str], Any] = {}
         self._stamp: tuple[int, ...] = ()
         self._checked = 0.0
         self.state = State.read(self.root)
@@ -111,10 +124,16 @@ class Predictor:
     def predict(self, task_id: str | None, inputs: Sequence[str], refine: int = 0,
                 threshold: float = 4.5) -> list[Answer]:
         with self._lock:
+            if self._build is not None:  # the first request loads the models
+                self.learners, self._build = dict(self._build()), None
             try:
                 return self._predict(self.refresh(), task_id, inputs, refine, threshold)
             except FileNotFoundError:  # an adapter pruned after a newer commit: read again
+                pass
+            try:
                 return self._predict(self.refresh(force=True), task_id, inputs, refine, threshold)
+            except FileNotFoundError as exc:  # removed from the state dir by hand
+                raise Unavailable(f"a committed adapter is missing: {exc.filename}") from None
 
     def _predict(self, state: State, task_id: str | None, inputs: Sequence[str], refine: int,
                  threshold: float) -> list[Answer]:
@@ -162,7 +181,8 @@ class Predictor:
         if refine:
             return self._refined(state, task, learner, key, entry, inputs, refine, threshold)
         if task.kind == "classification":
-            scores = learner.label_scores(task, inputs, key)  # type: ignore[attr-defined]
+            labels = self._label_vectors(learner, task, key)
+            scores = learner.label_scores(task, inputs, key, labels)  # type: ignore[attr-defined]
             return [Answer(task_id, key, entry.version, max(s, key=s.__getitem__),
                            {k: round(v, 4) for k, v in s.items()}) for s in scores]
         return [Answer(task_id, key, entry.version, p) for p in learner.predict(task, inputs, key)]
@@ -197,6 +217,18 @@ class Predictor:
         if self._loaded.get((kind, key)) != stamp or not learner.has_adapter(key):
             learner.load_adapter(key, path)
             self._loaded[(kind, key)] = stamp
+
+    def _label_vectors(self, learner: Learner, task: Task, key: str) -> Any:
+        """The task's label embeddings under the adapter loaded for `key`, encoded once per
+        load of that adapter (most of a small request's work otherwise)."""
+        cache_key = (self._loaded[(task.kind, key)], task.task_id, task.content_hash)
+        vectors = self._labels.get(cache_key)
+        if vectors is None:
+            vectors = learner.label_vectors(task, key)  # type: ignore[attr-defined]
+            if len(self._labels) >= LABEL_CACHE:
+                self._labels.pop(next(iter(self._labels)))
+            self._labels[cache_key] = vectors
+        return vectors
 
     def _task(self, state: State, entry: TaskEntry) -> Task:
         cached = self._tasks.get((entry.task_id, entry.content_hash))

@@ -75,6 +75,7 @@ class State:
     # task kind -> the committed consolidated adapter (relative to the state dir)
     consolidated: dict[str, str] = field(default_factory=dict)
     db: sqlite3.Connection | None = field(default=None, repr=False)
+    keep_versions: int = 1  # adapter folders kept per key: the latest and the ones before
 
     @property
     def path(self) -> Path:
@@ -82,13 +83,13 @@ class State:
 
     # -- persistence ---------------------------------------------------------------------
     @classmethod
-    def load(cls, root: Path) -> State:
+    def load(cls, root: Path, keep_versions: int = 1) -> State:
         """Open the state dir for writing (the daemon): creates it, imports a `state.json`
         of an older version, and prunes what no committed entry refers to."""
         root.mkdir(parents=True, exist_ok=True)
         (root / "tasks").mkdir(exist_ok=True)
         (root / "adapters").mkdir(exist_ok=True)
-        state = cls(root=root)
+        state = cls(root=root, keep_versions=keep_versions)
         state.db = sqlite3.connect(state.path, isolation_level=None, check_same_thread=False)
         state.db.execute("PRAGMA journal_mode=WAL")
         state.db.execute("PRAGMA synchronous=FULL")
@@ -225,24 +226,31 @@ class State:
                         max_eval_examples=2**31, max_field_chars=2**31, max_labels=2**31)
         return parse_task(self.task_path(task_id).read_bytes(), limits)
 
-    def prune(self) -> None:
-        """Remove event folders and task files that no committed entry refers to any more."""
-        keep = {e.adapter for e in self._latest_per_key()} | set(self.consolidated.values())
-        keep |= {e.task_file for e in self._latest_per_key(by_task=True) if e.task_file}
+    def prune(self) -> int:
+        """Remove event folders and task files that no committed entry refers to any more,
+        but the `keep_versions` latest of each adapter key; returns the folders removed."""
+        n = self.keep_versions
+        keep = {e.adapter for e in self._latest_per_key(n=n)} | set(self.consolidated.values())
+        keep |= {e.task_file for e in self._latest_per_key(by_task=True, n=n) if e.task_file}
+        removed = 0
         for key_dir in (self.root / "adapters").iterdir():
             for event_dir in key_dir.iterdir() if key_dir.is_dir() else []:
                 rel = str(event_dir.relative_to(self.root))
                 if event_dir.is_dir() and event_dir.name.isdigit() and rel not in keep:
                     shutil.rmtree(event_dir, ignore_errors=True)
+                    removed += 1
         for path in (self.root / "tasks").glob("*.v*.json"):
             if str(path.relative_to(self.root)) not in keep:
                 path.unlink(missing_ok=True)
+        return removed
 
-    def _latest_per_key(self, by_task: bool = False) -> list[TaskEntry]:
-        latest: dict[str, TaskEntry] = {}
+    def _latest_per_key(self, by_task: bool = False, n: int = 1) -> list[TaskEntry]:
+        """The `n` latest entries of each adapter key (or task id)."""
+        per: dict[str, list[TaskEntry]] = {}
         for entry in self.entries:
-            latest[entry.task_id if by_task else (entry.adapter_key or entry.task_id)] = entry
-        return list(latest.values())
+            per.setdefault(entry.task_id if by_task else (entry.adapter_key or entry.task_id),
+                           []).append(entry)
+        return [e for entries in per.values() for e in entries[-n:]]
 
     # -- queries -------------------------------------------------------------------------
     def latest(self, task_id: str) -> TaskEntry | None:

@@ -100,26 +100,38 @@ class BiEncoderClassifier:
         return self._embedder
 
     # -- scoring -------------------------------------------------------------------------
-    def _logits(self, task: Task, texts: Sequence[str], adapter: str | None) -> torch.Tensor:
-        """Scaled cosine of each text with each of the task's labels. The base model's
-        vectors (adapter None) come from the embedder's cache, shared with the memory."""
-        labels = self._label_texts(task.labels, task.instruction)
+    def _logits(self, task: Task, texts: Sequence[str], adapter: str | None,
+                labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Scaled cosine of each text with each of the task's labels (`labels`: their vectors
+        under `adapter`, when the caller has them). The base model's vectors (adapter None)
+        come from the embedder's cache, shared with the memory."""
+        if labels is not None:
+            with self.bank.use(adapter):
+                vecs = self._encode_all(texts)
+            return vecs @ labels.T / self.settings.temperature
+        names = self._label_texts(task.labels, task.instruction)
         if adapter is None:
-            vecs = torch.from_numpy(self._embedder.embed([*labels, *texts])).to(self.device)
+            vecs = torch.from_numpy(self._embedder.embed([*names, *texts])).to(self.device)
         else:
             with self.bank.use(adapter):
-                vecs = self._encode_all([*labels, *texts])
-        return vecs[len(labels):] @ vecs[: len(labels)].T / self.settings.temperature
+                vecs = self._encode_all([*names, *texts])
+        return vecs[len(names):] @ vecs[: len(names)].T / self.settings.temperature
+
+    def label_vectors(self, task: Task, adapter: str | None) -> torch.Tensor:
+        """The task's label embeddings under `adapter`: a server that knows the adapter has
+        not changed keeps them, and then encodes only the inputs of a request."""
+        with self.bank.use(adapter):
+            return self._encode_all(self._label_texts(task.labels, task.instruction))
 
     def predict(self, task: Task, texts: Sequence[str], adapter: str | None) -> list[str]:
         logits = self._logits(task, texts, adapter)
         return [task.labels[i] for i in logits.argmax(-1).tolist()]
 
-    def label_scores(self, task: Task, texts: Sequence[str],
-                     adapter: str | None) -> list[dict[str, float]]:
+    def label_scores(self, task: Task, texts: Sequence[str], adapter: str | None,
+                     labels: torch.Tensor | None = None) -> list[dict[str, float]]:
         """Each text's probability for each of the task's labels (softmax over the scaled
-        cosines `predict` takes the largest of)."""
-        probs = self._logits(task, texts, adapter).softmax(-1).tolist()
+        cosines `predict` takes the largest of); `labels` from `label_vectors`."""
+        probs = self._logits(task, texts, adapter, labels).softmax(-1).tolist()
         return [dict(zip(task.labels, row, strict=True)) for row in probs]
 
     def evaluate(self, task: Task, adapter: str | None) -> float:

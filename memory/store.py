@@ -245,6 +245,29 @@ class ExperienceMemory:
         ).fetchall()
         self._delete([int(r[0]) for r in rows])
 
+    def compact(self, vacuum_free_share: float = 0.2) -> dict[str, int]:
+        """Drop duplicate records (the same task, kind, split, input, target and prediction:
+        the same wrong answer made again in a later round, say), keeping the newest, so that
+        none weighs more in replay and recall for being repeated; then checkpoint the WAL
+        and VACUUM when free pages are over `vacuum_free_share` of the file."""
+        dupes = [int(r[0]) for r in self._db.execute(
+            "SELECT id FROM records WHERE id NOT IN (SELECT MAX(id) FROM records "
+            "GROUP BY task_id, kind, split, input, target, prediction)")]
+        self._delete(dupes)
+        if dupes:
+            self.flush()
+        size = self._file_bytes()
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        pages = self._db.execute("PRAGMA page_count").fetchone()[0]
+        free = self._db.execute("PRAGMA freelist_count").fetchone()[0]
+        if pages and free / pages > vacuum_free_share:
+            self._db.execute("VACUUM")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return {"duplicates": len(dupes), "freed_bytes": max(0, size - self._file_bytes())}
+
+    def _file_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.root.glob("memory.sqlite3*") if p.is_file())
+
     def flush(self) -> None:
         """Persist the FAISS snapshot for the current SQLite generation."""
         fx.write_snapshot(self._index, self._index_path)

@@ -43,6 +43,17 @@ def write_with(path: Path, write: Callable[[Path], object]) -> None:
     fsync_dir(path.parent)
 
 
+def recover_dir(path: Path) -> bool:
+    """Finish a `replace_dir` cut short between its two renames (the folder moved aside, its
+    replacement not yet in place): put the folder back. Returns whether it did."""
+    old = path.with_name(f".{path.name}.old")
+    if path.exists() or not old.is_dir():
+        return False
+    os.replace(old, path)
+    fsync_dir(path.parent)
+    return True
+
+
 def replace_dir(path: Path, fill: Callable[[Path], object]) -> None:
     """Let `fill(tmp_dir)` write a folder's files, then swap it in for `path` (fsynced)."""
     path = Path(path)

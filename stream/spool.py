@@ -233,3 +233,31 @@ class JsonlResultSink:
 
     def close(self) -> None:
         pass
+
+
+def expire_done(root: Path, max_age_s: float, now: float | None = None) -> int:
+    """Delete acknowledged messages (`done/`) older than `max_age_s`; returns how many.
+    Dead letters (`failed/`) are kept: an operator requeues or deletes them."""
+    cutoff = (now if now is not None else time.time()) - max_age_s
+    removed = 0
+    for path in (root / "done").iterdir() if (root / "done").is_dir() else ():
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
+
+
+def rotate_results(path: Path, max_bytes: int) -> bool:
+    """Past `max_bytes`, move `results.jsonl` to `results.jsonl.1` (replacing the one
+    before); the next result starts a new file. Returns whether it rotated."""
+    try:
+        if path.stat().st_size <= max_bytes:
+            return False
+    except FileNotFoundError:
+        return False
+    os.replace(path, path.with_name(path.name + ".1"))
+    fsync_dir(path.parent)
+    return True

@@ -29,11 +29,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from synlearner.daemon.notify import extending_start
     from synlearner.daemon.service import Service
 
-    cfg = _config(args, **({"daemon.drain": True} if args.drain else {}))
+    overrides = {"daemon.drain": True} if args.drain else {}
+    cfg = _config(args, **overrides)
     setup_logging(cfg)
     with extending_start():  # model, adapters, memory: up to minutes before READY=1
         parts = build_daemon(cfg)
-    Service(cfg, parts).run()
+    Service(cfg, parts, reload=lambda: _config(args, **overrides)).run()
     return 0
 
 

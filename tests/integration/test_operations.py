@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -61,6 +62,11 @@ def test_systemd_unit_verifies_and_is_hardened(tmp_path: Path) -> None:
         assert f"\n{key}" in unit, key
 
 
+# dashboard series that a classification task never sets (their queries are still run)
+NEED_GENERATION = ("synlearner_selftrain_balance", "synlearner_selftrain_pass_at",
+                   "synlearner_preference_pairs")
+
+
 def query(base: str, expr: str) -> dict:  # type: ignore[type-arg]  # Prometheus API JSON
     url = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
     return json.loads(urllib.request.urlopen(url, timeout=10).read())  # type: ignore[no-any-return]
@@ -68,7 +74,7 @@ def query(base: str, expr: str) -> dict:  # type: ignore[type-arg]  # Prometheus
 
 def test_prometheus_scrapes_the_daemon_and_dashboard_queries_return_data(tmp_path: Path) -> None:
     cfg = load_config(ROOT / "configs/default.yaml", {
-        "state_dir": str(tmp_path / "state"), "daemon.http.port": 0,
+        "state_dir": str(tmp_path / "state"), "daemon.http.port": 0, "daemon.api.port": 0,
         "stream.poll_timeout_s": 0.2, "learner.train": {"max_steps": 10},
     }, env={})
     task = demo_stream(seed=1, n_train=24, n_eval=20)[0]
@@ -85,7 +91,21 @@ def test_prometheus_scrapes_the_daemon_and_dashboard_queries_return_data(tmp_pat
         while parts.daemon.metrics.tasks_learned._value.get() < 1 or parts.daemon.source.pending():
             assert time.monotonic() < deadline, "the daemon did not learn the task"
             time.sleep(0.2)
-        assert service.http is not None
+        assert service.http is not None and service.api is not None
+        api = f"http://127.0.0.1:{service.api.port}"
+        texts = [e["input"] for e in task["eval"][:3]]
+        for body in ({"task_id": task["task_id"], "inputs": texts}, {"task_id": "nope", "inputs": ["x"]}):
+            request = urllib.request.Request(f"{api}/v1/predict", json.dumps(body).encode(),
+                                             {"Content-Type": "application/json"})
+            try:  # the first request loads the API's copy of the model
+                answers = json.loads(urllib.request.urlopen(request, timeout=120).read())["answers"]
+                assert len(answers) == 3 and answers[0]["task_id"] == task["task_id"]
+            except urllib.error.HTTPError as err:
+                assert err.code == 404 and body["task_id"] == "nope"
+        parts.daemon.jobs_due.add("retention")  # the main loop runs it at its next poll
+        while "retention" not in parts.daemon.job_results:
+            assert time.monotonic() < deadline, "the main loop did not run the queued job"
+            time.sleep(0.2)
         target = f"127.0.0.1:{service.http.port}"
         exposition = urllib.request.urlopen(f"http://{target}/metrics", timeout=5).read()
         lint = subprocess.run([tool("promtool"), "check", "metrics"], input=exposition,
@@ -126,10 +146,16 @@ def test_prometheus_scrapes_the_daemon_and_dashboard_queries_return_data(tmp_pat
         assert query(base, 'up{job="synlearner"}')["data"]["result"][0]["value"][1] == "1"
         dashboard = json.loads((ROOT / "configs/grafana/synlearner-dashboard.json").read_text())
         exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
-        assert len(exprs) >= 10
+        assert len(exprs) >= 25
+        declared = set(re.findall(rb"^# TYPE (\w+) ", exposition, re.M))
         for expr in exprs:
             answer = query(base, expr)
             assert answer["status"] == "success", (expr, answer)
+            for name in re.findall(r"synlearner_\w+", expr):  # names the daemon exports
+                family = re.sub(r"_(bucket|count|sum|total)$", "", name)
+                assert family.encode() in {re.sub(rb"_total$", b"", d) for d in declared}, name
+            if any(name in expr for name in NEED_GENERATION):
+                continue  # series only a generation task's self-training or DPO phase sets
             assert answer["data"]["result"], f"no data for dashboard query {expr}"
         learned = query(base, "synlearner_tasks_learned_total")["data"]["result"][0]["value"][1]
         assert learned == "1"

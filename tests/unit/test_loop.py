@@ -127,3 +127,51 @@ def test_idle_drain_returns(tmp_path: Path) -> None:
     daemon = build(tmp_path, InMemorySource(), CentroidLearner())
     daemon.run()
     assert daemon.phase == "stopped" and daemon.state.entries == []
+
+
+def test_a_missing_adapter_folder_does_not_stop_the_start_and_its_task_is_relearned(
+        tmp_path: Path) -> None:
+    import shutil
+
+    first = CentroidLearner()
+    daemon = build(tmp_path, InMemorySource([task_raw("a"), task_raw("b")]), first)
+    daemon.run()
+    daemon.memory.close()
+    shutil.rmtree(tmp_path / State.load(tmp_path).latest("a").adapter)  # an operator's rm
+    learner = CentroidLearner()
+    source = InMemorySource([task_raw("a"), task_raw("c")])  # "a" again, same content
+    daemon = build(tmp_path, source, learner)  # starts
+    assert daemon.ctx.missing == {"a"} and daemon.metrics.adapters_missing._value.get() == 1
+    daemon.run()
+    # "a" is learned again rather than acknowledged as a duplicate; "c"'s evaluation scores
+    # nothing with the missing adapter (the base model answers for "a" until it is back)
+    assert learner.trained == ["a", "c"] and daemon.ctx.missing == set()
+    assert [r.status for r in daemon.results.results] == ["learned", "learned"]  # type: ignore[attr-defined]
+    assert State.load(tmp_path).latest("a").version == 2
+
+
+def test_an_adapter_save_cut_between_its_renames_is_put_back_on_start(tmp_path: Path) -> None:
+    daemon = build(tmp_path, InMemorySource([task_raw("a")]), CentroidLearner())
+    daemon.run()
+    daemon.memory.close()
+    folder = tmp_path / State.load(tmp_path).latest("a").adapter
+    folder.rename(folder.with_name(f".{folder.name}.old"))  # replace_dir's first rename only
+    learner = CentroidLearner()
+    daemon = build(tmp_path, InMemorySource([task_raw("a")]), learner)
+    assert folder.is_dir() and daemon.ctx.missing == set() and "a" in learner.adapters
+    daemon.run()
+    assert learner.trained == []  # a duplicate: nothing was lost
+
+
+def test_evaluation_scores_a_task_whose_adapter_is_missing_with_the_base_model(
+        tmp_path: Path) -> None:
+    import shutil
+
+    daemon = build(tmp_path, InMemorySource([task_raw("a")]), CentroidLearner())
+    daemon.run()
+    daemon.memory.close()
+    shutil.rmtree(tmp_path / State.load(tmp_path).latest("a").adapter)
+    learner = CentroidLearner()
+    daemon = build(tmp_path, InMemorySource([task_raw("b")]), learner)
+    daemon.run()
+    assert ("a", None) in learner.evaluations and ("a", "a") not in learner.evaluations

@@ -65,3 +65,89 @@ def test_the_stall_threshold_follows_the_systemd_watchdog(tmp_path: Path,
     assert svc.healthy()
     svc.daemon.heartbeat = time.monotonic() - 121  # a step hung for longer: no more pings
     assert not svc.healthy()
+
+
+def test_sighup_applies_the_live_settings_and_refuses_the_rest_by_name(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import yaml
+
+    from synlearner.daemon.config import load_config
+
+    path = tmp_path / "config.yaml"
+    settings = {"state_dir": str(tmp_path / "state"), "stream": {"kind": "memory"},
+                "daemon": {"http": {"enabled": False}, "drain": True}}
+    path.write_text(yaml.safe_dump(settings))
+    cfg = load_config(path, env={})
+    daemon = unit_daemon(cfg, InMemorySource(), CentroidLearner())
+    svc = Service(cfg, Parts(daemon, daemon.metrics, daemon.memory),
+                  reload=lambda: load_config(path, env={}))
+    settings["stream"] |= {"max_attempts": 9, "limits": {"max_labels": 8}}
+    settings["daemon"] |= {"stall_after_s": 30.0, "http": {"enabled": False, "port": 9999}}
+    settings["learner"] = {"train": {"lr": 0.5}}
+    path.write_text(yaml.safe_dump(settings))
+    svc._on_signal(signal.SIGHUP, None)
+    with caplog.at_level("INFO", logger="synlearner.daemon"):
+        daemon._run_jobs()
+    assert daemon.cfg.stream.max_attempts == 9 and daemon.settler.max_attempts == 9
+    assert daemon.cfg.stream.limits.max_labels == 8 and daemon.ctx.cfg is daemon.cfg
+    assert svc.stall_after_s == 30.0
+    assert daemon.cfg.daemon.http.port == 9464 and daemon.cfg.learner.train.lr == cfg.learner.train.lr
+    refused = [r.getMessage() for r in caplog.records if "restart to apply" in r.getMessage()]
+    assert [m.split(" ")[2] for m in refused] == ["daemon.http.port", "learner.train.lr"]
+    path.write_text("stream: [")  # not YAML: nothing changes
+    daemon.reload_due = True
+    daemon._run_jobs()
+    assert daemon.cfg.stream.max_attempts == 9
+    reloads = daemon.metrics.config_reloads
+    assert reloads.labels(outcome="refused")._value.get() == 1
+    assert reloads.labels(outcome="invalid")._value.get() == 1
+
+
+def test_the_daemon_serves_the_api_and_is_ready_only_while_running(tmp_path: Path) -> None:
+    import json
+    import urllib.error
+    import urllib.request
+
+    from tests.unit.test_loop import task_raw
+
+    cfg = unit_config(tmp_path, **{"daemon.http.enabled": True, "daemon.http.port": 0,
+                                   "daemon.api.port": 0})
+    daemon = unit_daemon(cfg, InMemorySource([task_raw("a")]), CentroidLearner())
+    daemon.run()  # learns "a" and drains
+    svc = Service(cfg, Parts(daemon, daemon.metrics, daemon.memory))
+
+    def get(port: int, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read()
+
+    assert svc.http is None and svc.api is None and not svc.ready()
+    svc.start()
+    try:
+        assert svc.api is not None and svc.http is not None
+        api, metrics = svc.api.port, svc.http.port
+        assert get(api, "/readyz")[0] == 200 and get(metrics, "/readyz")[0] == 200
+        status, body = get(api, "/v1/tasks")  # from the state: no model is loaded for it
+        assert status == 200 and [t["task_id"] for t in json.loads(body)] == ["a"]
+        assert b"synlearner_tasks_learned_total 1.0" in get(api, "/metrics")[1]
+        daemon.stop()  # stopping: no longer ready (a load balancer takes it out)
+        assert get(api, "/readyz")[0] == 503 and get(metrics, "/readyz")[0] == 503
+    finally:
+        svc.close()
+
+
+def test_a_port_in_use_turns_the_api_off_and_the_daemon_goes_on(tmp_path: Path) -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        cfg = unit_config(tmp_path, **{"daemon.api.port": port})
+        daemon = unit_daemon(cfg, InMemorySource(), CentroidLearner())
+        svc = Service(cfg, Parts(daemon, daemon.metrics, daemon.memory))
+        svc.start()
+        try:
+            assert svc.api is None and svc.ready()
+        finally:
+            svc.close()
