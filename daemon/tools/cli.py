@@ -203,6 +203,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_install_service(args: argparse.Namespace) -> int:
+    from synlearner.daemon.tools.install import install, next_steps
+
+    root = Path(args.root)
+    for line in install(root, args.user, Path(args.state_dir)):
+        print(line)  # noqa: T201  # CLI output
+    print("then, as root:")  # noqa: T201  # CLI output
+    for step in next_steps(root, args.user):
+        print(f"  {step}")  # noqa: T201  # CLI output
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from synlearner.daemon.build import build_daemon, setup_logging
     from synlearner.daemon.service import Service
@@ -349,6 +361,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", help="bind address (default: daemon.api.host, 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default: daemon.api.port)")
     p.set_defaults(fn=cmd_serve)
+    p = sub.add_parser("install-service", help="install the systemd unit, the config and the "
+                       "state directory (never overwrites a config)")
+    p.add_argument("--root", default="/", help="install under this folder (default: /)")
+    p.add_argument("--user", default="synlearner", help="the user the daemon runs as")
+    p.add_argument("--state-dir", default="/var/lib/synlearner")
+    p.set_defaults(fn=cmd_install_service)
     p = sub.add_parser("demo", help="learn the bundled demo stream and print the report")
     p.add_argument("--workdir", default="demo-run")
     p.add_argument("--seed", type=int, default=7)

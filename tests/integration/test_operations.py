@@ -57,6 +57,17 @@ def test_systemd_unit_verifies_and_is_hardened(tmp_path: Path) -> None:
     level = float(re.search(r"Overall exposure level for \S+: ([\d.]+)", sec.stdout).group(1))
     assert level <= 2.0, sec.stdout[-2000:]
     assert "Type=notify" in unit and "ExecReload=/bin/kill -HUP $MAINPID" in unit
+    # the unit `synlearner install-service` writes (this environment's executable, a state
+    # directory elsewhere) verifies as cleanly and keeps its hardening
+    from synlearner.daemon.tools.install import install
+
+    install(tmp_path / "root", "synlearner", Path("/srv/learner"))
+    installed = tmp_path / "root/etc/systemd/system/synlearner.service"
+    out = subprocess.run([analyze, "verify", str(installed)], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout + out.stderr == ""
+    sec = subprocess.run([analyze, "security", "--offline=true", str(installed)],
+                         capture_output=True, text=True)
+    assert float(re.search(r"Overall exposure level for \S+: ([\d.]+)", sec.stdout).group(1)) <= 2.0
     for key in ("TimeoutStartSec=", "MemoryMax=", "TasksMax=", "LimitNOFILE=", "IPAddressDeny=any",
                 "StartLimitIntervalSec=", "StartLimitBurst="):
         assert f"\n{key}" in unit, key
