@@ -105,14 +105,29 @@ def test_prometheus_scrapes_the_daemon_and_dashboard_queries_return_data(tmp_pat
         assert service.http is not None and service.api is not None
         api = f"http://127.0.0.1:{service.api.port}"
         texts = [e["input"] for e in task["eval"][:3]]
-        for body in ({"task_id": task["task_id"], "inputs": texts}, {"task_id": "nope", "inputs": ["x"]}):
-            request = urllib.request.Request(f"{api}/v1/predict", json.dumps(body).encode(),
+
+        def predict(task_id: str) -> list[dict]:  # type: ignore[type-arg]
+            body = json.dumps({"task_id": task_id, "inputs": texts}).encode()
+            request = urllib.request.Request(f"{api}/v1/predict", body,
                                              {"Content-Type": "application/json"})
-            try:  # the first request loads the API's copy of the model
-                answers = json.loads(urllib.request.urlopen(request, timeout=120).read())["answers"]
-                assert len(answers) == 3 and answers[0]["task_id"] == task["task_id"]
-            except urllib.error.HTTPError as err:
-                assert err.code == 404 and body["task_id"] == "nope"
+            return json.loads(urllib.request.urlopen(request, timeout=120).read())["answers"]  # type: ignore[no-any-return]
+
+        before = predict(task["task_id"])  # the first request loads the API's copy of the model
+        assert len(before) == 3 and before[0]["task_id"] == task["task_id"]
+        with pytest.raises(urllib.error.HTTPError) as unknown:
+            predict("nope")
+        assert unknown.value.code == 404
+        # while the daemon trains another task, the API answers from the committed adapters:
+        # the same answers, never the adapter in training
+        second = demo_stream(seed=1, n_train=24, n_eval=20)[1]
+        SpoolPublisher(cfg.spool_dir).submit(json.dumps(second).encode(), second["task_id"])
+        while parts.daemon.current != second["task_id"]:
+            assert time.monotonic() < deadline, "the daemon did not start the second task"
+            time.sleep(0.05)
+        assert predict(task["task_id"]) == before
+        while parts.daemon.metrics.tasks_learned._value.get() < 2:
+            assert time.monotonic() < deadline, "the daemon did not learn the second task"
+            time.sleep(0.2)
         parts.daemon.jobs_due.add("retention")  # the main loop runs it at its next poll
         while "retention" not in parts.daemon.job_results:
             assert time.monotonic() < deadline, "the main loop did not run the queued job"
@@ -169,7 +184,7 @@ def test_prometheus_scrapes_the_daemon_and_dashboard_queries_return_data(tmp_pat
                 continue  # series only a generation task's self-training or DPO phase sets
             assert answer["data"]["result"], f"no data for dashboard query {expr}"
         learned = query(base, "synlearner_tasks_learned_total")["data"]["result"][0]["value"][1]
-        assert learned == "1"
+        assert learned == "2"
         dead = query(base, "synlearner_tasks_dead_lettered_total")["data"]["result"]
         assert dead[0]["value"][1] == "1"
     finally:
