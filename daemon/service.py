@@ -133,9 +133,9 @@ class Service:
     def close(self) -> None:
         sd_notify("STOPPING=1")
         self.scheduler.shutdown(wait=False)
-        self.parts.close()
-        if self.api is not None:
+        if self.api is not None:  # no new answers once the state starts to close
             self.api.stop()
+        self.parts.close()
         if self.http is not None:
             self.http.stop()
         log.info("daemon: stopped cleanly")

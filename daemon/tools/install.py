@@ -56,13 +56,15 @@ def install(root: Path, user: str = "synlearner", state_dir: Path = DEFAULT_STAT
     done.append(f"wrote {unit}")
     conf = root / "etc/synlearner"
     conf.mkdir(parents=True, exist_ok=True)
-    for name, write in (("config.yaml", lambda p: shutil.copyfile(CHECKOUT / "configs/default.yaml", p)),
-                        ("synlearner.env", lambda p: p.write_text(ENV_TEMPLATE))):
+    for name in ("config.yaml", "synlearner.env"):
         path = conf / name
         if path.exists():
             done.append(f"kept {path}")
             continue
-        write(path)
+        if name == "config.yaml":
+            shutil.copyfile(CHECKOUT / "configs/default.yaml", path)
+        else:
+            path.write_text(ENV_TEMPLATE)
         path.chmod(0o640)
         done.append(f"wrote {path}")
     state = root / state_dir.relative_to("/")
