@@ -23,14 +23,14 @@ WATCHDOG_S = 3.0  # WatchdogSec: pings every 1.5 s while healthy
 
 
 def long_task() -> dict:  # type: ignore[type-arg]
-    """Inputs of 512 tokens in batches of 16: one training step takes far longer than
-    WatchdogSec on a CPU, as a hung step would."""
+    """Inputs of 512 tokens in batches of 8: one training step (about 12 s on two cores)
+    takes far longer than WatchdogSec, as a hung step would."""
     words = "the service was slow but the food was very good and the staff kind ".split()
     rows = [{"input": " ".join(words[(i + j) % len(words)] for j in range(600)),
-             "output": "positive" if i % 2 else "negative"} for i in range(32)]
+             "output": "positive" if i % 2 else "negative"} for i in range(16)]
     return {"schema": "synlearner.task/v1", "task_id": "long-steps", "kind": "classification",
             "instruction": "Is this review positive or negative?", "labels": ["positive", "negative"],
-            "train": rows, "eval": rows[:8]}
+            "train": rows, "eval": rows[:4]}
 
 
 def test_the_daemon_speaks_to_systemd_and_a_hung_step_stops_the_watchdog(tmp_path: Path) -> None:
@@ -39,7 +39,7 @@ def test_the_daemon_speaks_to_systemd_and_a_hung_step_stops_the_watchdog(tmp_pat
     cfg.write_text(
         f"state_dir: {state}\n"
         "stream: {poll_timeout_s: 0.2}\n"
-        "learner: {init_probe_steps: 0, train: {steps: 2, batch_size: 16, max_length: 512}}\n"
+        "learner: {init_probe_steps: 0, train: {steps: 2, batch_size: 8, max_length: 512}}\n"
         "daemon: {http: {port: 0}, progress_every_steps: 1}\n"
     )
     (tmp_path / "task.json").write_text(json.dumps(long_task()))
