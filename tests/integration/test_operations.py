@@ -147,6 +147,9 @@ def test_prometheus_scrapes_the_daemon_and_dashboard_queries_return_data(tmp_pat
         check = subprocess.run([tool("promtool"), "check", "rules", str(rules)],
                                capture_output=True, text=True)
         assert check.returncode == 0, check.stdout + check.stderr
+        shipped = subprocess.run([tool("promtool"), "check", "config", str(rules.parent / "prometheus.yml")],
+                                 capture_output=True, text=True)
+        assert shipped.returncode == 0, shipped.stdout + shipped.stderr
         # every alert fires on the series that should raise it, and only after its `for`
         tested = subprocess.run([tool("promtool"), "test", "rules", "synlearner-alerts.test.yml"],
                                 capture_output=True, text=True, cwd=rules.parent)
