@@ -144,7 +144,7 @@ class LearnerConfig(_Section):
     consolidate_every: int = Field(0, ge=0)
     promote_examples: int = Field(200, gt=0)  # train examples a promotion check scores
     # adapters kept in the model; the least recently used are unloaded (they are on disk)
-    max_loaded_adapters: int = Field(64, ge=0)  # 0: no limit
+    max_loaded_adapters: int = Field(8, ge=0)  # 0: no limit (bench_overhead: 8 beats 64)
     curve_every: int = Field(0, ge=0)  # record eval accuracy every N training steps; 0: off
     seed: int = 0
     lora: LoraSettings = LoraSettings()
