@@ -234,13 +234,13 @@ class Daemon:
         to any other setting is refused and named in the log (the running value stays)."""
         if self.config_loader is None:
             return
-        try:
+        try:  # a file gone, unreadable or invalid: logged, and nothing changes
             loaded = self.config_loader()
-        except ConfigError as exc:
-            log.error("config reload: %s; the running config stays", exc)
+            cfg, applied, refused = live_update(self.cfg, loaded)
+        except (ConfigError, OSError, ValueError) as exc:
+            log.error("config reload: %s; the running config stays", describe(exc))
             self.metrics.config_reloads.labels(outcome="invalid").inc()
             return
-        cfg, applied, refused = live_update(self.cfg, loaded)
         for key in refused:
             log.warning("config reload: %s changed but is read only at start; restart to "
                         "apply it (the running value stays)", key)

@@ -98,9 +98,13 @@ def test_sighup_applies_the_live_settings_and_refuses_the_rest_by_name(
     daemon.reload_due = True
     daemon._run_jobs()
     assert daemon.cfg.stream.max_attempts == 9
+    path.unlink()  # the file removed: logged, nothing changes, the loop goes on
+    daemon.reload_due = True
+    daemon._run_jobs()
+    assert daemon.cfg.stream.max_attempts == 9
     reloads = daemon.metrics.config_reloads
     assert reloads.labels(outcome="refused")._value.get() == 1
-    assert reloads.labels(outcome="invalid")._value.get() == 1
+    assert reloads.labels(outcome="invalid")._value.get() == 2
 
 
 def test_the_daemon_serves_the_api_and_is_ready_only_while_running(tmp_path: Path) -> None:
