@@ -13,10 +13,15 @@ Each returns a one-line summary for the log and `/status`.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from typing import Any
 
+from synlearner.daemon.metrics import Metrics
 from synlearner.daemon.runner import Context
+from synlearner.daemon.settle import Stopped
 from synlearner.stream import spool
+from synlearner.stream.boundary import describe
 
 log = logging.getLogger("synlearner.daemon")
 
@@ -78,3 +83,25 @@ def intervals(ctx: Context) -> dict[str, float]:
     jobs = ctx.cfg.daemon.jobs
     return {"drift": jobs.drift_every_s, "retention": jobs.retention_every_s,
             "compaction": jobs.compaction_every_s}
+
+
+def run_job(name: str, ctx: Context, metrics: Metrics) -> dict[str, Any]:
+    """Run one job and return its outcome for `/status`; a failure is logged and counted,
+    never raised (a stop ends the job, which runs again at its next time)."""
+    started, outcome = time.perf_counter(), "ok"
+    metrics.job_runs.labels(name=name).inc()
+    try:
+        summary = JOBS[name](ctx)
+        log.info("job %s: %s", name, summary)
+    except Stopped:
+        outcome = summary = "stopped"
+        log.info("job %s: stopped; it runs again at its next time", name)
+    except Exception as exc:  # noqa: BLE001  # upkeep never stops the stream
+        outcome, summary = "failed", describe(exc)
+        metrics.job_failures.labels(name=name).inc()
+        log.exception("job %s: failed", name)
+    spent = time.perf_counter() - started
+    metrics.job_duration.labels(name=name).set(spent)
+    metrics.job_last_run.labels(name=name).set(time.time())
+    return {"outcome": outcome, "summary": summary, "seconds": round(spent, 3),
+            "finished_at": time.time()}

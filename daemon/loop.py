@@ -22,16 +22,15 @@ from typing import Any
 from synlearner.daemon.agnostic import TaskAgnostic
 from synlearner.daemon.attempts import Attempts
 from synlearner.daemon.config import Config, ConfigError, live_update
-from synlearner.daemon.jobs import IDLE_ONLY, JOBS
+from synlearner.daemon.jobs import IDLE_ONLY, run_job
 from synlearner.daemon.metrics import Metrics
 from synlearner.daemon.phases import (
     PHASES,
     commit,
     consolidate_idle,
     learned_result,
-    restore,
-    restore_committed,
 )
+from synlearner.daemon.restore import restore, restore_committed
 from synlearner.daemon.runner import Context, Runner
 from synlearner.daemon.settle import Settler, Stopped
 from synlearner.daemon.state import State
@@ -206,27 +205,11 @@ class Daemon:
             self.refresh_gauges()
 
     def run_job(self, name: str) -> None:
-        """Run one scheduled job now; a failure is logged and counted, never raised (a stop
-        ends it, and it runs again at its next time)."""
-        started, outcome = time.perf_counter(), "ok"
-        self.metrics.job_runs.labels(name=name).inc()
+        """Run one scheduled job now (jobs.py: never raises)."""
         try:
-            summary = JOBS[name](self.ctx)
-            log.info("job %s: %s", name, summary)
-        except Stopped:
-            outcome = summary = "stopped"
-            log.info("job %s: stopped; it runs again at its next time", name)
-        except Exception as exc:  # noqa: BLE001  # upkeep never stops the stream
-            outcome, summary = "failed", describe(exc)
-            self.metrics.job_failures.labels(name=name).inc()
-            log.exception("job %s: failed", name)
+            self.job_results[name] = run_job(name, self.ctx, self.metrics)
         finally:
             self.phase = "idle"
-        spent = time.perf_counter() - started
-        self.metrics.job_duration.labels(name=name).set(spent)
-        self.metrics.job_last_run.labels(name=name).set(time.time())
-        self.job_results[name] = {"outcome": outcome, "summary": summary, "seconds": round(spent, 3),
-                                  "finished_at": time.time()}
         release_freed_memory()
 
     def reload_config(self) -> None:

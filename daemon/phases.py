@@ -25,15 +25,14 @@ from synlearner.daemon.negatives import phases_of, recall_negatives, recall_succ
 from synlearner.daemon.runner import Context, Phase, TaskRun
 from synlearner.daemon.state import TaskEntry
 from synlearner.daemon.strategies import task_info
-from synlearner.memory.base import PENDING, Record
-from synlearner.stream.io import recover_dir
+from synlearner.memory.base import Record
 from synlearner.stream.schema import Example, Task, TaskResult
 
 log = logging.getLogger("synlearner.daemon")
 ATTEMPT = "self_train"  # the split of answers the model sampled itself
 
 
-def _separate_agnostic(ctx: Context) -> bool:
+def separate_agnostic(ctx: Context) -> bool:
     """Only per-task adapters answer differently with and without the task id."""
     return ctx.cfg.learner.task_agnostic and ctx.strategy.per_task
 
@@ -91,7 +90,7 @@ class Init:
     name = "init"
 
     def applies(self, ctx: Context) -> bool:
-        return _separate_agnostic(ctx)
+        return separate_agnostic(ctx)
 
     def run(self, run: TaskRun, ctx: Context) -> None:
         if run.agnostic_due:
@@ -219,7 +218,7 @@ class Consolidate:
     name = "consolidate"
 
     def applies(self, ctx: Context) -> bool:
-        return _separate_agnostic(ctx) and ctx.cfg.learner.consolidate != "none"
+        return separate_agnostic(ctx) and ctx.cfg.learner.consolidate != "none"
 
     def run(self, run: TaskRun, ctx: Context) -> None:
         if run.agnostic_due:
@@ -251,7 +250,7 @@ class Evaluate:
                 use = key if learner.has_adapter(key) else None  # its adapter is missing
                 ctx.scores[(task_id, key)] = learner.evaluate(seen, use)
             run.row[task_id] = ctx.scores[(task_id, key)]
-        if _separate_agnostic(ctx) and run.agnostic_due:
+        if separate_agnostic(ctx) and run.agnostic_due:
             run.agnostic_row = _agnostic_row(ctx, [*ctx.state.task_ids(), task.task_id], run)
 
 
@@ -267,7 +266,7 @@ def consolidate_idle(ctx: Context) -> bool:
     """Merge and score the task-agnostic row of the latest event if it has none yet (the
     stream is idle); returns whether it did. Raises `Stopped` when asked to stop (nothing is
     committed then; the next idle moment starts again)."""
-    if not (_separate_agnostic(ctx) and ctx.state.entries) or ctx.state.agnostic_measured():
+    if not (separate_agnostic(ctx) and ctx.state.entries) or ctx.state.agnostic_measured():
         return False
     started = time.perf_counter()
     event, consolidated = len(ctx.state.entries), {}
@@ -314,7 +313,7 @@ def commit(run: TaskRun, ctx: Context) -> None:
     )
     # (row, score before) of the task-agnostic matrix; None: not measured this event
     agnostic: tuple[dict[str, float], float | None] | None = None
-    if ctx.cfg.learner.task_agnostic and not _separate_agnostic(ctx):
+    if ctx.cfg.learner.task_agnostic and not separate_agnostic(ctx):
         agnostic = (run.row, outcome.initial)  # one adapter answers with or without the id
     elif ctx.cfg.learner.task_agnostic and run.agnostic_row is not None:
         agnostic = (run.agnostic_row, run.agnostic_before)
@@ -356,53 +355,3 @@ def learned_result(task: Task, entry: TaskEntry, ctx: Context,
         adapter_path=str(ctx.state.root / entry.adapter), timings=entry.seconds,
         truncated=dict(task.truncated if cut is None else cut),
     )
-
-
-def restore(ctx: Context) -> None:
-    """On start: finish or drop versions that were mid-commit (pending memory records of the
-    committed version take the task's id, the rest are dropped), then load the latest
-    adapter of every key and the committed consolidated adapters."""
-    for pid in ctx.memory.task_ids():
-        if PENDING not in pid:
-            continue
-        task_id, content_hash = pid.split(PENDING, 1)
-        entry = ctx.state.latest(task_id)
-        if entry is not None and entry.content_hash == content_hash:
-            log.info("memory: finishing the commit of %s", task_id)
-            ctx.memory.adopt(pid, task_id)
-        else:
-            ctx.memory.forget_task(pid)
-    ctx.memory.flush()
-    loaded: set[str] = set()
-    ctx.missing.clear()
-    for entry in reversed(ctx.state.entries):  # the latest adapter of each key
-        key = entry.adapter_key or entry.task_id
-        learner = ctx.learners.get(entry.kind)
-        if key in loaded or learner is None:
-            continue
-        loaded.add(key)
-        path = ctx.state.root / entry.adapter
-        if recover_dir(path):
-            log.warning("adapter %s: put %s back (its save was cut short)", key, entry.adapter)
-        try:
-            learner.load_adapter(key, path)
-        except FileNotFoundError:  # removed by hand, or a disk that lost it: start without it
-            ctx.missing.add(key)
-            log.error("adapter %s: %s is missing; the tasks it answers are scored with the base "
-                      "model until they are learned again (a task sent again is relearned, "
-                      "not acknowledged as a duplicate)", key, entry.adapter)
-    if _separate_agnostic(ctx):
-        ctx.agnostic.restore()
-
-
-def restore_committed(ctx: Context, task: Task) -> None:
-    """After a failed attempt, put back the committed adapter the attempt overwrote."""
-    entry = ctx.state.latest(task.task_id)
-    learner = ctx.learners.get(task.kind)
-    if entry is None or learner is None:
-        return
-    key = entry.adapter_key or entry.task_id
-    try:
-        learner.load_adapter(key, ctx.state.root / entry.adapter)
-    except Exception:  # noqa: BLE001  # best effort: the next start loads it again
-        log.exception("task %s: could not reload the committed adapter %s", task.task_id, key)

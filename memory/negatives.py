@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 def negatives(memory: ExperienceMemory, texts: Sequence[str], k: int, task_kind: str,
               splits: Sequence[str]) -> list[list[Hit]]:
     """See `ExperienceMemory.negatives`."""
-    from synlearner.memory.store import _COLS, _row_to_record
+    from synlearner.memory.records import COLS, row_to_record
 
     if not texts:
         return []
@@ -34,11 +34,11 @@ def negatives(memory: ExperienceMemory, texts: Sequence[str], k: int, task_kind:
     for i in range(0, len(unique), 500):
         chunk = unique[i : i + 500]
         rows = memory._db.execute(
-            f"SELECT {_COLS} FROM records WHERE kind = 'error' AND split IN ({marks}) "
+            f"SELECT {COLS} FROM records WHERE kind = 'error' AND split IN ({marks}) "
             f"AND input IN ({','.join('?' * len(chunk))}) ORDER BY id DESC",
             [*splits, *chunk])
         for row in rows:
-            rec = _row_to_record(row)
+            rec = row_to_record(row)
             if usable(rec) and len(own[rec.input]) < max(k, 1):
                 own[rec.input].append(rec)
     queries = memory.embed(texts)

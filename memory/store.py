@@ -13,9 +13,8 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import faiss
 import numpy as np
@@ -34,73 +33,11 @@ from synlearner.memory.base import (
 from synlearner.memory.config import MemoryConfig
 from synlearner.memory.embedders import EmbeddingCache
 from synlearner.memory.profiles import Profile, TaskProfiles, describe
+from synlearner.memory.records import COLS, SCHEMA, Tx, records_by_id, row_to_record, where
 from synlearner.stream.io import write_atomic
 
 log = logging.getLogger(__name__)
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS tasks (
-    task_id TEXT PRIMARY KEY, kind TEXT NOT NULL, instruction TEXT NOT NULL,
-    labels TEXT NOT NULL, examples INTEGER NOT NULL, centroid BLOB NOT NULL,
-    updated_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS records (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, task_id TEXT NOT NULL, kind TEXT NOT NULL,
-    split TEXT NOT NULL, input TEXT NOT NULL, target TEXT NOT NULL, prediction TEXT NOT NULL,
-    correct INTEGER NOT NULL, loss REAL NOT NULL, ts REAL NOT NULL, vector BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS records_task ON records(task_id, kind);
-CREATE INDEX IF NOT EXISTS records_kind_ts ON records(kind, ts);
-"""
-_COLS = "id, task_id, kind, split, input, target, prediction, correct, loss, ts"
 EXACT_FILTER_LIMIT = 5_000  # filtered searches over fewer records are exact (numpy)
-
-
-def _row_to_record(row: tuple[Any, ...]) -> Record:
-    rid, task_id, kind, split, inp, target, pred, correct, loss, ts = row
-    return Record(
-        task_id=task_id, input=inp, target=target, kind="error" if kind == "error" else "experience",
-        split=split, prediction=pred, correct=bool(correct), loss=float(loss), timestamp=float(ts),
-        id=int(rid),
-    )
-
-
-class _Tx:
-    """One SQLite transaction that also bumps the memory's generation counter."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        if exc_type is None:
-            self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'")
-            self.db.execute("COMMIT")
-        else:
-            self.db.execute("ROLLBACK")
-
-
-def _where(**equal: str | None) -> tuple[str, list[str]]:
-    """A WHERE clause over `records` (`exclude_task` is the one inequality)."""
-    clauses, args = ["1=1"], []
-    for column, value in equal.items():
-        if value is not None:
-            clauses.append("task_id != ?" if column == "exclude_task" else f"{column} = ?")
-            args.append(value)
-    return " AND ".join(clauses), args
-
-
-def _records_by_id(db: sqlite3.Connection, ids: Iterable[int]) -> dict[int, Record]:
-    ids = list(ids)
-    out: dict[int, Record] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        for row in db.execute(f"SELECT {_COLS} FROM records WHERE id IN ({marks})", chunk):
-            out[int(row[0])] = _row_to_record(row)
-    return out
-
 
 class ExperienceMemory:
     """The experience and error memory (see `Memory`). It embeds what it is given with its
@@ -119,7 +56,7 @@ class ExperienceMemory:
                                    check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(SCHEMA)
         self._check_dim()
         self.profiles = TaskProfiles(self._db, self._tx, self.config.similarity.model_dump())
         self._index_path = self.root / "index.faiss"
@@ -172,8 +109,8 @@ class ExperienceMemory:
             return ids, np.zeros((0, self.embedder.dim), dtype=np.float32)
         return ids, np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
 
-    def _tx(self) -> _Tx:
-        return _Tx(self._db)
+    def _tx(self) -> Tx:
+        return Tx(self._db)
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         """Vectors of `texts` by the memory's encoder; the last few lists are cached."""
@@ -196,7 +133,7 @@ class ExperienceMemory:
         with self._tx():
             for rec, vec in zip(records, vectors, strict=True):
                 cur = self._db.execute(
-                    f"INSERT INTO records ({_COLS[4:]}, vector) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT INTO records ({COLS[4:]}, vector) VALUES (?,?,?,?,?,?,?,?,?,?)",
                     (rec.task_id, rec.kind, rec.split, rec.input, rec.target, rec.prediction,
                      int(rec.correct), rec.loss, rec.timestamp or now, vec.tobytes()),
                 )
@@ -289,7 +226,7 @@ class ExperienceMemory:
             scores, ids = fx.search(self._index, query, k)
         else:
             scores, ids = self._filtered_search(query, k, task_id, kind, exclude_task, split)
-        records = _records_by_id(self._db, {int(i) for i in ids.ravel() if i >= 0})
+        records = records_by_id(self._db, {int(i) for i in ids.ravel() if i >= 0})
         return [
             [Hit(records[int(i)], float(s)) for s, i in zip(srow, irow, strict=True) if int(i) in records]
             for srow, irow in zip(scores, ids, strict=True)
@@ -299,7 +236,7 @@ class ExperienceMemory:
         self, query: Vectors, k: int, task_id: str | None, kind: str | None,
         exclude_task: str | None, split: str | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        cond, args = _where(split=split, task_id=task_id, exclude_task=exclude_task, kind=kind)
+        cond, args = where(split=split, task_id=task_id, exclude_task=exclude_task, kind=kind)
         n = self._db.execute(f"SELECT COUNT(*) FROM records WHERE {cond}", args).fetchone()[0]
         if n > EXACT_FILTER_LIMIT:
             allowed = [r[0] for r in self._db.execute(f"SELECT id FROM records WHERE {cond}", args)]
@@ -309,7 +246,7 @@ class ExperienceMemory:
 
     def records(self, task_id: str | None = None, kind: RecordKind | None = None,
                 split: str | None = None) -> list[Record]:
-        sql, args = f"SELECT {_COLS} FROM records WHERE 1=1", []
+        sql, args = f"SELECT {COLS} FROM records WHERE 1=1", []
         if split is not None:
             sql += " AND split = ?"
             args.append(split)
@@ -319,7 +256,7 @@ class ExperienceMemory:
         if kind is not None:
             sql += " AND kind = ?"
             args.append(kind)
-        return [_row_to_record(r) for r in self._db.execute(sql + " ORDER BY id", args)]
+        return [row_to_record(r) for r in self._db.execute(sql + " ORDER BY id", args)]
 
     def task_info(self, task_id: str) -> TaskInfo | None:
         return self.profiles.info(task_id)
@@ -390,18 +327,3 @@ class ExperienceMemory:
 
     def close(self) -> None:
         self._db.close()
-
-
-def read_counts(root: Path) -> dict[str, int]:
-    """Record counts of a memory on disk, read-only, without an embedder."""
-    path = Path(root) / "memory.sqlite3"
-    if not path.exists():
-        return {"experience": 0, "error": 0, "records": 0, "tasks": 0}
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        rows = dict(db.execute("SELECT kind, COUNT(*) FROM records GROUP BY kind").fetchall())
-        tasks = db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
-    finally:
-        db.close()
-    exp, err = int(rows.get("experience", 0)), int(rows.get("error", 0))
-    return {"experience": exp, "error": err, "records": exp + err, "tasks": int(tasks)}

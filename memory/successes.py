@@ -36,7 +36,7 @@ def farthest_point(vectors: Vectors, n: int, first: int) -> list[int]:
 def successes(memory: ExperienceMemory, texts: Sequence[str], n: int, task_kind: str,
               exclude_task: str | None) -> list[ReplayItem]:
     """See `ExperienceMemory.successes`."""
-    from synlearner.memory.store import _records_by_id
+    from synlearner.memory.records import records_by_id
 
     if n <= 0 or not texts:
         return []
@@ -46,7 +46,7 @@ def successes(memory: ExperienceMemory, texts: Sequence[str], n: int, task_kind:
         (SPLIT, exclude_task or "", PENDING))
     if not ids:
         return []
-    rows = _records_by_id(memory._db, ids)
+    rows = records_by_id(memory._db, ids)
     infos: dict[str, TaskInfo | None] = {}
     keep: list[ReplayItem] = []
     rows_kept: list[int] = []

@@ -14,7 +14,7 @@ from synlearner.daemon.service import Service
 from synlearner.daemon.state import State
 from synlearner.daemon.tools.synthetic import demo_stream
 from synlearner.learner.base import LearnPlan
-from synlearner.memory.store import read_counts
+from synlearner.memory.records import read_counts
 from synlearner.stream import JsonlResultSink, Limits, SpoolPublisher, parse_task
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ import pytest
 
 from synlearner.memory import ExperienceMemory, HashingEmbedder, Record, TaskInfo
 from synlearner.memory.config import MemoryConfig, SimilarityConfig
-from synlearner.memory.store import read_counts
+from synlearner.memory.records import read_counts
 
 EMB = HashingEmbedder(128)
 FOOD = ["the pasta was great", "awful soup and cold bread", "lovely dessert", "the wine was sour"]

@@ -1,0 +1,97 @@
+"""`synlearner predict`: answers from the committed adapters, one process per call (the
+HTTP API of `serving.py` keeps the model resident instead)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from synlearner.daemon.config import Config
+from synlearner.daemon.state import State
+from synlearner.learner.base import Learner
+from synlearner.stream.schema import Task
+
+
+def predict(args: argparse.Namespace, cfg: Config) -> int:
+    """`synlearner predict`: answer with a task's adapter, or routed without a task id."""
+    from synlearner.daemon.build import build_learners
+
+    state = State.read(cfg.state_dir)
+    if args.task is None:
+        return _predict_routed(cfg, state, args.text)
+    entry = state.latest(args.task)
+    if entry is None:
+        print(f"predict: task {args.task!r} has not been learned", file=sys.stderr)  # noqa: T201
+        return 2
+    task = state.load_task(args.task)
+    learner = build_learners(cfg)[task.kind]
+    key = state.answer_key(args.task)  # its own adapter, or a later one that took over
+    learner.load_adapter(key, state.root / (state.latest(key) or entry).adapter)
+    if args.refine:
+        return _predict_refined(args, state, task, learner, key)
+    for text, answer in zip(args.text, learner.predict(task, args.text, key), strict=True):
+        print(json.dumps({"input": text, "task": args.task, "prediction": answer}))  # noqa: T201
+    return 0
+
+
+def _predict_refined(args: argparse.Namespace, state: State, task: Task, learner: Learner,
+                     key: str) -> int:
+    """`predict --refine K`: generate, score with a verifier, ask again (generation tasks)."""
+    from synlearner.learner.rewards import parse, verifier_tasks
+
+    named = args.verifier or next(iter(verifier_tasks(parse(task.reward))), None)
+    judge = state.latest(named) if named else None
+    if task.kind != "generation" or judge is None or judge.kind != "verification":
+        print("predict --refine: needs a generation task and a learned verification task "  # noqa: T201
+              "(--verifier, or a verifier term in the task's reward)", file=sys.stderr)
+        return 2
+    learner.load_adapter(judge.task_id, state.root / judge.adapter)
+    t0 = time.perf_counter()
+    refined = learner.refine(task, args.text, key, args.refine,  # type: ignore[attr-defined]
+                             args.threshold, judge.task_id)
+    per_input = (time.perf_counter() - t0) / len(args.text)
+    for text, r in zip(args.text, refined, strict=True):
+        print(json.dumps({"input": text, "task": args.task, "prediction": r.answer,  # noqa: T201
+                          "score": round(r.score, 3), "rounds": r.rounds,
+                          "seconds_per_input": round(per_input, 3)}))
+    return 0
+
+
+def _predict_routed(cfg: Config, state: State, texts: list[str]) -> int:
+    """No task id: route each text to the nearest task centroid in memory (its label set),
+    answer with the consolidated adapter if there is one, else with that task's adapter."""
+    from synlearner.daemon.agnostic import consolidated_dir, route_task
+    from synlearner.daemon.build import build_learners, build_memory
+    from synlearner.learner.base import consolidated_key
+
+    if not state.entries:
+        print("predict: nothing has been learned yet", file=sys.stderr)  # noqa: T201
+        return 2
+    learners = build_learners(cfg)
+    memory = build_memory(cfg, learners)
+    try:
+        routes = route_task(memory, texts)
+    finally:
+        memory.close()
+    for text, task_id in zip(texts, routes, strict=True):
+        entry = state.latest(task_id) if task_id else None
+        if entry is None or task_id is None:
+            print(json.dumps({"input": text, "error": "no learned task"}))  # noqa: T201
+            continue
+        task = state.load_task(task_id)
+        learner = learners[task.kind]
+        merged = consolidated_dir(state, task.kind)
+        if cfg.learner.adapters == "per-task" and merged.exists():
+            key = consolidated_key(task.kind)
+            path = merged
+        else:
+            key = state.answer_key(task_id)
+            path = state.root / (state.latest(key) or entry).adapter
+        if not learner.has_adapter(key):
+            learner.load_adapter(key, path)
+        answer = learner.predict(task, [text], key)[0]
+        print(json.dumps({"input": text, "task": task_id, "adapter": key,  # noqa: T201
+                          "prediction": answer}))
+    return 0
