@@ -8,7 +8,6 @@ digit; the share of judgements equal to the score rounded)."""
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,15 +33,12 @@ from synlearner.learner.config import GenerationConfig
 from synlearner.learner.dpo import learn_preference_task, prefers_chosen, run_preference
 from synlearner.learner.model import causal_lm_path, pick_device, seed_everything
 from synlearner.learner.refine import Refined, refine
+from synlearner.learner.rewards import normalise
 from synlearner.learner.selftrain import SelfTrainer
 from synlearner.learner.sft import completion_dataset, train_sft
 from synlearner.learner.verifier import CachedScorer, Verifier, instruction_of
 from synlearner.memory.base import Embedder, ReplayItem
 from synlearner.stream.schema import Task
-
-
-def normalise(text: str) -> str:
-    return re.sub(r"\s+", " ", text.strip().lower()).strip(" .,!?;:\"'")
 
 
 def prompt_of(instruction: str, text: str) -> str:
