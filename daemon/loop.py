@@ -331,6 +331,21 @@ class Daemon:
                 raise InvalidTask(f"reward.{i}.task: {tid!r} is not a learned verification task",
                                   task.task_id, code="unsupported")
 
+    def _check_judge(self, task: Task) -> None:
+        """A synthesis task's judge must be a learned classification task with its labels."""
+        judge = (task.synthesis or {}).get("judge") if task.kind == "synthesis" else None
+        if judge is None:
+            return
+        entry = self.state.latest(judge)
+        if entry is None or entry.kind != "classification":
+            raise InvalidTask(f"synthesis.judge: {judge!r} is not a learned classification task",
+                              task.task_id, code="unsupported")
+        labels = self.state.load_task(judge).labels
+        if set(labels) != set(task.labels):
+            raise InvalidTask(f"synthesis.judge: {judge!r} has other labels than this task "
+                              f"({len(labels)} labels, {len(set(labels) & set(task.labels))} "
+                              "shared)", task.task_id, code="unsupported")
+
     def _accept(self, delivery: Delivery) -> Task | None:
         """Decode a delivery; dead-letter or acknowledge it here unless it is to be learned."""
         self.metrics.tasks_received.inc()
@@ -347,6 +362,7 @@ class Daemon:
             except ValueError as exc:
                 raise InvalidTask(str(exc), task.task_id, code="unsupported") from None
             self._check_verifiers(task)
+            self._check_judge(task)
         except InvalidTask as exc:
             self.settler.dead_letter(delivery, exc.reason, exc.code, exc.task_id)
             return None

@@ -20,6 +20,19 @@ SELFTRAIN_GAUGES = {
 SELFTRAIN_KEYS = {"balance_ratio": "balance", "pass_at_1_ratio": "pass_at_1",
                   "pass_at_k_ratio": "pass_at_k", "temperature": "temperature", "tau": "tau",
                   "eval_accuracy_ratio": "eval_accuracy"}
+# the last synthesis task's figures: gauge name -> (key in `LearnOutcome.synthesis`, help)
+SYNTHESIS_GAUGES = {
+    "reward_ratio": ("reward_mean", "Mean hierarchical reward of the last synthesis task's "
+                     "GRPO samples"),
+    "sample_agreement_ratio": ("sample_agreement", "Share of the last synthesis task's GRPO "
+                               "samples the judge gave their intended label"),
+    "eval_agreement_ratio": ("eval_agreement", "Label agreement of the last synthesis task's "
+                             "evaluation texts"),
+    "eval_pairwise_distance_ratio": ("eval_pairwise_distance", "Mean pairwise cosine distance "
+                                     "of the last synthesis task's evaluation texts"),
+    "eval_distinct_2_ratio": ("eval_distinct_2", "Distinct word bigrams of the last synthesis "
+                              "task's evaluation texts"),
+}
 
 
 class Metrics:
@@ -134,6 +147,12 @@ class Metrics:
             "synlearner_preference_reward_accuracy_ratio",
             "Of the last preference phase's pairs, the share whose implicit reward ranks the "
             "chosen answer first after DPO", registry=r)
+        self.synthesis_samples = Counter(
+            "synlearner_synthesis_samples_total",
+            "Texts sampled by synthesis tasks' reward optimisation (GRPO)", registry=r)
+        self.synthesis = {
+            name: Gauge(f"synlearner_synthesis_{name}", help_, registry=r)
+            for name, (_, help_) in SYNTHESIS_GAUGES.items()}
         self.last_task_timestamp = Gauge(
             "synlearner_last_task_timestamp_seconds", "When the last task was committed",
             registry=r)
@@ -198,6 +217,14 @@ class Metrics:
         self.preference_skipped.inc(figures.get("skipped_gap", 0.0))
         if "reward_accuracy" in figures:
             self.preference_reward_accuracy.set(figures["reward_accuracy"])
+
+    def set_synthesis(self, figures: dict[str, float]) -> None:
+        """The last synthesis task's figures: its GRPO samples, their reward and judge
+        agreement, and the label agreement and diversity of its evaluation texts."""
+        self.synthesis_samples.inc(figures.get("samples", 0.0))
+        for name, (key, _) in SYNTHESIS_GAUGES.items():
+            if key in figures:
+                self.synthesis[name].set(figures[key])
 
     def set_task_agnostic(self, summary: dict[str, float]) -> None:
         for name in ("acc", "bwt", "fwt", "forgetting"):

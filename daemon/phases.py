@@ -25,6 +25,7 @@ from synlearner.daemon.negatives import phases_of, recall_negatives, recall_succ
 from synlearner.daemon.runner import Context, Phase, TaskRun
 from synlearner.daemon.state import TaskEntry
 from synlearner.daemon.strategies import task_info
+from synlearner.learner.base import Judge
 from synlearner.memory.base import Record
 from synlearner.stream.schema import Example, Task, TaskResult
 
@@ -73,6 +74,16 @@ class Recall:
                 time.perf_counter() - t)
 
 
+def _judge(task: Task, ctx: Context) -> Judge | None:
+    """A synthesis task's judge: the adapter that answers for the classification task it
+    names (checked when the task was accepted); None: zero-shot."""
+    tid = (task.synthesis or {}).get("judge") if task.kind == "synthesis" else None
+    if tid is None:
+        return None
+    seen = ctx.state.load_task(tid)
+    return Judge.of(tid, seen.instruction, seen.labels, ctx.answer_key(tid))
+
+
 def _nearest(run: TaskRun, ctx: Context, similar: list[tuple[str, float]]) -> str | None:
     for task_id, similarity in similar:
         info = ctx.memory.task_info(task_id)
@@ -107,7 +118,7 @@ class Train:
 
     def run(self, run: TaskRun, ctx: Context) -> None:
         run.plan = dataclasses.replace(ctx.strategy.plan(run, ctx), negatives=run.negatives,
-                                       successes=run.successes)
+                                       successes=run.successes, judge=_judge(run.task, ctx))
         key = run.plan.adapter
         ctx.scores = {k: v for k, v in ctx.scores.items() if k[1] != key}  # it changes now
         run.outcome = run.learner.learn(run.task, run.replay, run.plan,
@@ -310,6 +321,7 @@ def commit(run: TaskRun, ctx: Context) -> None:
         probe=dataclasses.asdict(probe) if probe else None,
         curve=[list(point) for point in outcome.curve], task_file=run.task_file,
         rounds=[dict(r) for r in outcome.rounds], preference=dict(outcome.preference),
+        synthesis=dict(outcome.synthesis),
     )
     # (row, score before) of the task-agnostic matrix; None: not measured this event
     agnostic: tuple[dict[str, float], float | None] | None = None
@@ -327,6 +339,8 @@ def commit(run: TaskRun, ctx: Context) -> None:
         ctx.metrics.set_self_training(entry.column, entry.rounds)
     if entry.preference:
         ctx.metrics.set_preference(entry.preference)
+    if entry.synthesis:
+        ctx.metrics.set_synthesis(entry.synthesis)
     cut = dict(task.truncated)
     if outcome.inputs_cut:
         log.warning("task %s: %d inputs are longer than the model's max_length=%d tokens; only "

@@ -191,11 +191,20 @@ class Predictor:
                  inputs: list[str], rounds: int, threshold: float) -> list[Answer]:
         from synlearner.learner.rewards import parse, verifier_tasks
 
+        if task.kind == "synthesis":  # scored by its judge, whose adapter the classifier loads
+            judge_key = learner.judge_of(task).adapter  # type: ignore[attr-defined]
+            judged = state.latest(judge_key) if judge_key else None
+            if judged is not None:
+                self._load(self.learners["classification"], "classification", judge_key,
+                           state.root / judged.adapter)
+            refined = learner.refine(task, inputs, key, rounds, threshold)  # type: ignore[attr-defined]
+            return [Answer(task.task_id, key, entry.version, r.answer,
+                           verifier_score=round(r.score, 3), rounds=r.rounds) for r in refined]
         named = next(iter(verifier_tasks(parse(task.reward))), None) if task.reward else None
         judge = state.latest(named) if named else None
         if task.kind != "generation" or judge is None or judge.kind != "verification":
-            raise NotServable("refine needs a generation task whose reward names a learned "
-                              "verification task")
+            raise NotServable("refine needs a synthesis task, or a generation task whose reward "
+                              "names a learned verification task")
         self._load(learner, task.kind, judge.task_id, state.root / judge.adapter)
         refined = learner.refine(task, inputs, key, rounds, threshold,  # type: ignore[attr-defined]
                                  judge.task_id)

@@ -59,6 +59,7 @@ class TaskEntry:
     task_file: str = ""  # the task's definition, relative to the state dir ("": tasks/<id>.json)
     rounds: list[dict[str, float]] = field(default_factory=list)  # self-training rounds
     preference: dict[str, float] = field(default_factory=dict)  # the preference phase's figures
+    synthesis: dict[str, float] = field(default_factory=dict)  # a synthesis task's figures
 
 
 @dataclass

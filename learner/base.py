@@ -67,6 +67,21 @@ def consolidated_key(kind: str) -> str:
 
 
 @dataclass(frozen=True)
+class Judge:
+    """Who judges a synthesised text's label: the classification learner scoring `task`'s
+    labels with `adapter` (None: the base encoder, zero-shot)."""
+
+    task: Task
+    adapter: str | None = None
+
+    @classmethod
+    def of(cls, task_id: str, instruction: str, labels: Sequence[str],
+           adapter: str | None = None) -> Judge:
+        """A judge from what the classifier needs of its task (no examples)."""
+        return cls(Task(task_id, "classification", instruction, tuple(labels), (), ()), adapter)
+
+
+@dataclass(frozen=True)
 class LearnPlan:
     """How to learn one task: which adapter to train, where it starts, how long.
 
@@ -97,6 +112,8 @@ class LearnPlan:
     # generation tasks with a `self_train` phase: the model's own right answers to related
     # past tasks (`Memory.successes`), replayed in every round
     successes: Sequence[ReplayItem] = ()
+    # synthesis tasks: the judge of their texts' labels (None: zero-shot on their labels)
+    judge: Judge | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +163,7 @@ class LearnOutcome:
     inputs_cut: int = 0  # the task's inputs (train and eval) longer than that, cut to fit
     rounds: Sequence[Mapping[str, float]] = field(default_factory=tuple)  # self-training rounds
     preference: Mapping[str, float] = field(default_factory=dict)  # the preference phase's figures
+    synthesis: Mapping[str, float] = field(default_factory=dict)  # a synthesis task's figures
 
 
 @runtime_checkable

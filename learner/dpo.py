@@ -43,10 +43,11 @@ class DpoResult:
     margin: float  # mean implicit reward margin (beta-scaled), after
 
 
-def _sequences(gen: SftGenerator, prompt: str, answers: Sequence[str]) -> list[tuple[list[int], int]]:
-    """Token ids of prompt + answer (the prompt cut from the left to fit `max_length`) and
-    where the answer starts."""
-    tok, limit = gen.tokenizer, gen.settings.max_length
+def answer_sequences(gen: SftGenerator, prompt: str, answers: Sequence[str],
+                     limit: int = 0) -> list[tuple[list[int], int]]:
+    """Token ids of prompt + answer (the prompt cut from the left to fit `limit` tokens, by
+    default `max_length`) and where the answer starts."""
+    tok, limit = gen.tokenizer, limit or gen.settings.max_length
     p = list(tok(prompt, add_special_tokens=False)["input_ids"])
     out = []
     for answer in answers:
@@ -56,7 +57,7 @@ def _sequences(gen: SftGenerator, prompt: str, answers: Sequence[str]) -> list[t
     return out
 
 
-def _logps(model: torch.nn.Module, seqs: Sequence[tuple[list[int], int]], pad: int,
+def answer_logps(model: torch.nn.Module, seqs: Sequence[tuple[list[int], int]], pad: int,
            device: torch.device, mean: bool = False) -> torch.Tensor:
     """Log-probabilities of each sequence's answer tokens, summed (or averaged with `mean`),
     in one right-padded batch."""
@@ -76,7 +77,7 @@ def _logps(model: torch.nn.Module, seqs: Sequence[tuple[list[int], int]], pad: i
 
 
 def _pair_logps(gen: SftGenerator, seqs: Sequence[tuple[list[int], int]]) -> torch.Tensor:
-    return _logps(gen.bank.model, seqs, gen.tokenizer.pad_token_id, gen.device)
+    return answer_logps(gen.bank.model, seqs, gen.tokenizer.pad_token_id, gen.device)
 
 
 def prefers_chosen(gen: SftGenerator, task: Task, examples: Sequence[Example],
@@ -89,9 +90,9 @@ def prefers_chosen(gen: SftGenerator, task: Task, examples: Sequence[Example],
     with torch.inference_mode(), gen.bank.use(adapter):
         for i in range(0, len(examples), batch):
             seqs = [s for e in examples[i : i + batch]
-                    for s in _sequences(gen, gen.prompt(task.instruction, e.input),
+                    for s in answer_sequences(gen, gen.prompt(task.instruction, e.input),
                                         (e.output, e.rejected))]
-            got = _logps(gen.bank.model, seqs, gen.tokenizer.pad_token_id, gen.device,
+            got = answer_logps(gen.bank.model, seqs, gen.tokenizer.pad_token_id, gen.device,
                          mean=True).view(-1, 2)
             out += (got[:, 0] > got[:, 1]).tolist()
     return out
@@ -101,7 +102,7 @@ def train_dpo(gen: SftGenerator, key: str, pairs: Sequence[tuple[str, str, str]]
               cfg: PreferenceConfig, seed: int, progress: Progress,
               phase: str = "preference") -> DpoResult:
     """`cfg.steps` DPO steps on `pairs` of (prompt, chosen, rejected) for adapter `key`."""
-    seqs = [_sequences(gen, prompt, (chosen, rejected)) for prompt, chosen, rejected in pairs]
+    seqs = [answer_sequences(gen, prompt, (chosen, rejected)) for prompt, chosen, rejected in pairs]
     bank = gen.bank
     with torch.inference_mode():
         bank.activate(key, trainable=False)

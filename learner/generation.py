@@ -126,33 +126,38 @@ class SftGenerator:
         return self._embedder
 
     # -- inference -----------------------------------------------------------------------
-    def _prompt_ids(self, instruction: str, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _prompt_ids(self, instruction: str, texts: Sequence[str],
+                    max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Left-padded prompt ids and attention mask, each prompt cut to its last
         `max_length` tokens."""
         tok = self.tokenizer
         ids = [tok(self.prompt(instruction, t), add_special_tokens=False)["input_ids"]
-               [-self.settings.max_length:] for t in texts]
+               [-max_length:] for t in texts]
         width = max(len(i) for i in ids)
         input_ids = torch.tensor([[tok.pad_token_id] * (width - len(i)) + i for i in ids])
         mask = torch.tensor([[0] * (width - len(i)) + [1] * len(i) for i in ids])
         return input_ids.to(self.device), mask.to(self.device)
 
     @torch.no_grad()
-    def _generate(self, task: Task, texts: Sequence[str], k: int = 1,
-                  temperature: float = 0.0) -> list[list[str]]:
-        """`k` answers per text: greedy when `temperature` is 0, else sampled at it (all `k`
-        in one batched `generate` call per group of prompts)."""
+    def generate(self, instruction: str, texts: Sequence[str], k: int = 1,
+                 temperature: float = 0.0, max_new_tokens: int = 0,
+                 max_length: int = 0) -> list[list[str]]:
+        """`k` answers per text with the active adapter: greedy when `temperature` is 0, else
+        sampled at it (all `k` in one batched `generate` call per group of prompts);
+        `max_new_tokens` and `max_length` (the prompt's tokens) default to the settings'."""
         out: list[list[str]] = []
         tok = self.tokenizer
         per_call = max(1, self.settings.generate_batch // k)
         for start in range(0, len(texts), per_call):
-            input_ids, mask = self._prompt_ids(task.instruction, texts[start : start + per_call])
+            input_ids, mask = self._prompt_ids(instruction, texts[start : start + per_call],
+                                               max_length or self.settings.max_length)
             sampling: dict[str, Any] = (
                 {"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0,
                  "num_return_sequences": k} if temperature > 0 else {"do_sample": False})
             gen = self.bank.model.generate(  # type: ignore[no-untyped-call]  # peft's stub
                 input_ids=input_ids, attention_mask=mask,
-                max_new_tokens=self.settings.max_new_tokens, eos_token_id=tok.eos_token_id,
+                max_new_tokens=max_new_tokens or self.settings.max_new_tokens,
+                eos_token_id=tok.eos_token_id,
                 pad_token_id=tok.pad_token_id, **sampling,
             )
             answers = [a.strip() for a in
@@ -162,12 +167,12 @@ class SftGenerator:
 
     def predict(self, task: Task, texts: Sequence[str], adapter: str | None) -> list[str]:
         with self.bank.use(adapter):
-            return [a[0] for a in self._generate(task, texts)]
+            return [a[0] for a in self.generate(task.instruction, texts)]
 
     def sample(self, task: Task, texts: Sequence[str], adapter: str | None, k: int,
                temperature: float) -> list[list[str]]:
         with self.bank.use(adapter):
-            return self._generate(task, texts, k, temperature)
+            return self.generate(task.instruction, texts, k, temperature)
 
     def evaluate(self, task: Task, adapter: str | None) -> float:
         return float(np.mean([p.correct for p in self._judge(task, task.eval, adapter, "eval")]))

@@ -35,7 +35,6 @@ from dataclasses import dataclass
 import numpy as np
 
 TERMS = ("label", "attribute", "quality", "diversity")
-DEFAULT_WEIGHTS = {"label": 0.1, "attribute": 0.1, "quality": 0.5, "diversity": 0.3}  # SynLearner
 RANK_CREDIT = (1.0, 0.6, 0.25)
 LENGTH_WORDS = {"short": (1, 30), "medium": (20, 80), "long": (60, math.inf)}
 SCAFFOLD = ("label:", "examples of this label")
@@ -65,7 +64,15 @@ def make_plan(labels: Sequence[str], examples: Sequence[tuple[str, str]], n: int
     if not labels:
         raise ValueError("labels: a plan needs at least one label")
     rng = random.Random(seed)
-    plan_labels = _balanced(labels, n, rng)
+    return plan_of(_balanced(labels, n, rng), examples, attributes, shots, rng)
+
+
+def plan_of(plan_labels: Sequence[str], examples: Sequence[tuple[str, str]],
+            attributes: Mapping[str, Sequence[str]], shots: int,
+            rng: random.Random) -> list[PlanItem]:
+    """A plan with the labels given, in their order (e.g. an evaluation split's), and the
+    attribute values and few-shot draws of `make_plan`."""
+    n = len(plan_labels)
     columns = {name: _balanced(pool, n, rng) for name, pool in attributes.items() if pool}
     by_label: dict[str, list[str]] = {}
     for text, label in examples:
@@ -152,6 +159,32 @@ def diversity(similarities: np.ndarray) -> list[float]:
     total = s.sum(axis=1)
     rho = np.divide((s * s).sum(axis=1), total, out=np.zeros(n), where=total > 0)
     return [float(d) for d in np.clip(3.0 * (1.0 - rho), 0.0, 1.0)]
+
+
+def group_advantages(rewards: Sequence[float], eps: float = 1e-4) -> list[float]:
+    """GRPO's advantages of one group: each reward less the group's mean, over the group's
+    standard deviation; all 0 when the rewards are equal (the group teaches nothing)."""
+    r = np.asarray(rewards, dtype=np.float64)
+    std = float(r.std())
+    if r.size < 2 or std < 1e-6:
+        return [0.0] * int(r.size)
+    return [float(a) for a in (r - r.mean()) / (std + eps)]
+
+
+def set_diversity(texts: Sequence[str], vectors: np.ndarray) -> dict[str, float]:
+    """How diverse a synthesised set is: the mean pairwise cosine distance of its
+    embeddings, and its distinct word bigrams over all its bigrams (distinct-2)."""
+    v = np.asarray(vectors, dtype=np.float64)
+    n = len(texts)
+    if n >= 2:
+        v = v / np.clip(np.linalg.norm(v, axis=1, keepdims=True), 1e-12, None)
+        sim = v @ v.T
+        distance = float(1.0 - (sim.sum() - np.trace(sim)) / (n * (n - 1)))
+    else:
+        distance = 0.0
+    grams = [tuple(w[i : i + 2]) for w in (_words(t) for t in texts) for i in range(len(w) - 1)]
+    return {"pairwise_distance": distance,
+            "distinct_2": len(set(grams)) / len(grams) if grams else 0.0}
 
 
 def diversity_of(vectors: np.ndarray) -> list[float]:

@@ -87,7 +87,8 @@ class Verifier:
         out = []
         with gen.bank.use(adapter):
             for start in range(0, len(texts), gen.settings.generate_batch):
-                ids, mask = gen._prompt_ids(instruction, texts[start : start + gen.settings.generate_batch])
+                ids, mask = gen._prompt_ids(instruction, texts[start : start + gen.settings.generate_batch],
+                                            gen.settings.max_length)
                 logits = gen.bank.model(input_ids=ids, attention_mask=mask).logits[:, -1].float()
                 out.append(torch.softmax(logits[:, self.digit_ids], dim=-1).cpu())
         return torch.cat(out) if out else torch.zeros((0, len(DIGITS)))

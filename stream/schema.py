@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -26,7 +26,8 @@ SCHEMA_V1 = "synlearner.task/v1"
 RESULT_SCHEMA_V1 = "synlearner.result/v1"
 TASK_ID_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$"  # never ".", ".." or hidden
 _TASK_ID_RE = re.compile(TASK_ID_PATTERN)
-TaskKind = Literal["classification", "generation", "preference", "verification"]
+TaskKind = Literal["classification", "generation", "preference", "verification", "synthesis"]
+LABELLED = ("classification", "synthesis")  # kinds whose outputs are one of the task's labels
 MAX_SCORE = 5  # a verification example's score: 0 (wrong) to 5 (fully right)
 
 
@@ -57,7 +58,8 @@ class Limits(BaseModel):
 
 @dataclass(frozen=True)
 class Example:
-    """One example. `output` is the label (classification), the reference answer
+    """One example. `output` is the label (classification; synthesis, whose `input` is a
+    text of that label), the reference answer
     (generation), the chosen answer (preference) or the answer judged (verification);
     `rejected` is a preference example's rejected answer, `score` a verification example's
     0-5 judgement of `output` as an answer to `input`."""
@@ -93,6 +95,7 @@ class Task:
     # phases the task asks for (empty: the daemon's `learner.generation.phases`)
     reward: Any = None
     phases: tuple[str, ...] = ()
+    synthesis: Mapping[str, Any] | None = None  # synthesis only: its `SynthesisSpec`, dumped
 
     def to_message(self) -> dict[str, Any]:
         """The task as a self-contained v1 message (data inlined). `reward` and `phases`
@@ -111,6 +114,8 @@ class Task:
             out["reward"] = self.reward
         if self.phases:
             out["phases"] = list(self.phases)
+        if self.synthesis is not None:
+            out["synthesis"] = dict(self.synthesis)
         return out
 
 
@@ -122,12 +127,33 @@ class ExampleModel(BaseModel):
     score: float | None = Field(None, ge=0, le=MAX_SCORE, allow_inf_nan=False, strict=True)  # verification
 
 
+class SynthesisSpec(BaseModel):
+    """What a synthesis task asks for (`learner.synth_learner` learns it): texts of its
+    labels, each label described in `descriptions`, written with attribute values drawn
+    from `attributes` (e.g. {"length": ["short", "long"], "tone": ["calm", "angry"]}) and
+    `shots` few-shot examples of the label; `count` requests in the reward phase's plan;
+    `judge` the classification task (same labels) whose adapter judges a text's label
+    (none: the base encoder, zero-shot)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    descriptions: dict[str, str] = Field(default_factory=dict)
+    attributes: dict[str, Annotated[list[Annotated[str, Field(min_length=1)]],
+                                    Field(min_length=1, max_length=32)]] = Field(
+        default_factory=dict, max_length=8)
+    count: int = Field(32, ge=1, le=4096, strict=True)
+    shots: int = Field(2, ge=0, le=8, strict=True)
+    judge: str | None = Field(None, pattern=TASK_ID_PATTERN)
+
+
 class DataRef(BaseModel):
     """Examples kept in a JSONL or Parquet file under one of the allowed roots."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     train: str | None = None
     eval: str | None = None
+
+
+PHASES_OF = {"generation": ("sft", "self_train", "preference"), "synthesis": ("sft", "grpo")}
 
 
 class TaskMessage(BaseModel):
@@ -146,23 +172,37 @@ class TaskMessage(BaseModel):
     metadata: dict[str, str] = Field(default_factory=dict, max_length=64)
     # generation only; the learner checks the declaration (names, weights, parameters)
     reward: str | list[Any] | dict[str, Any] | None = None
-    phases: list[Literal["sft", "self_train", "preference"]] | None = Field(None, min_length=1, max_length=4)
+    # generation: sft, self_train, preference; synthesis: sft, grpo
+    phases: list[Literal["sft", "self_train", "preference", "grpo"]] | None = Field(
+        None, min_length=1, max_length=4)
+    synthesis: SynthesisSpec | None = None  # synthesis only (absent: the defaults)
 
     @model_validator(mode="after")
     def _labels_fit_kind(self) -> TaskMessage:
-        if self.kind == "classification":
+        if self.kind in LABELLED:
             if len(self.labels) < 2:
-                raise ValueError("labels: a classification task needs at least 2 labels")
+                raise ValueError(f"labels: a {self.kind} task needs at least 2 labels")
             if len(set(self.labels)) != len(self.labels):
                 raise ValueError("labels: labels must be unique")
         elif self.labels:
-            raise ValueError("labels: only classification tasks take labels")
-        if self.kind != "generation":
-            for name in ("reward", "phases"):
-                if getattr(self, name) is not None:
-                    raise ValueError(f"{name}: only generation tasks take {name}")
+            raise ValueError("labels: only classification and synthesis tasks take labels")
+        if self.kind != "generation" and self.reward is not None:
+            raise ValueError("reward: only generation tasks take reward")
+        if self.kind != "synthesis" and self.synthesis is not None:
+            raise ValueError("synthesis: only synthesis tasks take synthesis")
+        allowed = PHASES_OF.get(self.kind, ())
+        for phase in self.phases or ():
+            if not allowed:
+                raise ValueError("phases: only generation and synthesis tasks take phases")
+            if phase not in allowed:
+                raise ValueError(f"phases: {phase!r} is not a phase of {self.kind} tasks "
+                                 f"({', '.join(allowed)})")
         if self.phases is not None and len(set(self.phases)) != len(self.phases):
             raise ValueError("phases: a phase may appear once")
+        if self.synthesis is not None:
+            unknown = sorted(set(self.synthesis.descriptions) - set(self.labels))
+            if unknown:
+                raise ValueError(f"synthesis.descriptions: {_short(unknown[0])} is not one of labels")
         return self
 
 
@@ -232,6 +272,8 @@ def _to_task(msg: TaskMessage, limits: Limits) -> Task:
         truncated=cut,
         reward=msg.reward,
         phases=tuple(msg.phases or ()),
+        synthesis=((msg.synthesis or SynthesisSpec()).model_dump()
+                   if msg.kind == "synthesis" else None),
     )
     digest = hashlib.sha256(json.dumps(task.to_message(), sort_keys=True).encode()).hexdigest()
     return dataclasses.replace(task, content_hash=digest[:16])
@@ -253,10 +295,19 @@ def _check_structure(msg: TaskMessage, train: list[Example], evals: list[Example
         if len(lab) > cap:
             raise InvalidTask(f"labels[{i}]: {len(lab)} chars exceeds max_field_chars={cap}", tid,
                               code="limit")
+    spec = msg.synthesis
+    texts = ([(f"synthesis.descriptions.{k}", v) for k, v in spec.descriptions.items()]
+             + [(f"synthesis.attributes.{k}[{i}]", v) for k, vs in spec.attributes.items()
+                for i, v in enumerate(vs)] + [(f"synthesis.attributes.{k}", k)
+                                              for k in spec.attributes]) if spec else []
+    for where, text in texts:
+        if len(text) > cap:
+            raise InvalidTask(f"{where}: {len(text)} chars exceeds max_field_chars={cap}", tid,
+                              code="limit")
     label_set = set(msg.labels)
     for split, examples in (("train", train), ("eval", evals)):
         for i, ex in enumerate(examples):
-            if msg.kind == "classification" and ex.output not in label_set:
+            if msg.kind in LABELLED and ex.output not in label_set:
                 raise InvalidTask(f"{split}[{i}].output: {_short(ex.output)} is not one of labels",
                                   tid)
             if (msg.kind == "preference") != bool(ex.rejected):
@@ -295,7 +346,7 @@ def _fit_split(msg: TaskMessage, split: str, examples: list[Example], cap: int, 
     rng = random.Random(f"{limits.sample_seed}:{msg.task_id}:{split}")
     groups: dict[str, list[int]] = {}
     for i, ex in enumerate(examples):
-        groups.setdefault(ex.output if msg.kind == "classification" else "", []).append(i)
+        groups.setdefault(ex.output if msg.kind in LABELLED else "", []).append(i)
     # largest remainder: each label keeps its share of `cap`, every label at least one
     quotas = {k: cap * len(v) / len(examples) for k, v in groups.items()}
     take = {k: max(1, int(q)) for k, q in quotas.items()}

@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Mapping
 
 from synlearner.daemon.config import Config
 from synlearner.daemon.state import State
@@ -26,31 +27,43 @@ def predict(args: argparse.Namespace, cfg: Config) -> int:
         print(f"predict: task {args.task!r} has not been learned", file=sys.stderr)  # noqa: T201
         return 2
     task = state.load_task(args.task)
-    learner = build_learners(cfg)[task.kind]
+    learners = build_learners(cfg)
+    learner = learners[task.kind]
     key = state.answer_key(args.task)  # its own adapter, or a later one that took over
     learner.load_adapter(key, state.root / (state.latest(key) or entry).adapter)
     if args.refine:
-        return _predict_refined(args, state, task, learner, key)
+        return _predict_refined(args, state, task, learners, key)
     for text, answer in zip(args.text, learner.predict(task, args.text, key), strict=True):
         print(json.dumps({"input": text, "task": args.task, "prediction": answer}))  # noqa: T201
     return 0
 
 
-def _predict_refined(args: argparse.Namespace, state: State, task: Task, learner: Learner,
-                     key: str) -> int:
-    """`predict --refine K`: generate, score with a verifier, ask again (generation tasks)."""
+def _predict_refined(args: argparse.Namespace, state: State, task: Task,
+                     learners: Mapping[str, Learner], key: str) -> int:
+    """`predict --refine K`: generate, score with a verifier, ask again (generation tasks,
+    scored by a verification task's verifier; synthesis tasks, scored by their judge)."""
     from synlearner.learner.rewards import parse, verifier_tasks
 
-    named = args.verifier or next(iter(verifier_tasks(parse(task.reward))), None)
-    judge = state.latest(named) if named else None
-    if task.kind != "generation" or judge is None or judge.kind != "verification":
-        print("predict --refine: needs a generation task and a learned verification task "  # noqa: T201
-              "(--verifier, or a verifier term in the task's reward)", file=sys.stderr)
-        return 2
-    learner.load_adapter(judge.task_id, state.root / judge.adapter)
+    learner = learners[task.kind]
+    if task.kind == "synthesis":
+        judge_key = learner.judge_of(task).adapter  # type: ignore[attr-defined]
+        judged = state.latest(judge_key) if judge_key else None
+        if judged is not None:
+            learners["classification"].load_adapter(judge_key, state.root / judged.adapter)
+        verifier = None
+    else:
+        named = args.verifier or next(iter(verifier_tasks(parse(task.reward))), None)
+        judge = state.latest(named) if named else None
+        if task.kind != "generation" or judge is None or judge.kind != "verification":
+            print("predict --refine: needs a synthesis task, or a generation task and a learned "  # noqa: T201
+                  "verification task (--verifier, or a verifier term in the task's reward)",
+                  file=sys.stderr)
+            return 2
+        learner.load_adapter(judge.task_id, state.root / judge.adapter)
+        verifier = judge.task_id
     t0 = time.perf_counter()
     refined = learner.refine(task, args.text, key, args.refine,  # type: ignore[attr-defined]
-                             args.threshold, judge.task_id)
+                             args.threshold, verifier)
     per_input = (time.perf_counter() - t0) / len(args.text)
     for text, r in zip(args.text, refined, strict=True):
         print(json.dumps({"input": text, "task": args.task, "prediction": r.answer,  # noqa: T201

@@ -91,7 +91,7 @@ def test_the_api_answers_as_the_cli_and_sees_new_commits(tmp_path: Path) -> None
                        headers={"content-type": "application/json"})
     assert body.status_code == 413 and "max_body_bytes (4000 bytes)" in body.text
     refine = client.post("/v1/predict", json={"task_id": news["task_id"], "inputs": ["a"], "refine": 2})
-    assert refine.status_code == 400 and "refine needs a generation task" in refine.text
+    assert refine.status_code == 400 and "refine needs a synthesis task" in refine.text
     assert client.post("/v1/predict", content=b"{", headers={"content-type": "application/json"}
                        ).status_code == 422
     assert client.get("/readyz").status_code == 200

@@ -128,8 +128,9 @@ def unit_config(state_dir: Path, **overrides: Any) -> Config:
 
 
 def unit_daemon(cfg: Config, source: InMemorySource, learner: CentroidLearner,
-                memory_dir: Path | None = None) -> Daemon:
-    """A daemon on `cfg` with the numpy learner and a real memory on the hashing embedder."""
+                memory_dir: Path | None = None, kinds: Sequence[str] = ("classification",)) -> Daemon:
+    """A daemon on `cfg` with the numpy learner for `kinds` and a real memory on the hashing
+    embedder."""
     memory = ExperienceMemory(memory_dir or cfg.state_dir / "memory", EMB, cfg.memory)
-    return Daemon(cfg, source, InMemoryResultSink(), memory, {"classification": learner},
+    return Daemon(cfg, source, InMemoryResultSink(), memory, dict.fromkeys(kinds, learner),
                   State.load(cfg.state_dir), Metrics(), Attempts(cfg.state_dir / "attempts"))

@@ -123,6 +123,34 @@ def test_a_task_the_learner_cannot_take_is_dead_lettered_with_its_reason(tmp_pat
     assert learner.trained == ["ok"]
 
 
+def test_a_synthesis_task_is_judged_by_a_learned_classification_task_with_its_labels(
+        tmp_path: Path) -> None:
+    """The judge a synthesis task names must be a learned classification task with the same
+    labels (else a dead letter naming the field); its answering adapter is in the plan."""
+    def synthesis(task_id: str, judge: str, labels: Sequence[str] = ("positive", "negative")) -> bytes:
+        body = json.loads(task_raw(task_id))
+        body.update(kind="synthesis", labels=list(labels), synthesis={"judge": judge})
+        if "neutral" in labels:
+            body["train"].append({"input": "fine", "output": "neutral"})
+        return json.dumps(body).encode()
+
+    source = InMemorySource([task_raw("reviews"), synthesis("write", "reviews"),
+                             synthesis("unknown", "nope"), synthesis("self", "write"),
+                             synthesis("more", "reviews", ("positive", "negative", "neutral"))])
+    learner = CentroidLearner()
+    unit_daemon(unit_config(tmp_path), source, learner,
+                kinds=("classification", "synthesis")).run()
+    assert learner.trained == ["reviews", "write"]
+    assert [d[1] for d in source.dead_letters] == [
+        "synthesis.judge: 'nope' is not a learned classification task",
+        "synthesis.judge: 'write' is not a learned classification task",
+        "synthesis.judge: 'reviews' has other labels than this task (2 labels, 2 shared)"]
+    judged = learner.plans[1].judge
+    assert judged is not None and judged.adapter == "reviews"
+    assert judged.task.labels == ("positive", "negative") and not judged.task.train
+    assert learner.plans[0].judge is None
+
+
 def test_idle_drain_returns(tmp_path: Path) -> None:
     daemon = build(tmp_path, InMemorySource(), CentroidLearner())
     daemon.run()

@@ -86,10 +86,13 @@ def test_generation_tasks_declare_a_reward_and_phases() -> None:
     again = parse_task(json.dumps(task.to_message()).encode(), Limits())
     assert (again.reward, again.phases, again.content_hash) == (spec, task.phases, task.content_hash)
     assert reason(raw(reward="exact_match")) == "reward: only generation tasks take reward"
-    assert reason(raw(phases=["sft"])) == "phases: only generation tasks take phases"
+    assert reason(raw(phases=["sft"])) == (
+        "phases: only generation and synthesis tasks take phases")
     assert reason(json.dumps({**gen, "phases": ["sft", "sft"]}).encode()) == (
         "phases: a phase may appear once")
-    assert reason(json.dumps({**gen, "phases": ["grpo"]}).encode()).startswith("phases.0:")
+    assert reason(json.dumps({**gen, "phases": ["grpo"]}).encode()) == (
+        "phases: 'grpo' is not a phase of generation tasks (sft, self_train, preference)")
+    assert reason(json.dumps({**gen, "phases": ["dance"]}).encode()).startswith("phases.0:")
     assert reason(json.dumps({**gen, "phases": []}).encode()).startswith("phases:")
     assert reason(json.dumps({**gen, "reward": 3}).encode()).startswith("reward")
 
@@ -169,3 +172,36 @@ def test_parquet_data(tmp_path: Path) -> None:
     task = parse_task(raw(eval=[], data={"eval": "eval.parquet"}),
                       Limits(allowed_data_roots=(tmp_path,)))
     assert [e.output for e in task.eval] == ["positive", "negative"]
+
+
+def test_synthesis_tasks_take_labelled_texts_and_a_request() -> None:
+    syn = message(kind="synthesis", labels=["pos", "neg"],
+                  train=[{"input": "a fine day out", "output": "pos"}],
+                  eval=[{"input": "a dull film", "output": "neg"}])
+    plain = parse_task(json.dumps(syn).encode(), Limits())
+    assert plain.synthesis == {"descriptions": {}, "attributes": {}, "count": 32, "shots": 2,
+                               "judge": None}  # absent: the defaults, kept in the task
+    spec = {"descriptions": {"pos": "glad"}, "attributes": {"length": ["short", "long"]},
+            "count": 8, "shots": 1, "judge": "reviews"}
+    task = parse_task(json.dumps({**syn, "synthesis": spec, "phases": ["grpo"]}).encode(),
+                      Limits())
+    assert task.synthesis == spec and task.phases == ("grpo",)
+    again = parse_task(json.dumps(task.to_message()).encode(), Limits())
+    assert (again.synthesis, again.content_hash) == (spec, task.content_hash)
+    assert reason(json.dumps({**syn, "labels": ["pos"]}).encode()) == (
+        "labels: a synthesis task needs at least 2 labels")
+    assert "not one of labels" in reason(json.dumps(
+        {**syn, "train": [{"input": "x", "output": "meh"}]}).encode())
+    assert reason(json.dumps({**syn, "synthesis": {"descriptions": {"meh": "x"}}}).encode()) == (
+        "synthesis.descriptions: 'meh' is not one of labels")
+    assert reason(json.dumps({**syn, "phases": ["preference"]}).encode()) == (
+        "phases: 'preference' is not a phase of synthesis tasks (sft, grpo)")
+    assert reason(raw(synthesis={"count": 4})) == "synthesis: only synthesis tasks take synthesis"
+    assert reason(json.dumps({**syn, "synthesis": {"count": 0}}).encode()).startswith(
+        "synthesis.count:")
+    assert reason(json.dumps({**syn, "synthesis": {"judge": "../x"}}).encode()).startswith(
+        "synthesis.judge:")
+    lim = Limits(max_field_chars=20)
+    long = {**syn, "synthesis": {"attributes": {"tone": ["calm", "z" * 25]}}}
+    assert reason(json.dumps(long).encode(), lim) == (
+        "synthesis.attributes.tone[1]: 25 chars exceeds max_field_chars=20")

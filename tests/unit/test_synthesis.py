@@ -10,6 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from synlearner.learner import synthesis as S
+from synlearner.learner.config import SynthesisConfig
+
+WEIGHTS = SynthesisConfig().weights  # SynLearner's: label 0.1, attribute 0.1, quality 0.5, diversity 0.3
 
 EXAMPLES = [(f"text {label} {i}", label) for label in ("pos", "neg", "mixed") for i in range(5)]
 POOLS = {"style": ["casual", "formal", "terse"], "length": ["short", "long"]}
@@ -104,21 +107,49 @@ def test_diversity_of_vectors() -> None:
 
 
 def test_schedule_advances_with_the_step() -> None:
-    sched = S.WeightSchedule(S.DEFAULT_WEIGHTS, warmup_steps=10, amplitude=0.1, period=20)
+    sched = S.WeightSchedule(WEIGHTS, warmup_steps=10, amplitude=0.1, period=20)
     start, mid, end = sched.at(0), sched.at(5), sched.at(10)
     assert start == {"label": 0.0, "attribute": 0.0, "quality": 1.0, "diversity": 0.0}
-    assert end == pytest.approx(S.DEFAULT_WEIGHTS)
+    assert end == pytest.approx(WEIGHTS)
     assert start["diversity"] < mid["diversity"] < end["diversity"]
     later = [sched.at(step) for step in range(11, 31)]
     assert len({round(w["diversity"], 6) for w in later}) > 10  # it oscillates, it does not stall
     assert all(sum(w.values()) == pytest.approx(1.0) for w in [start, mid, end, *later])
-    assert max(abs(w["quality"] / S.DEFAULT_WEIGHTS["quality"] - 1) for w in later) < 0.25
-    fixed = S.WeightSchedule(S.DEFAULT_WEIGHTS)
-    assert fixed.at(0) == fixed.at(1000) == pytest.approx(S.DEFAULT_WEIGHTS)
+    assert max(abs(w["quality"] / WEIGHTS["quality"] - 1) for w in later) < 0.25
+    fixed = S.WeightSchedule(WEIGHTS)
+    assert fixed.at(0) == fixed.at(1000) == pytest.approx(WEIGHTS)
 
 
 def test_combine_is_the_weighted_sum() -> None:
     terms = {"label": 1.0, "attribute": 0.5, "quality": 0.8, "diversity": 0.0}
-    assert S.combine(terms, S.DEFAULT_WEIGHTS) == pytest.approx(0.1 + 0.05 + 0.4)
+    assert S.combine(terms, WEIGHTS) == pytest.approx(0.1 + 0.05 + 0.4)
     with pytest.raises(ValueError, match="sum to 0"):
         S.WeightSchedule({"label": 1.0}, warmup_steps=5).at(0)
+
+
+def test_group_advantages_normalise_within_a_group_and_vanish_when_it_is_uniform() -> None:
+    adv = S.group_advantages([0.2, 0.4, 0.6, 0.8])
+    assert sum(adv) == pytest.approx(0.0, abs=1e-9)
+    assert adv == sorted(adv) and adv[-1] == pytest.approx(0.3 / np.std([0.2, 0.4, 0.6, 0.8]), rel=1e-3)
+    assert S.group_advantages([0.5, 0.5, 0.5]) == [0.0, 0.0, 0.0]  # nothing to learn from
+    assert S.group_advantages([0.9]) == [0.0]
+
+
+def test_set_diversity_is_the_mean_pairwise_distance_and_distinct_bigrams() -> None:
+    v = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    got = S.set_diversity(["a b c", "a b d", "e f"], v)
+    # cosines: (1,2) 0, (1,3) 1, (2,3) 0 -> mean similarity 1/3
+    assert got["pairwise_distance"] == pytest.approx(2 / 3)
+    # bigrams: ab bc ab bd ef -> 4 distinct of 5
+    assert got["distinct_2"] == pytest.approx(4 / 5)
+    assert S.set_diversity(["one"], v[:1]) == {"pairwise_distance": 0.0, "distinct_2": 0.0}
+
+
+def test_the_reward_weights_name_the_terms_and_sum_to_more_than_zero() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="'style' is not a term"):
+        SynthesisConfig(weights={"style": 1.0})
+    with pytest.raises(ValidationError, match="sum to more than 0"):
+        SynthesisConfig(weights={"label": 0.0})
+    assert set(SynthesisConfig().weights) == set(S.TERMS)

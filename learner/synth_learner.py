@@ -1,0 +1,438 @@
+"""Synthesis tasks (SynLearner): a LoRA adapter of the causal LM that writes texts of given
+labels, learned task after task on the one resident model of `SftGenerator`.
+
+A synthesis task's examples are labelled texts (`input` the text, `output` its label); its
+`synthesis` section (`stream.schema.SynthesisSpec`) describes the labels and the attribute
+pools, and names the judge. Learning it runs its phases (its own `phases`, else
+`learner.generation.synthesis.phases`), each on the task's adapter:
+
+- the start: a copy of the nearest past synthesis task's adapter (`plan.init_from`) is kept
+  only if the task's held-out train texts are likelier under it than under a fresh adapter
+  (which is the base model: LoRA starts at zero), else the task starts fresh;
+- `sft`: SFT on the task's texts, each the completion of the request for its label (the
+  label, its description and few-shot texts of the label drawn from the other train
+  examples; no attributes, since the examples do not say theirs), plus replay of past
+  synthesis tasks' texts;
+- `grpo`: group relative policy optimisation on the diversity-aware plan
+  (`learner.synthesis.make_plan`: `count` label-balanced requests, each with a combination
+  of attribute values and few-shot draws). A step takes `prompts_per_step` requests,
+  samples `group` texts for each and scores each text with the hierarchical reward (label
+  credit from the judge, attribute rules, quality rules, diversity within its group,
+  weighted by the schedule at this step); the advantages are the rewards normalised within
+  each group, and the loss is -advantage x the text's mean token log-probability (beta 0:
+  no reference model; one policy step per batch, so PPO's clipped ratio is 1). Texts the
+  judge does not give their intended label go to the error memory, the others to the
+  experience memory as the model's own attempts.
+
+The judge is the classification learner: the adapter of the classification task the spec
+names (`plan.judge`, resolved by the daemon), else the base encoder zero-shot on the task's
+labels. The score of a synthesis task is the label agreement of one greedy text per eval
+example, requested for the example's label with attribute values of a balanced plan and
+few-shot texts from the train split: a text counts when the judge ranks the intended label
+first and it passes the quality rules (at least `min_words` words, and not a copy of any
+train text of the label: memorising is not synthesising).
+
+TRL's `GRPOTrainer` is not used: it patches the model's forward with a fused LM head each
+time it is built and never takes it off (the bank keeps one resident model for every task),
+and it trains through its own generation and dataset loop where this loop reuses the
+learner's batched `generate`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from synlearner.learner import synthesis as S
+from synlearner.learner.base import (
+    Judge,
+    LearningError,
+    LearnOutcome,
+    LearnPlan,
+    Prediction,
+    Progress,
+    no_progress,
+)
+from synlearner.learner.classifier import BiEncoderClassifier
+from synlearner.learner.dpo import answer_logps, answer_sequences
+from synlearner.learner.generation import SftGenerator
+from synlearner.learner.model import seed_everything
+from synlearner.learner.refine import Refined, refine
+from synlearner.learner.sft import completion_dataset, train_sft
+from synlearner.memory.base import Embedder, ReplayItem
+from synlearner.stream.schema import SynthesisSpec, Task
+
+log = logging.getLogger("synlearner.learner")
+ATTEMPT = "self_train"  # the split of texts the model sampled itself (as self-training's)
+JUDGE_FILE = "synlearner-judge.json"  # beside a synthesis adapter's weights: its judge
+HELD_OUT = 32  # train texts at most that the start check scores
+
+
+@dataclass(frozen=True)
+class Written:
+    """One synthesised text and how it was judged."""
+
+    label: str  # the label it was asked for
+    text: str
+    ranked: tuple[str, ...]  # the judge's labels, most likely first
+    quality: float
+
+    @property
+    def agrees(self) -> bool:
+        return bool(self.ranked) and self.ranked[0] == self.label and self.quality > 0
+
+
+@dataclass
+class _Grpo:
+    steps: int = 0
+    loss: float = math.nan
+    figures: dict[str, float] = field(default_factory=dict)
+    attempts: list[Prediction] = field(default_factory=list)
+
+
+def zero_shot_judge(task: Task) -> Judge:
+    """The base encoder judging the task's own labels."""
+    return Judge.of(f"{task.task_id}.judge", "", task.labels)
+
+
+def spec_of(task: Task) -> SynthesisSpec:
+    return SynthesisSpec.model_validate(task.synthesis or {})
+
+
+class SynthesisLearner:
+    """The learner of `synthesis` tasks: the generator's model and bank, the classifier as
+    the judge."""
+
+    kind = "synthesis"
+
+    def __init__(self, generator: SftGenerator, classifier: BiEncoderClassifier) -> None:
+        self.gen = generator
+        self.classifier = classifier
+        self.settings = generator.settings.synthesis
+        self._judges: dict[str, Judge] = {}  # synthesis task id -> its judge
+
+    @property
+    def embedder(self) -> Embedder:
+        return self.gen.embedder
+
+    # -- requests, writing and judging ---------------------------------------------------
+    def _pool(self, task: Task) -> list[tuple[str, str]]:
+        """The few-shot pool: the train texts (cut to `max_shot_chars`) with their labels."""
+        cap = self.settings.max_shot_chars
+        return [(e.input[:cap], e.output) for e in task.train]
+
+    def _request(self, task: Task, spec: SynthesisSpec, item: S.PlanItem) -> str:
+        return S.prompt_text(task.instruction, item, spec.descriptions.get(item.label, ""))
+
+    def _write(self, requests: Sequence[str], k: int, temperature: float) -> list[list[str]]:
+        """`k` texts per request with the active adapter."""
+        cfg = self.settings
+        return self.gen.generate("", requests, k, temperature, cfg.max_new_tokens, cfg.max_length)
+
+    def judge_of(self, task: Task) -> Judge:
+        return self._judges.get(task.task_id) or zero_shot_judge(task)
+
+    def rank(self, judge: Judge, texts: Sequence[str]) -> list[tuple[str, ...]]:
+        """The judge's labels for each text, most likely first."""
+        if not texts:
+            return []
+        adapter = judge.adapter if judge.adapter and self.classifier.has_adapter(judge.adapter) \
+            else None
+        rows = self.classifier.label_scores(judge.task, [t or " " for t in texts], adapter)
+        return [tuple(sorted(row, key=row.__getitem__, reverse=True)) for row in rows]
+
+    def _judged(self, task: Task, items: Sequence[S.PlanItem], texts: Sequence[str]) -> list[Written]:
+        """Evaluation texts judged; a copy of any train text of the label fails quality."""
+        ranked = self.rank(self.judge_of(task), texts)
+        by_label: dict[str, list[str]] = {}
+        for e in task.train:
+            by_label.setdefault(e.output, []).append(e.input)
+        return [Written(item.label, text, r,
+                        S.quality(text, by_label.get(item.label, []), self.settings.min_words))
+                for item, text, r in zip(items, texts, ranked, strict=True)]
+
+    def _eval_items(self, task: Task, spec: SynthesisSpec) -> list[S.PlanItem]:
+        """One request per eval example, for its label (the same each time for a task)."""
+        rng = random.Random(f"{self.gen.seed}:{task.task_id}:eval")
+        return S.plan_of([e.output for e in task.eval], self._pool(task), spec.attributes,
+                         spec.shots, rng)
+
+    def _eval_written(self, task: Task, adapter: str | None) -> list[Written]:
+        spec = spec_of(task)
+        items = self._eval_items(task, spec)
+        with self.gen.bank.use(adapter):
+            texts = [g[0] for g in self._write([self._request(task, spec, i) for i in items], 1, 0.0)]
+        return self._judged(task, items, texts)
+
+    def evaluate(self, task: Task, adapter: str | None) -> float:
+        return float(np.mean([w.agrees for w in self._eval_written(task, adapter)]))
+
+    def predict(self, task: Task, texts: Sequence[str], adapter: str | None) -> list[str]:
+        """One greedy text per input, the input being the label to write (its description
+        and few-shot texts from the task's train split; any other text is taken as the
+        label's name as it is)."""
+        spec = spec_of(task)
+        rng = random.Random(f"{self.gen.seed}:{task.task_id}:predict")
+        items = S.plan_of(list(texts), self._pool(task), {}, spec.shots, rng)
+        with self.gen.bank.use(adapter):
+            return [g[0] for g in self._write([self._request(task, spec, i) for i in items], 1, 0.0)]
+
+    def refine(self, task: Task, texts: Sequence[str], adapter: str | None, rounds: int,
+               threshold: float, verifier: str | None = None) -> list[Refined]:
+        """ILearner's refinement (`learner.refine`) of the text written for each label in
+        `texts`, scored 0-5 by the task's judge: 5 x the label's rank credit for a text that
+        passes the quality rules, else 0. A later round's request adds the last text and its
+        score (`verifier` is not used: the judge is the task's)."""
+        spec, judge = spec_of(task), self.judge_of(task)
+        labels = {x: x for x in texts}
+        rng = random.Random(f"{self.gen.seed}:{task.task_id}:predict")
+        items = {x: S.plan_of([x], self._pool(task), {}, spec.shots, rng)[0] for x in labels}
+
+        def generate(inputs: list[str]) -> list[str]:
+            requests = []
+            for x in inputs:  # a label, or a label's feedback round (`refine.feedback`)
+                label = next(lab for lab in labels if x == lab or x.startswith(f"{lab}\n\n"))
+                requests.append(self._request(task, spec, items[label]) + x[len(label):])
+            with self.gen.bank.use(adapter):
+                return [g[0] for g in self._write(requests, 1, 0.0)]
+
+        def score(label: str, text: str) -> float:
+            ranked = self.rank(judge, [text])[0]
+            ok = S.quality(text, items[label].shots, self.settings.min_words) > 0
+            return 5.0 * S.label_credit(label, ranked) if ok else 0.0
+
+        return refine(generate, score, list(texts), rounds, threshold)
+
+    # -- learning ------------------------------------------------------------------------
+    def _sft_pairs(self, task: Task, spec: SynthesisSpec, replay: Sequence[ReplayItem],
+                   rng: random.Random) -> list[tuple[str, str]]:
+        """(request, text) pairs: each train text as the answer to its label's request with
+        other texts of the label as shots; replayed texts with no shots."""
+        pool = self._pool(task)
+        pairs = []
+        for i, e in enumerate(task.train):
+            others = [(t, lab) for j, (t, lab) in enumerate(pool) if j != i]
+            item = S.plan_of([e.output], others, {}, spec.shots, rng)[0]
+            pairs.append((self.gen.prompt("", self._request(task, spec, item)), e.input))
+        for r in replay:
+            if r.task.kind == "synthesis":
+                item = S.PlanItem(r.record.target)
+                pairs.append((self.gen.prompt("", S.prompt_text(r.task.instruction, item)),
+                              r.record.input))
+        return pairs
+
+    def _sft(self, pairs: Sequence[tuple[str, str]], key: str, steps: int, seed: int,
+             progress: Progress) -> float:
+        gen, cfg = self.gen, self.settings
+        settings = gen.settings.model_copy(update={"max_length": cfg.max_length})
+        data = completion_dataset(gen.tokenizer, pairs, gen._completion_ids, cfg.max_length)
+        gen.bank.activate(key, trainable=True)
+        try:
+            return train_sft(gen.bank.model, gen.tokenizer, data, settings, gen.device, steps,
+                             seed, progress, "train")
+        finally:
+            gen.bank.model.eval()
+            gen.bank.activate(key, trainable=False)
+
+    @torch.inference_mode()
+    def _held_out_logp(self, pairs: Sequence[tuple[str, str]], adapter: str | None) -> float:
+        """The mean token log-probability of the texts as answers to their requests."""
+        gen = self.gen
+        seqs = [s for prompt, text in pairs
+                for s in answer_sequences(gen, prompt, [text], self.settings.max_length)]
+        out = []
+        with gen.bank.use(adapter):
+            for i in range(0, len(seqs), gen.settings.batch_size):
+                out.append(answer_logps(gen.bank.model, seqs[i : i + gen.settings.batch_size],
+                                        gen.tokenizer.pad_token_id, gen.device, mean=True))
+        return float(torch.cat(out).mean())
+
+    def _check_start(self, task: Task, spec: SynthesisSpec, key: str, init_from: str,
+                     seed: int, figures: dict[str, float]) -> bool:
+        """Whether the copied start makes the task's held-out train texts likelier than a
+        fresh adapter (the base model) does; negative transfer starts fresh."""
+        rng = random.Random(seed)
+        pairs = self._sft_pairs(task, spec, (), rng)
+        pairs = rng.sample(pairs, min(HELD_OUT, len(pairs)))
+        fresh, copied = self._held_out_logp(pairs, None), self._held_out_logp(pairs, key)
+        figures.update(start_logp_fresh=fresh, start_logp_transferred=copied)
+        keep = copied >= fresh
+        log.info("task %s: start from %s %s (held-out log-prob per token %.3f vs fresh %.3f)",
+                 task.task_id, init_from, "kept" if keep else "dropped", copied, fresh)
+        return keep
+
+    def learn(self, task: Task, replay: Sequence[ReplayItem], plan: LearnPlan,
+              progress: Progress = no_progress) -> LearnOutcome:
+        t0 = time.perf_counter()
+        seed = seed_everything(self.gen.seed, task.task_id)
+        spec = spec_of(task)
+        judge = plan.judge or zero_shot_judge(task)
+        self._judges[task.task_id] = judge
+        bank, key = self.gen.bank, plan.adapter
+        resume = plan.resume and bank.has(key)
+        init_from = plan.init_from if plan.init_from and bank.has(plan.init_from) else None
+        figures: dict[str, float] = {}
+        if not resume:
+            bank.create(key, init_from, seed)
+            if init_from and not self._check_start(task, spec, key, init_from, seed, figures):
+                bank.drop(key)
+                bank.create(key, None, seed)
+                init_from = None
+        zero_shot = float(np.mean([w.agrees for w in self._eval_written(task, None)]))
+        initial = self.evaluate(task, key) if resume or init_from else zero_shot
+        seconds = {"eval_before": time.perf_counter() - t0}
+        steps, loss, attempts = 0, math.nan, []
+        phases = task.phases or tuple(self.settings.phases)
+        for phase in phases:
+            t = time.perf_counter()
+            if phase == "sft":
+                n = plan.steps or self.settings.sft_steps or self.gen.settings.max_steps
+                loss = self._sft(self._sft_pairs(task, spec, replay, random.Random(seed)), key, n,
+                                 seed, progress)
+                steps += n
+            elif phase == "grpo":
+                done = self._grpo(task, spec, key, seed, progress)
+                steps, loss = steps + done.steps, done.loss
+                figures.update(done.figures)
+                attempts += done.attempts
+            seconds[phase] = time.perf_counter() - t
+        seconds["train"] = sum(seconds.get(p, 0.0) for p in phases)
+        t2 = time.perf_counter()
+        written = self._eval_written(task, key)
+        final = float(np.mean([w.agrees for w in written]))
+        kept = [w.text for w in written if w.text.strip()]
+        figures.update(eval_agreement=final, **{
+            f"eval_{k}": v for k, v in S.set_diversity(kept, self.embedder.embed(kept)).items()})
+        train_ranked = self.rank(judge, [e.input for e in task.train])
+        preds = [Prediction("train", e.input, e.output, r[0], r[0] == e.output, 0.0)
+                 for e, r in zip(task.train, train_ranked, strict=True)]
+        preds += [Prediction("eval", w.text, w.label, w.ranked[0], w.agrees, 0.0)
+                  for w in written if w.text.strip()]
+        seconds["eval_after"] = time.perf_counter() - t2
+        return LearnOutcome(
+            zero_shot=zero_shot, initial=initial, final=final, init_from=init_from, steps=steps,
+            train_examples=len(task.train), replay_examples=len(replay), train_loss=loss,
+            predictions=(*preds, *attempts), max_length=self.settings.max_length,
+            seconds=seconds, synthesis=figures,
+        )
+
+    def _grpo(self, task: Task, spec: SynthesisSpec, key: str, seed: int,
+              progress: Progress) -> _Grpo:
+        """GRPO on the plan's requests (see the module)."""
+        cfg, gen = self.settings, self.gen
+        plan = S.make_plan(task.labels, self._pool(task), spec.count, spec.attributes, spec.shots,
+                           seed)
+        schedule = S.WeightSchedule(cfg.weights, cfg.warmup_steps, cfg.amplitude, cfg.period)
+        judge = self.judge_of(task)
+        done = _Grpo()
+        totals = dict.fromkeys((*S.TERMS, "reward", "agrees"), 0.0)
+        rewards_by_step: list[float] = []
+        updates = 0
+        model = gen.bank.model
+        gen.bank.activate(key, trainable=True)
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimiser = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+        try:
+            for step in range(1, cfg.steps + 1):
+                first = (step - 1) * cfg.prompts_per_step
+                items = [plan[(first + i) % len(plan)] for i in range(cfg.prompts_per_step)]
+                requests = [self._request(task, spec, item) for item in items]
+                model.eval()
+                groups = self._write(requests, cfg.group, cfg.temperature)
+                texts = [t for g in groups for t in g]
+                ranked = self.rank(judge, texts)
+                vectors = self.embedder.embed([t or " " for t in texts])
+                weights = schedule.at(step)
+                seqs, advantages, step_rewards = [], [], []
+                for g, (item, request, group) in enumerate(zip(items, requests, groups, strict=True)):
+                    span = slice(g * cfg.group, (g + 1) * cfg.group)
+                    div = S.diversity_of(vectors[span])
+                    rewards = []
+                    for text, r, d in zip(group, ranked[span], div, strict=True):
+                        w = Written(item.label, text, r, S.quality(text, item.shots, cfg.min_words))
+                        terms = {"label": S.label_credit(item.label, r),
+                                 "attribute": S.attribute_compliance(text, item.attributes),
+                                 "quality": w.quality, "diversity": d}
+                        rewards.append(S.combine(terms, weights))
+                        for name, value in terms.items():
+                            totals[name] += value
+                        totals["agrees"] += w.agrees
+                        if text.strip():
+                            done.attempts.append(Prediction(ATTEMPT, text, item.label, r[0],
+                                                            w.agrees, 0.0))
+                    step_rewards += rewards
+                    advantages += S.group_advantages(rewards)
+                    seqs += answer_sequences(gen, gen.prompt("", request), group, cfg.max_length)
+                totals["reward"] += sum(step_rewards)
+                rewards_by_step.append(float(np.mean(step_rewards)))
+                if any(advantages):
+                    model.train()
+                    logps = answer_logps(model, seqs, gen.tokenizer.pad_token_id, gen.device,
+                                         mean=True)
+                    adv = torch.tensor(advantages, dtype=logps.dtype, device=logps.device)
+                    loss = -(adv * logps).mean()
+                    done.loss = float(loss.detach())
+                    if not math.isfinite(done.loss):
+                        raise LearningError(f"grpo: the loss became {done.loss} at step {step}")
+                    optimiser.zero_grad(set_to_none=True)
+                    loss.backward()  # type: ignore[no-untyped-call]  # torch's stub
+                    torch.nn.utils.clip_grad_norm_(params, 1.0)
+                    optimiser.step()
+                    updates += 1
+                progress("grpo", step, cfg.steps, done.loss)
+        finally:
+            model.eval()
+            gen.bank.activate(key, trainable=False)
+        samples = cfg.steps * cfg.prompts_per_step * cfg.group
+        done.steps = cfg.steps
+        half = max(1, len(rewards_by_step) // 2)
+        done.figures = {
+            "grpo_steps": float(cfg.steps), "grpo_updates": float(updates),
+            "samples": float(samples), "sample_agreement": totals["agrees"] / samples,
+            "reward_mean": totals["reward"] / samples,
+            "reward_first_half": float(np.mean(rewards_by_step[:half])),
+            "reward_second_half": float(np.mean(rewards_by_step[half:] or rewards_by_step)),
+            **{f"term_{name}": totals[name] / samples for name in S.TERMS},
+        }
+        log.info("task %s: grpo: %d steps (%d with a signal), %d samples, reward %.3f -> %.3f, "
+                 "judge agreement %.3f", task.task_id, cfg.steps, updates, samples,
+                 done.figures["reward_first_half"], done.figures["reward_second_half"],
+                 done.figures["sample_agreement"])
+        return done
+
+    # -- the rest of the protocol --------------------------------------------------------
+    def check(self, task: Task) -> None:
+        """A synthesis task needs the causal LM (checked when the learner is built) and
+        nothing else this learner can know; the judge is the daemon's check."""
+
+    def merge(self, sources: Sequence[str], name: str, method: str) -> None:
+        self.gen.bank.merge(list(sources), name, method)
+
+    def has_adapter(self, task_id: str) -> bool:
+        return self.gen.bank.has(task_id)
+
+    def save_adapter(self, task_id: str, path: Path) -> None:
+        """A synthesis adapter's folder also keeps its judge, so that a restarted daemon
+        scores it as it was scored when learned."""
+        judge = self._judges.get(task_id)
+        extra = {JUDGE_FILE: json.dumps({
+            "task_id": judge.task.task_id, "instruction": judge.task.instruction,
+            "labels": list(judge.task.labels), "adapter": judge.adapter})} if judge else {}
+        self.gen.bank.save(task_id, path, extra)
+
+    def load_adapter(self, task_id: str, path: Path) -> None:
+        self.gen.bank.load(task_id, path)
+        marker = path / JUDGE_FILE
+        if marker.is_file():
+            body = json.loads(marker.read_text())
+            self._judges[task_id] = Judge.of(body["task_id"], body["instruction"], body["labels"],
+                                             body["adapter"])

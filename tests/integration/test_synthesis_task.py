@@ -1,0 +1,139 @@
+"""A synthesis task on the tiny causal LM, judged by the real MiniLM classifier."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from synlearner.learner.base import Judge, LearnPlan
+from synlearner.stream import Limits, parse_task
+
+pytestmark = pytest.mark.integration
+
+WORDS = {
+    "sport": ("football", "tennis", "goal", "match", "team", "player", "stadium", "coach"),
+    "food": ("bread", "cheese", "soup", "pasta", "salad", "apple", "cake", "rice"),
+}
+
+
+def texts(label: str, n: int, seed: int) -> list[str]:
+    """Five words of the label's bank in a random order: new combinations are easy to
+    write, and a copy of a train text is rare by chance."""
+    rng = random.Random(seed)
+    return [" ".join(["the", *rng.sample(WORDS[label], 5)]) for _ in range(n)]
+
+
+def synthesis_task(task_id: str = "write", judge: str | None = None, **spec: Any) -> bytes:
+    train = [{"input": t, "output": lab} for lab in WORDS for t in texts(lab, 12, 1)]
+    evals = [{"input": t, "output": lab} for lab in WORDS for t in texts(lab, 6, 2)]
+    return json.dumps({
+        "schema": "synlearner.task/v1", "task_id": task_id, "kind": "synthesis",
+        "instruction": "Write a short note.", "labels": list(WORDS), "train": train,
+        "eval": evals, "synthesis": {"descriptions": {"sport": "about a game"},
+                                     "attributes": {"length": ["short"]}, "count": 8,
+                                     "judge": judge, **spec}}).encode()
+
+
+def learner(tiny_causal_lm: Path, classifier: Any, **synthesis: Any) -> Any:
+    from synlearner.learner.config import GenerationConfig
+    from synlearner.learner.generation import SftGenerator
+    from synlearner.learner.synth_learner import SynthesisLearner
+
+    settings = GenerationConfig(model_path=str(tiny_causal_lm), max_steps=30, batch_size=8,
+                                lr=1e-2, synthesis={"steps": 4, "max_new_tokens": 12,
+                                                    "max_length": 160, **synthesis})
+    return SynthesisLearner(SftGenerator(settings, classifier.embedder), classifier)
+
+
+def test_a_synthesis_task_learns_to_write_texts_its_judge_labels_as_asked(  # type: ignore[no-untyped-def]
+        tiny_causal_lm: Path, classifier, tmp_path: Path) -> None:
+    syn = learner(tiny_causal_lm, classifier)
+    task = parse_task(synthesis_task(), Limits())
+    out = syn.learn(task, [], LearnPlan(adapter=task.task_id, judge=Judge.of(
+        "topics", "", list(WORDS))))
+    # the untrained model writes no label's words; after SFT and GRPO many texts are new
+    # combinations of the asked label's words, which the zero-shot MiniLM judge labels so
+    assert out.final - out.zero_shot >= 0.3, (out.zero_shot, out.final)
+    figures = out.synthesis
+    assert figures["samples"] == 4 * 2 * 4  # steps x requests per step x group
+    assert 0.0 <= figures["sample_agreement"] <= 1.0 and figures["eval_agreement"] == out.final
+    assert figures["eval_pairwise_distance"] > 0.0 and figures["eval_distinct_2"] > 0.0
+    attempts = [p for p in out.predictions if p.split == "self_train"]
+    assert attempts and {p.target for p in attempts} == set(WORDS)  # the plan is label-balanced
+    assert any(not p.correct for p in out.predictions)  # mistakes reach the error memory
+    assert out.seconds["sft"] > 0 and out.seconds["grpo"] > 0
+    written = syn.predict(task, ["food"], task.task_id)[0]
+    assert set(written.split()) & set(WORDS["food"]), written
+    # a restarted daemon scores it with the same judge (kept beside the adapter)
+    syn.save_adapter(task.task_id, tmp_path / "write")
+    again = learner(tiny_causal_lm, classifier)
+    again.load_adapter(task.task_id, tmp_path / "write")
+    assert again.judge_of(task).task.task_id == "topics"
+    assert again.evaluate(task, task.task_id) == pytest.approx(out.final)
+
+
+def test_the_daemon_learns_synthesis_tasks_judged_by_a_learned_classifier(
+        tiny_causal_lm: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A classification task, then two synthesis tasks it judges (the second starts from the
+    first's adapter if the start check keeps it, and replays its texts), and one whose judge
+    was never learned (a dead letter naming the field)."""
+    from synlearner.daemon.build import build_daemon
+    from synlearner.daemon.config import load_config
+    from synlearner.daemon.state import State
+    from synlearner.daemon.tools.cli import main
+    from synlearner.stream import SpoolPublisher
+    from synlearner.stream.spool_dlq import list_dead_letters
+    from tests.integration.test_generation import drain_and_scrape
+
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps({  # YAML, written as JSON
+        "state_dir": str(tmp_path / "state"), "stream": {"poll_timeout_s": 0.2},
+        "learner": {"train": {"max_steps": 8}, "generation": {
+            "model": str(tiny_causal_lm), "max_steps": 20, "lr": 1e-2,
+            "synthesis": {"steps": 2, "max_new_tokens": 8, "max_length": 160}}}}))
+    cfg = load_config(config, {"daemon.http.port": 0, "daemon.drain": True}, env={})
+    topics = json.loads(synthesis_task("topics"))
+    topics.update(kind="classification", instruction="")
+    del topics["synthesis"]
+    stream = [("topics", json.dumps(topics).encode()),
+              ("write", synthesis_task("write", judge="topics")),
+              ("orphan", synthesis_task("orphan", judge="nothing")),
+              ("write-more", synthesis_task("write-more", judge="topics", count=4))]
+    for task_id, body in stream:
+        SpoolPublisher(cfg.spool_dir).submit(body, task_id)
+    text = drain_and_scrape(cfg)
+    state = State.read(cfg.state_dir)
+    assert [(e.task_id, e.kind) for e in state.entries] == [
+        ("topics", "classification"), ("write", "synthesis"), ("write-more", "synthesis")]
+    write, more = state.latest("write"), state.latest("write-more")
+    assert write is not None and more is not None
+    assert write.synthesis["samples"] == 2 * 2 * 4 and write.steps == 20 + 2
+    assert more.synthesis["samples"] == 2 * 2 * 4 and more.replay_examples > 0
+    # the nearest past synthesis task's adapter, kept: the task's held-out texts are likelier
+    assert more.init_from == "write"
+    assert more.synthesis["start_logp_transferred"] >= more.synthesis["start_logp_fresh"]
+    (dead,) = list_dead_letters(cfg.spool_dir)
+    assert dead.reason == "synthesis.judge: 'nothing' is not a learned classification task"
+    assert "synlearner_synthesis_samples_total 32.0" in text
+    assert "synlearner_synthesis_eval_agreement_ratio" in text
+    parts = build_daemon(cfg)  # restarted: the judge comes back with the adapter
+    try:
+        attempts = parts.memory.records(task_id="write", split="self_train")
+        syn = parts.daemon.learners["synthesis"]
+        assert syn.judge_of(state.load_task("write")).adapter == "topics"  # type: ignore[attr-defined]
+    finally:
+        parts.close()
+    assert attempts and all(r.target in WORDS for r in attempts)
+    # refinement at inference, scored by the task's judge
+    capsys.readouterr()  # what the training printed
+    assert main(["--config", str(config), "predict", "--task", "write", "--refine", "2",
+                 "sport", "food"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["input"] for r in lines] == ["sport", "food"]
+    assert all(1 <= r["rounds"] <= 2 and 0 <= r["score"] <= 5 for r in lines), lines
+    assert all(r["rounds"] == 2 or r["score"] >= 4.5 for r in lines), lines
+    assert {r.kind for r in attempts if not r.correct} <= {"error"}
