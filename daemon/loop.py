@@ -22,6 +22,7 @@ from typing import Any
 from synlearner.daemon.agnostic import TaskAgnostic
 from synlearner.daemon.attempts import Attempts
 from synlearner.daemon.config import Config, ConfigError, live_update
+from synlearner.daemon.flywheel import NEAREST
 from synlearner.daemon.jobs import IDLE_ONLY, run_job
 from synlearner.daemon.metrics import Metrics
 from synlearner.daemon.phases import (
@@ -331,18 +332,26 @@ class Daemon:
                 raise InvalidTask(f"reward.{i}.task: {tid!r} is not a learned verification task",
                                   task.task_id, code="unsupported")
 
-    def _check_judge(self, task: Task) -> None:
-        """A synthesis task's judge must be a learned classification task with its labels."""
-        judge = (task.synthesis or {}).get("judge") if task.kind == "synthesis" else None
-        if judge is None:
+    def _check_labelled_refs(self, task: Task) -> None:
+        """A synthesis task's judge must be a learned classification task with its labels;
+        the synthesis task a classification task asks to write for it (`synthesize.from`),
+        a learned synthesis task with its labels."""
+        if task.kind == "synthesis":
+            ref, field, kind = (task.synthesis or {}).get("judge"), "synthesis.judge", "classification"
+        elif task.kind == "classification" and task.synthesize:
+            ref, field, kind = task.synthesize.get("from"), "synthesize.from", "synthesis"
+            ref = None if ref == NEAREST else ref
+        else:
             return
-        entry = self.state.latest(judge)
-        if entry is None or entry.kind != "classification":
-            raise InvalidTask(f"synthesis.judge: {judge!r} is not a learned classification task",
-                              task.task_id, code="unsupported")
-        labels = self.state.load_task(judge).labels
+        if ref is None:
+            return
+        entry = self.state.latest(ref)
+        if entry is None or entry.kind != kind:
+            raise InvalidTask(f"{field}: {ref!r} is not a learned {kind} task", task.task_id,
+                              code="unsupported")
+        labels = self.state.load_task(ref).labels
         if set(labels) != set(task.labels):
-            raise InvalidTask(f"synthesis.judge: {judge!r} has other labels than this task "
+            raise InvalidTask(f"{field}: {ref!r} has other labels than this task "
                               f"({len(labels)} labels, {len(set(labels) & set(task.labels))} "
                               "shared)", task.task_id, code="unsupported")
 
@@ -362,7 +371,7 @@ class Daemon:
             except ValueError as exc:
                 raise InvalidTask(str(exc), task.task_id, code="unsupported") from None
             self._check_verifiers(task)
-            self._check_judge(task)
+            self._check_labelled_refs(task)
         except InvalidTask as exc:
             self.settler.dead_letter(delivery, exc.reason, exc.code, exc.task_id)
             return None

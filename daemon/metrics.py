@@ -150,6 +150,10 @@ class Metrics:
         self.synthesis_samples = Counter(
             "synlearner_synthesis_samples_total",
             "Texts sampled by synthesis tasks' reward optimisation (GRPO)", registry=r)
+        self.synthetic_examples = Counter(
+            "synlearner_synthetic_examples_total",
+            "Synthetic examples written for classification tasks that ask for them, and the "
+            "ones the filter kept", ["outcome"], registry=r)
         self.synthesis = {
             name: Gauge(f"synlearner_synthesis_{name}", help_, registry=r)
             for name, (_, help_) in SYNTHESIS_GAUGES.items()}
@@ -220,7 +224,12 @@ class Metrics:
 
     def set_synthesis(self, figures: dict[str, float]) -> None:
         """The last synthesis task's figures: its GRPO samples, their reward and judge
-        agreement, and the label agreement and diversity of its evaluation texts."""
+        agreement, and the label agreement and diversity of its evaluation texts; or the
+        synthetic examples a classification task asked for (written, kept)."""
+        if "generated" in figures:
+            self.synthetic_examples.labels(outcome="generated").inc(figures["generated"])
+            self.synthetic_examples.labels(outcome="kept").inc(figures["kept"])
+            return
         self.synthesis_samples.inc(figures.get("samples", 0.0))
         for name, (key, _) in SYNTHESIS_GAUGES.items():
             if key in figures:

@@ -1,7 +1,8 @@
 """The phases of learning one task, in the order the runner runs them (`PHASES`), and the
 commit that ends them.
 
-recall → init → train → promote → persist → remember → consolidate → evaluate → commit
+recall → synthesize → init → train → promote → persist → remember → consolidate → evaluate
+→ commit
 
 The task-agnostic part (init, consolidate and the agnostic row of evaluate) runs on the
 events `learner.consolidate_every` names; otherwise `consolidate_idle` does it when the
@@ -21,6 +22,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from synlearner.daemon.flywheel import Synthesize, kept_agreement
 from synlearner.daemon.negatives import phases_of, recall_negatives, recall_successes
 from synlearner.daemon.runner import Context, Phase, TaskRun
 from synlearner.daemon.state import TaskEntry
@@ -121,8 +123,10 @@ class Train:
                                        successes=run.successes, judge=_judge(run.task, ctx))
         key = run.plan.adapter
         ctx.scores = {k: v for k, v in ctx.scores.items() if k[1] != key}  # it changes now
-        run.outcome = run.learner.learn(run.task, run.replay, run.plan,
-                                        ctx.progress(run.task.task_id))
+        task = run.task
+        if run.synthetic:  # the flywheel's kept examples (the memory keeps them apart)
+            task = dataclasses.replace(task, train=(*task.train, *run.synthetic))
+        run.outcome = run.learner.learn(task, run.replay, run.plan, ctx.progress(task.task_id))
         ctx.metrics.train_examples.inc(run.outcome.train_examples)
         ctx.metrics.replay_examples.inc(run.outcome.replay_examples)
 
@@ -213,7 +217,10 @@ class Remember:
                                  [e.input for e in task.train])
         now = time.time()
         records = []
+        synthetic = {e.input for e in run.synthetic}
         for p in run.learned.predictions:
+            if p.split == "train" and p.input in synthetic:
+                p = dataclasses.replace(p, split="synthetic")
             if p.split != ATTEMPT or p.correct:  # a wrong attempt is not an example seen
                 records.append(Record(into, p.input, p.target, "experience", p.split,
                                       p.prediction, p.correct, p.loss, now))
@@ -298,7 +305,7 @@ def consolidate_idle(ctx: Context) -> bool:
     return True
 
 
-PHASES: list[Phase] = [Recall(), Init(), Train(), Promote(), Persist(), Remember(),
+PHASES: list[Phase] = [Recall(), Synthesize(), Init(), Train(), Promote(), Persist(), Remember(),
                        Consolidate(), Evaluate()]
 
 
@@ -321,7 +328,7 @@ def commit(run: TaskRun, ctx: Context) -> None:
         probe=dataclasses.asdict(probe) if probe else None,
         curve=[list(point) for point in outcome.curve], task_file=run.task_file,
         rounds=[dict(r) for r in outcome.rounds], preference=dict(outcome.preference),
-        synthesis=dict(outcome.synthesis),
+        synthesis={**outcome.synthesis, **_flywheel(run)},
     )
     # (row, score before) of the task-agnostic matrix; None: not measured this event
     agnostic: tuple[dict[str, float], float | None] | None = None
@@ -348,6 +355,15 @@ def commit(run: TaskRun, ctx: Context) -> None:
         cut["model_max_length"] = outcome.inputs_cut
         ctx.metrics.input_truncated.labels(what="model_max_length").inc(outcome.inputs_cut)
     run.result = learned_result(task, entry, ctx, cut)
+
+
+def _flywheel(run: TaskRun) -> dict[str, float]:
+    """A classification task's synthetic data: generated, kept, and the label agreement of
+    the kept examples with the trained adapter."""
+    if not run.flywheel:
+        return {}
+    agreement = kept_agreement(run)
+    return {**run.flywheel, **({"kept_agreement": agreement} if agreement is not None else {})}
 
 
 def learned_result(task: Task, entry: TaskEntry, ctx: Context,

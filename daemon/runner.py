@@ -32,7 +32,7 @@ from synlearner.learner.base import (
     check_learnable,
 )
 from synlearner.memory.base import Memory, ReplayItem, pending_id
-from synlearner.stream.schema import Task, TaskResult
+from synlearner.stream.schema import Example, Task, TaskResult
 
 if TYPE_CHECKING:
     from synlearner.daemon.agnostic import TaskAgnostic
@@ -64,6 +64,10 @@ class TaskRun:
     negatives: dict[str, list[Negative]] = field(default_factory=dict)
     # the model's own right answers to related past tasks (a `self_train` phase)
     successes: list[ReplayItem] = field(default_factory=list)
+    # classification tasks that ask for synthetic data (`flywheel.py`): the kept examples,
+    # trained on with the real ones, and the flywheel's figures
+    synthetic: list[Example] = field(default_factory=list)
+    flywheel: dict[str, float] = field(default_factory=dict)
     plan: LearnPlan | None = None
     outcome: LearnOutcome | None = None
     promoted: dict[str, str] = field(default_factory=dict)  # task id -> the new answer key

@@ -161,6 +161,15 @@ class GenerationConfig(_Section):
         return "none" if value is None else value  # `model_path: null` in older configs
 
 
+class SynthesizeConfig(_Section):
+    """The data flywheel (`daemon/flywheel.py`): synthetic training data for classification
+    tasks that ask for it, written by a synthesis task's adapter and filtered."""
+
+    temperature: float = Field(0.9, gt=0)  # sampling temperature of the texts
+    min_confidence: float = Field(0.5, ge=0, le=1)  # the filter's probability of the label
+    max_similarity: float = Field(0.95, gt=0, le=1)  # cosine to a real or kept text: a near copy
+
+
 class LearnerConfig(_Section):
     model: ModelConfig = ModelConfig()
     # per-task: one adapter per task; shared: one adapter trained task after task; joint: one
@@ -188,3 +197,4 @@ class LearnerConfig(_Section):
     lora: LoraSettings = LoraSettings()
     train: TrainConfig = TrainConfig()
     generation: GenerationConfig = GenerationConfig()
+    synthesize: SynthesizeConfig = SynthesizeConfig()

@@ -186,6 +186,21 @@ class SynthesisLearner:
         with self.gen.bank.use(adapter):
             return [g[0] for g in self._write([self._request(task, spec, i) for i in items], 1, 0.0)]
 
+    def write(self, source: Task, adapter: str | None, labels: Sequence[str],
+              examples: Sequence[tuple[str, str]], n: int, temperature: float,
+              seed: int) -> list[tuple[S.PlanItem, str]]:
+        """`n` texts for a label-balanced plan of `labels`, sampled at `temperature` with the
+        adapter of the synthesis task `source` (its instruction, descriptions, attribute
+        pools and number of shots; few-shot texts drawn from `examples`, (text, label)
+        pairs): the data flywheel's synthetic examples, with the plan item each answers."""
+        spec, cap = spec_of(source), self.settings.max_shot_chars
+        plan = S.make_plan(labels, [(t[:cap], lab) for t, lab in examples], n, spec.attributes,
+                           spec.shots, seed)
+        with self.gen.bank.use(adapter):
+            texts = self._write([self._request(source, spec, item) for item in plan], 1,
+                                temperature)
+        return [(item, got[0]) for item, got in zip(plan, texts, strict=True)]
+
     def refine(self, task: Task, texts: Sequence[str], adapter: str | None, rounds: int,
                threshold: float, verifier: str | None = None) -> list[Refined]:
         """ILearner's refinement (`learner.refine`) of the text written for each label in

@@ -89,7 +89,8 @@ class Memory(Protocol):
     Records of a version being learned are written under `pending_id(...)` and take the
     task's id only at its commit (`adopt`), replacing the previous version's in one
     transaction: a version that fails or crashes never touches what is committed. Replay
-    only ever returns `split == "train"` records: evaluation data never trains anything.
+    only ever returns records of the splits `train` and `synthetic` (the synthetic examples
+    a task trained on): evaluation data never trains anything.
     """
 
     def register_task(self, info: TaskInfo, texts: Sequence[str]) -> None:

@@ -52,11 +52,16 @@ class Tx:
             self.db.execute("ROLLBACK")
 
 
-def where(**equal: str | None) -> tuple[str, list[str]]:
-    """A WHERE clause over `records` (`exclude_task` is the one inequality)."""
-    clauses, args = ["1=1"], []
+def where(**equal: str | tuple[str, ...] | None) -> tuple[str, list[str]]:
+    """A WHERE clause over `records` (`exclude_task` is the one inequality; a tuple is any
+    of its values)."""
+    clauses: list[str] = ["1=1"]
+    args: list[str] = []
     for column, value in equal.items():
-        if value is not None:
+        if isinstance(value, tuple):
+            clauses.append(f"{column} IN ({','.join('?' * len(value))})")
+            args += value
+        elif value is not None:
             clauses.append("task_id != ?" if column == "exclude_task" else f"{column} = ?")
             args.append(value)
     return " AND ".join(clauses), args

@@ -2,9 +2,9 @@
 
 Each policy takes the memory and a `ReplayRequest` and returns up to `n` past records from
 tasks other than the one being learned, deterministically for a given seed. Only records of
-the train split are ever replayed: evaluation examples (and the mistakes made on them)
-stay in memory for analysis but never train an adapter, or the accuracy matrix would
-measure memorisation.
+the train split, and the synthetic examples a task trained on (split `synthetic`), are
+ever replayed: evaluation examples (and the mistakes made on them) stay in memory for
+analysis but never train an adapter, or the accuracy matrix would measure memorisation.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ if TYPE_CHECKING:
     from synlearner.memory.store import ExperienceMemory
 
 Policy = Callable[["ExperienceMemory", ReplayRequest], list[Record]]
-TRAIN = "train"  # the only split replay draws from
+REPLAYED = ("train", "synthetic")  # the only splits replay draws from
 
 
 def _past(
     memory: ExperienceMemory, req: ReplayRequest, kind: RecordKind = "experience"
 ) -> list[Record]:
-    return [r for r in memory.records(kind=kind, split=TRAIN) if committed_id(r.task_id) != req.task_id]
+    return [r for r in memory.records(kind=kind, split=REPLAYED) if committed_id(r.task_id) != req.task_id]
 
 
 def reservoir(memory: ExperienceMemory, req: ReplayRequest) -> list[Record]:
@@ -66,7 +66,7 @@ def _nearest(memory: ExperienceMemory, req: ReplayRequest, kind: RecordKind, n: 
         return []
     k = max(1, -(-n // len(req.queries)) * 2)
     while True:
-        hits = memory.search(req.queries, k, kind=kind, exclude_task=req.task_id, split=TRAIN)
+        hits = memory.search(req.queries, k, kind=kind, exclude_task=req.task_id, split=REPLAYED)
         seen: set[int] = set()
         out: list[Record] = []
         for depth in range(k):

@@ -219,7 +219,7 @@ class ExperienceMemory:
         task_id: str | None = None,
         kind: RecordKind | None = None,
         exclude_task: str | None = None,
-        split: str | None = None,
+        split: str | tuple[str, ...] | None = None,
     ) -> list[list[Hit]]:
         query = np.atleast_2d(np.asarray(query, dtype=np.float32))
         if task_id is None and kind is None and exclude_task is None and split is None:
@@ -234,7 +234,7 @@ class ExperienceMemory:
 
     def _filtered_search(
         self, query: Vectors, k: int, task_id: str | None, kind: str | None,
-        exclude_task: str | None, split: str | None = None,
+        exclude_task: str | None, split: str | tuple[str, ...] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         cond, args = where(split=split, task_id=task_id, exclude_task=exclude_task, kind=kind)
         n = self._db.execute(f"SELECT COUNT(*) FROM records WHERE {cond}", args).fetchone()[0]
@@ -245,18 +245,11 @@ class ExperienceMemory:
         return fx.exact_search(query, ids, vecs, k)
 
     def records(self, task_id: str | None = None, kind: RecordKind | None = None,
-                split: str | None = None) -> list[Record]:
-        sql, args = f"SELECT {COLS} FROM records WHERE 1=1", []
-        if split is not None:
-            sql += " AND split = ?"
-            args.append(split)
-        if task_id is not None:
-            sql += " AND task_id = ?"
-            args.append(task_id)
-        if kind is not None:
-            sql += " AND kind = ?"
-            args.append(kind)
-        return [row_to_record(r) for r in self._db.execute(sql + " ORDER BY id", args)]
+                split: str | tuple[str, ...] | None = None) -> list[Record]:
+        """Records in the order added; `split` a split or a tuple of splits."""
+        cond, args = where(split=split, task_id=task_id, kind=kind)
+        return [row_to_record(r) for r in
+                self._db.execute(f"SELECT {COLS} FROM records WHERE {cond} ORDER BY id", args)]
 
     def task_info(self, task_id: str) -> TaskInfo | None:
         return self.profiles.info(task_id)
@@ -278,7 +271,8 @@ class ExperienceMemory:
 
     def recall(self, task_id: str, texts: Sequence[str], seed: int = 0) -> list[ReplayItem]:
         """Replay for a new task with inputs `texts`: `memory.replay.ratio` examples per new
-        one (at most `max_examples`), chosen by `memory.replay.policy`; train splits only."""
+        one (at most `max_examples`), chosen by `memory.replay.policy`; train and synthetic
+        examples only."""
         cfg = self.config.replay
         n = min(cfg.max_examples, round(cfg.ratio * len(texts)))
         if n <= 0:

@@ -96,6 +96,8 @@ class Task:
     reward: Any = None
     phases: tuple[str, ...] = ()
     synthesis: Mapping[str, Any] | None = None  # synthesis only: its `SynthesisSpec`, dumped
+    # classification only: its request for synthetic data, {"count": N, "from": id | "nearest"}
+    synthesize: Mapping[str, Any] | None = None
 
     def to_message(self) -> dict[str, Any]:
         """The task as a self-contained v1 message (data inlined). `reward` and `phases`
@@ -116,6 +118,8 @@ class Task:
             out["phases"] = list(self.phases)
         if self.synthesis is not None:
             out["synthesis"] = dict(self.synthesis)
+        if self.synthesize is not None:
+            out["synthesize"] = dict(self.synthesize)
         return out
 
 
@@ -143,6 +147,16 @@ class SynthesisSpec(BaseModel):
     count: int = Field(32, ge=1, le=4096, strict=True)
     shots: int = Field(2, ge=0, le=8, strict=True)
     judge: str | None = Field(None, pattern=TASK_ID_PATTERN)
+
+
+class SynthesizeSpec(BaseModel):
+    """A classification task's request for synthetic training data (the data flywheel):
+    `count` texts written by the adapter of the synthesis task `from` (same labels), or of
+    the nearest past synthesis task with its labels (`nearest`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    count: int = Field(ge=1, le=4096, strict=True)
+    source: str = Field("nearest", alias="from", pattern=TASK_ID_PATTERN)
 
 
 class DataRef(BaseModel):
@@ -176,6 +190,7 @@ class TaskMessage(BaseModel):
     phases: list[Literal["sft", "self_train", "preference", "grpo"]] | None = Field(
         None, min_length=1, max_length=4)
     synthesis: SynthesisSpec | None = None  # synthesis only (absent: the defaults)
+    synthesize: SynthesizeSpec | None = None  # classification only
 
     @model_validator(mode="after")
     def _labels_fit_kind(self) -> TaskMessage:
@@ -190,6 +205,8 @@ class TaskMessage(BaseModel):
             raise ValueError("reward: only generation tasks take reward")
         if self.kind != "synthesis" and self.synthesis is not None:
             raise ValueError("synthesis: only synthesis tasks take synthesis")
+        if self.kind != "classification" and self.synthesize is not None:
+            raise ValueError("synthesize: only classification tasks take synthesize")
         allowed = PHASES_OF.get(self.kind, ())
         for phase in self.phases or ():
             if not allowed:
@@ -274,6 +291,7 @@ def _to_task(msg: TaskMessage, limits: Limits) -> Task:
         phases=tuple(msg.phases or ()),
         synthesis=((msg.synthesis or SynthesisSpec()).model_dump()
                    if msg.kind == "synthesis" else None),
+        synthesize=msg.synthesize.model_dump(by_alias=True) if msg.synthesize else None,
     )
     digest = hashlib.sha256(json.dumps(task.to_message(), sort_keys=True).encode()).hexdigest()
     return dataclasses.replace(task, content_hash=digest[:16])

@@ -79,8 +79,9 @@ def test_a_synthesis_task_learns_to_write_texts_its_judge_labels_as_asked(  # ty
 def test_the_daemon_learns_synthesis_tasks_judged_by_a_learned_classifier(
         tiny_causal_lm: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A classification task, then two synthesis tasks it judges (the second starts from the
-    first's adapter if the start check keeps it, and replays its texts), and one whose judge
-    was never learned (a dead letter naming the field)."""
+    first's adapter if the start check keeps it, and replays its texts), one whose judge
+    was never learned (a dead letter naming the field), and a few-shot classification task
+    that asks the first to write for it (the data flywheel)."""
     from synlearner.daemon.build import build_daemon
     from synlearner.daemon.config import load_config
     from synlearner.daemon.state import State
@@ -103,12 +104,16 @@ def test_the_daemon_learns_synthesis_tasks_judged_by_a_learned_classifier(
               ("write", synthesis_task("write", judge="topics")),
               ("orphan", synthesis_task("orphan", judge="nothing")),
               ("write-more", synthesis_task("write-more", judge="topics", count=4))]
+    few = {**topics, "task_id": "few", "train": topics["train"][:4] + topics["train"][12:16],
+           "synthesize": {"count": 8, "from": "write"}}
+    stream.append(("few", json.dumps(few).encode()))
     for task_id, body in stream:
         SpoolPublisher(cfg.spool_dir).submit(body, task_id)
     text = drain_and_scrape(cfg)
     state = State.read(cfg.state_dir)
     assert [(e.task_id, e.kind) for e in state.entries] == [
-        ("topics", "classification"), ("write", "synthesis"), ("write-more", "synthesis")]
+        ("topics", "classification"), ("write", "synthesis"), ("write-more", "synthesis"),
+        ("few", "classification")]
     write, more = state.latest("write"), state.latest("write-more")
     assert write is not None and more is not None
     assert write.synthesis["samples"] == 2 * 2 * 4 and write.steps == 20 + 2
@@ -120,8 +125,15 @@ def test_the_daemon_learns_synthesis_tasks_judged_by_a_learned_classifier(
     assert dead.reason == "synthesis.judge: 'nothing' is not a learned classification task"
     assert "synlearner_synthesis_samples_total 32.0" in text
     assert "synlearner_synthesis_eval_agreement_ratio" in text
+    flywheel = state.latest("few")
+    assert flywheel is not None and flywheel.synthesis["generated"] == 8
+    kept = int(flywheel.synthesis["kept"])
+    assert flywheel.train_examples == 8 + kept
+    assert f'synlearner_synthetic_examples_total{{outcome="kept"}} {kept}.0' in text
     parts = build_daemon(cfg)  # restarted: the judge comes back with the adapter
     try:
+        synthetic = parts.memory.records(task_id="few", split="synthetic", kind="experience")
+        assert len(synthetic) == kept and all(r.target in WORDS for r in synthetic)
         attempts = parts.memory.records(task_id="write", split="self_train")
         syn = parts.daemon.learners["synthesis"]
         assert syn.judge_of(state.load_task("write")).adapter == "topics"  # type: ignore[attr-defined]

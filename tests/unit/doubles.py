@@ -64,6 +64,20 @@ class CentroidLearner:
 
         return [max(task.labels, key=lambda lab: score(v, lab)) for v in vecs]
 
+    def label_scores(self, task: Task, texts: Sequence[str],
+                     adapter: str | None) -> list[dict[str, float]]:
+        """A softmax over the centroid scores (uniform with no adapter)."""
+        if adapter is None:
+            return [dict.fromkeys(task.labels, 1 / len(task.labels)) for _ in texts]
+        cents = self.adapters[adapter]
+        out = []
+        for v in EMB.embed(list(texts)):
+            s = np.array([float(v @ np.array(cents[lab])) if lab in cents else -50.0
+                          for lab in task.labels]) * 10
+            p = np.exp(s - s.max())
+            out.append(dict(zip(task.labels, (p / p.sum()).tolist(), strict=True)))
+        return out
+
     def evaluate(self, task: Task, adapter: str | None) -> float:
         self.evaluations.append((task.task_id, adapter))
         preds = self.predict(task, [e.input for e in task.eval], adapter)

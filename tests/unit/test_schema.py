@@ -205,3 +205,21 @@ def test_synthesis_tasks_take_labelled_texts_and_a_request() -> None:
     long = {**syn, "synthesis": {"attributes": {"tone": ["calm", "z" * 25]}}}
     assert reason(json.dumps(long).encode(), lim) == (
         "synthesis.attributes.tone[1]: 25 chars exceeds max_field_chars=20")
+
+
+def test_a_classification_task_may_ask_for_synthetic_data() -> None:
+    plain = parse_task(raw(), Limits())
+    assert plain.synthesize is None and "synthesize" not in plain.to_message()
+    task = parse_task(raw(synthesize={"count": 40, "from": "write-reviews"}), Limits())
+    assert task.synthesize == {"count": 40, "from": "write-reviews"}
+    assert task.content_hash != plain.content_hash
+    again = parse_task(json.dumps(task.to_message()).encode(), Limits())
+    assert (again.synthesize, again.content_hash) == (task.synthesize, task.content_hash)
+    assert parse_task(raw(synthesize={"count": 8}), Limits()).synthesize == {
+        "count": 8, "from": "nearest"}
+    assert reason(raw(synthesize={"count": 0})).startswith("synthesize.count:")
+    assert reason(raw(synthesize={"count": 4, "from": "../x"})).startswith("synthesize.from:")
+    gen = message(kind="generation", labels=[], train=[{"input": "2+2", "output": "4"}],
+                  eval=[{"input": "1+1", "output": "2"}], synthesize={"count": 4})
+    assert reason(json.dumps(gen).encode()) == (
+        "synthesize: only classification tasks take synthesize")
