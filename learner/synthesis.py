@@ -179,7 +179,7 @@ def set_diversity(texts: Sequence[str], vectors: np.ndarray) -> dict[str, float]
     if n >= 2:
         v = v / np.clip(np.linalg.norm(v, axis=1, keepdims=True), 1e-12, None)
         sim = v @ v.T
-        distance = float(1.0 - (sim.sum() - np.trace(sim)) / (n * (n - 1)))
+        distance = max(0.0, float(1.0 - (sim.sum() - np.trace(sim)) / (n * (n - 1))))
     else:
         distance = 0.0
     grams = [tuple(w[i : i + 2]) for w in (_words(t) for t in texts) for i in range(len(w) - 1)]

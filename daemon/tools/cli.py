@@ -166,6 +166,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _stream(spec: str, seed: int | None) -> list[bytes]:
     from synlearner.daemon.tools.generative import generation_messages
     from synlearner.daemon.tools.hard import hard_messages
+    from synlearner.daemon.tools.synthesis_stream import synthesis_messages
     from synlearner.daemon.tools.synthetic import benchmark_messages
 
     if spec == "bundled":
@@ -174,20 +175,25 @@ def _stream(spec: str, seed: int | None) -> list[bytes]:
         return [raw for _, raw in hard_messages(17 if seed is None else seed)]
     if spec == "bundled-generation":
         return [raw for _, raw in generation_messages(29 if seed is None else seed)]
+    if spec == "bundled-synthesis":
+        return [raw for _, raw in synthesis_messages(31 if seed is None else seed)]
     if not Path(spec).exists():
-        raise ConfigError(f"STREAM: {spec} is neither 'bundled', 'hard', 'bundled-generation' "
-                          "nor a file or folder")
+        raise ConfigError(f"STREAM: {spec} is neither 'bundled', 'hard', 'bundled-generation', "
+                          "'bundled-synthesis' nor a file or folder")
     return [raw for _, raw in _read_task_files([spec])]
 
 
 def _kind(messages: list[bytes]) -> str:
-    """generation when every task of the stream is a generation task"""
+    """generation when every task of the stream is a generation task; synthesis when one is
+    a synthesis task"""
     kinds = set()
     for raw in messages:
         try:
             kinds.add(json.loads(raw).get("kind"))
         except (ValueError, AttributeError):
             kinds.add(None)
+    if "synthesis" in kinds:
+        return "synthesis"
     return "generation" if kinds == {"generation"} else "classification"
 
 
@@ -195,6 +201,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from synlearner.daemon.tools.compare import (
         GENERATION_STRATEGIES,
         STRATEGIES,
+        SYNTHESIS_STRATEGIES,
         BenchSettings,
         run_bench,
     )
@@ -209,8 +216,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     settings = BenchSettings(steps=args.steps, curve_every=args.curve_every, seed=args.seed,
                              config=Path(args.config) if args.config else None,
                              overrides=overrides, kind=kind)
-    names = args.strategies or ",".join(GENERATION_STRATEGIES if kind == "generation"
-                                        else STRATEGIES)
+    names = args.strategies or ",".join(
+        GENERATION_STRATEGIES if kind == "generation"
+        else SYNTHESIS_STRATEGIES if kind == "synthesis" else STRATEGIES)
     started = time.perf_counter()
     summary = run_bench(messages, [s for s in names.split(",") if s], settings,
                         Path(args.workdir) if args.workdir else None)

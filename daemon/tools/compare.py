@@ -9,6 +9,7 @@ daemon's own state (accuracy matrices, learning curves, init probes).
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import resource
@@ -86,6 +87,33 @@ GENERATION_STRATEGIES = ("sft", "self-train-fixed", "self-train-balanced", "dpo-
                          "dpo-template", "synlearner")
 
 
+_SY = "learner.generation.synthesis"
+# a synthesis stream's strategies (`bundled-synthesis`): what writes the few-shot tasks'
+# synthetic examples. Every strategy learns each classification task for the same steps.
+SYNTHESIS_STRATEGIES: dict[str, dict[str, Any]] = {
+    # the few-shot tasks learn from their own examples only: the stream's synthesis tasks
+    # and the classification tasks' `synthesize` requests are left out
+    "few-shot": {},
+    "synthesis-sft": {f"{_SY}.phases": ["sft"]},  # the generator after SFT alone
+    "synthesis-hro": {f"{_SY}.phases": ["sft", "grpo"]},  # then GRPO, hierarchical reward
+    "synthesis-hro-nodiversity": {f"{_SY}.phases": ["sft", "grpo"], f"{_SY}.weights": {
+        "label": 0.1, "attribute": 0.1, "quality": 0.5, "diversity": 0.0}},
+}
+
+
+def strategy_messages(name: str, settings: BenchSettings, messages: Sequence[bytes]) -> list[bytes]:
+    """The stream a strategy learns: as given, but for `few-shot` on a synthesis stream."""
+    if settings.kind != "synthesis" or name != "few-shot":
+        return list(messages)
+    out = []
+    for raw in messages:
+        msg = json.loads(raw)
+        if msg.get("kind") != "synthesis":
+            msg.pop("synthesize", None)
+            out.append(json.dumps(msg).encode())
+    return out
+
+
 @dataclass(frozen=True)
 class BenchSettings:
     steps: int = 30  # optimiser steps per task, for every strategy
@@ -93,12 +121,17 @@ class BenchSettings:
     seed: int = 0
     config: Path | None = None  # the user's config; strategies override parts of it
     overrides: dict[str, Any] = field(default_factory=dict)
-    kind: str = "classification"  # the stream's tasks: classification or generation
+    kind: str = "classification"  # the stream's tasks: classification, generation, synthesis
 
 
 def strategy_overrides(name: str, settings: BenchSettings) -> dict[str, Any]:
     if settings.kind == "generation":
         return generation_strategy(name, settings.steps)
+    if settings.kind == "synthesis":
+        if name not in SYNTHESIS_STRATEGIES:
+            raise ConfigError(f"strategies: unknown strategy {name!r} for a synthesis stream "
+                              f"(known: {', '.join(SYNTHESIS_STRATEGIES)})")
+        return SYNTHESIS_STRATEGIES[name]
     if name not in STRATEGIES:
         raise ConfigError(f"strategies: unknown strategy {name!r} (known: {', '.join(STRATEGIES)})")
     return STRATEGIES[name]
@@ -115,7 +148,7 @@ def strategy_config(name: str, settings: BenchSettings, state_dir: Path) -> Conf
         "learner.consolidate_every": 1,
         **strategy_overrides(name, settings),
     }
-    if settings.kind == "generation":  # answers without a task id are not compared here
+    if settings.kind != "classification":  # answers without a task id are not compared here
         overrides["learner.task_agnostic"] = False
     return load_config(settings.config, overrides, env={})
 
@@ -131,11 +164,12 @@ def run_strategy(name: str, messages: Sequence[bytes], settings: BenchSettings,
     started = time.perf_counter()
     parts = build_daemon(cfg)
     loaded = time.perf_counter()
-    for raw in messages:
+    for raw in strategy_messages(name, settings, messages):
         parts.daemon.source.submit(raw, "")  # type: ignore[attr-defined]  # in-memory source
     parts.daemon.run()
     finished = time.perf_counter()
     ids, matrix = parts.memory.task_similarity()
+    synthetic = _synthetic_sets(parts.memory)
     parts.close()
     state = State.read(state_dir)
     return {
@@ -144,8 +178,18 @@ def run_strategy(name: str, messages: Sequence[bytes], settings: BenchSettings,
         "seconds": finished - loaded, "load_seconds": loaded - started,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "state": state.as_dict() if state.entries else None,
-        "similarity": {"tasks": ids, "matrix": matrix},
+        "similarity": {"tasks": ids, "matrix": matrix}, "synthetic": synthetic,
     }
+
+
+def _synthetic_sets(memory: Any) -> dict[str, dict[str, float]]:
+    """The diversity of each task's kept synthetic examples (`learner.synthesis.set_diversity`)."""
+    from synlearner.learner.synthesis import set_diversity
+
+    by_task: dict[str, list[str]] = {}
+    for r in memory.records(split="synthetic", kind="experience"):
+        by_task.setdefault(r.task_id, []).append(r.input)
+    return {t: set_diversity(texts, memory.embed(texts)) for t, texts in by_task.items()}
 
 
 def _child(args: tuple[str, list[bytes], BenchSettings, str]) -> dict[str, Any]:
@@ -245,9 +289,39 @@ def summarise(runs: list[dict[str, Any]], settings: BenchSettings) -> dict[str, 
                       for e in entries],
             **_sampling(entries),
         })
+        if settings.kind == "synthesis":
+            out[-1].update(_synthesis(run, asked(runs)))
     return {"settings": {"steps": settings.steps, "curve_every": settings.curve_every,
                          "seed": settings.seed}, "strategies": out,
             "similarity": task_similarity(runs)}
+
+
+def asked(runs: list[dict[str, Any]]) -> list[str]:
+    """The classification tasks of a synthesis stream that ask for synthetic data."""
+    return list(dict.fromkeys(e["task_id"] for r in runs for e in r["state"]["entries"]
+                              if "generated" in (e.get("synthesis") or {})))
+
+
+def _synthesis(run: dict[str, Any], few: list[str]) -> dict[str, Any]:
+    """A synthesis stream's comparison: the accuracy of the classification tasks that ask
+    for synthetic data (their last-row score; `task_aware.acc` is their mean) and, per task,
+    what was written and kept; the synthesis tasks' own figures."""
+    st = run["state"]
+    entries, last = st["entries"], st["matrix"][-1] if st["matrix"] else []
+    column = {e["task_id"]: i for i, e in enumerate(entries)}
+    tasks = []
+    for task_id in few:
+        e = next(x for x in entries if x["task_id"] == task_id)
+        tasks.append({"task_id": task_id, "accuracy": last[column[task_id]],
+                      **(e.get("synthesis") or {}),
+                      **{f"kept_{k}": v for k, v in (run.get("synthetic") or {}).get(
+                          task_id, {}).items()}})
+    scores = [t["accuracy"] for t in tasks if t["accuracy"] is not None]
+    writers = [{"task_id": e["task_id"], "final": e["final"], **e["synthesis"]}
+               for e in entries if e["kind"] == "synthesis"]
+    return {"task_aware": {"acc": sum(scores) / len(scores) if scores else None, "bwt": None,
+                           "fwt": None, "forgetting": None},
+            "classification": tasks, "writers": writers}
 
 
 def task_similarity(runs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -97,12 +97,44 @@ def _generation_lines(runs: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _synthesis_lines(runs: list[dict[str, Any]]) -> list[str]:
+    """Synthesis strategies: each few-shot task's accuracy and the synthetic examples it
+    was given; each synthesis task's own figures."""
+    if not any("classification" in r for r in runs):
+        return []
+    lines = ["", "few-shot classification with synthetic data: accuracy (last row); texts "
+             "written, of the intended label by the filter, kept; the trained adapter's "
+             "agreement with the kept ones; their mean pairwise cosine distance and distinct-2",
+             f"  {'strategy':<26} {'task':<12} {'acc':>6} {'written':>7} {'label':>6} "
+             f"{'kept':>5} {'agree':>6} {'dist':>6} {'dist-2':>6}"]
+    for r in runs:
+        for t in r.get("classification", []):
+            lines.append(
+                f"  {r['strategy']:<26} {t['task_id'][:12]:<12} {_f(t['accuracy']):>6} "
+                f"{int(t.get('generated', 0)):>7} {int(t.get('confident', 0)):>6} "
+                f"{int(t.get('kept', 0)):>5} {_f(t.get('kept_agreement')):>6} "
+                f"{_f(t.get('kept_pairwise_distance')):>6} {_f(t.get('kept_distinct_2')):>6}")
+    lines += ["", "synthesis tasks: eval label agreement; GRPO samples, their judge agreement "
+              "and mean reward; eval texts' pairwise distance and distinct-2",
+              f"  {'strategy':<26} {'task':<14} {'agree':>6} {'samples':>7} {'s-agree':>7} "
+              f"{'reward':>6} {'dist':>6} {'dist-2':>6}"]
+    for r in runs:
+        for w in r.get("writers", []):
+            lines.append(
+                f"  {r['strategy']:<26} {w['task_id'][:14]:<14} {_f(w['final']):>6} "
+                f"{int(w.get('samples', 0)):>7} {_f(w.get('sample_agreement')):>7} "
+                f"{_f(w.get('reward_mean')):>6} {_f(w.get('eval_pairwise_distance')):>6} "
+                f"{_f(w.get('eval_distinct_2')):>6}")
+    return lines
+
+
 def render_text(summary: dict[str, Any]) -> str:
     s = summary["settings"]
     runs = summary["strategies"]
     n = len(runs[0]["columns"]) if runs else 0
     lines = [f"synlearner bench: {n} tasks, {s['steps']} steps per task, seed {s['seed']}", ""]
-    head = (f"{'strategy':<11} | {'aware: ACC':>10} {'BWT':>7} {'FWT':>7} {'forget':>6} | "
+    width = max([11, *(len(r["strategy"]) for r in runs)])
+    head = (f"{'strategy':<{width}} | {'aware: ACC':>10} {'BWT':>7} {'FWT':>7} {'forget':>6} | "
             f"{'agnostic: ACC':>13} {'BWT':>7} {'FWT':>7} {'forget':>6} | {'s/task':>6} "
             f"{'peak MiB':>8} | {'reach per-task final (steps)':>28}")
     lines += [head, "-" * len(head)]
@@ -113,7 +145,7 @@ def render_text(summary: dict[str, Any]) -> str:
         reach = ("n/a" if e["reached"] is None
                  else f"{e['reached']}/{e['tasks']}, median {median}, mean {mean}")
         lines.append(
-            f"{r['strategy']:<11} | {_f(a['acc']):>10} {_f(a['bwt'], True):>7} "
+            f"{r['strategy']:<{width}} | {_f(a['acc']):>10} {_f(a['bwt'], True):>7} "
             f"{_f(a['fwt'], True):>7} {_f(a['forgetting']):>6} | {_f(g.get('acc')):>13} "
             f"{_f(g.get('bwt'), True):>7} {_f(g.get('fwt'), True):>7} "
             f"{_f(g.get('forgetting')):>6} | {r['seconds_per_task']:>6.1f} "
@@ -143,6 +175,7 @@ def render_text(summary: dict[str, Any]) -> str:
             lines.append(f"  replay dropped (worse than the task alone on held-out data): "
                          f"{', '.join(dropped)}")
     lines += _generation_lines(runs)
+    lines += _synthesis_lines(runs)
     sim = summary.get("similarity") or {}
     if sim.get("tasks"):
         ids = sim["tasks"]
@@ -191,10 +224,10 @@ def _plots(summary: dict[str, Any], out_dir: Path) -> dict[str, Path]:
 
     runs = summary["strategies"]
     k = len(runs)
-    n = len(runs[0]["columns"])
     fig, axes = plt.subplots(2, k, figsize=(3.2 * k + 1, 6.8), squeeze=False)
     im = None
     for c, r in enumerate(runs):
+        n = len(r["columns"])  # a strategy may learn part of the stream (few-shot)
         for row, (label, key, metrics) in enumerate((
                 ("task-aware", "matrix", r["task_aware"]),
                 ("task-agnostic", "agnostic_matrix", r["task_agnostic"]))):
@@ -216,6 +249,7 @@ def _plots(summary: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     fig, axes = plt.subplots(1, k, figsize=(3.4 * k + 1, 3.8), squeeze=False, sharey=True)
     for c, r in enumerate(runs):
         ax = axes[0][c]
+        n = len(r["columns"])
         mat = _grid(r["matrix"], n)
         for j, name in enumerate(r["columns"]):
             xs = [i for i in range(n) if not np.isnan(mat[i, j])]

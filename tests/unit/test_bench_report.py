@@ -149,3 +149,41 @@ def test_generation_runs_report_what_they_sampled() -> None:
     assert "final exact match per task" in text and "0.125" in text
     line = next(x for x in text.splitlines() if x.strip().startswith("synlearner") and "200" in x)
     assert line.split()[1:4] == ["200", "0.625", "30"]
+
+
+def test_synthesis_runs_compare_the_few_shot_tasks_and_what_they_were_given(tmp_path: Path) -> None:
+    """`task_aware.acc` of a synthesis stream is the accuracy of the tasks that ask for
+    synthetic data; few-shot learns them alone (a shorter stream), the others after the
+    synthesis task that writes for them."""
+    import json as _json
+
+    from synlearner.daemon.tools.compare import strategy_messages
+
+    writer = {**entry("w", 0.5, []), "kind": "synthesis",
+              "synthesis": {"samples": 32.0, "sample_agreement": 0.25, "reward_mean": 0.6,
+                            "eval_pairwise_distance": 0.4, "eval_distinct_2": 0.7}}
+    asked = {**entry("c", 0.7, []), "kind": "classification",
+             "synthesis": {"generated": 8.0, "confident": 6.0, "kept": 5.0, "kept_agreement": 0.8}}
+    hro = run("synthesis-hro", "per-task", [[0.5, 0.0], [0.5, 0.75]], [], [writer, asked])
+    hro["synthetic"] = {"c": {"pairwise_distance": 0.3, "distinct_2": 0.9}}
+    few = run("few-shot", "per-task", [[0.625]], [], [{**entry("c", 0.625, []),
+                                                      "kind": "classification"}])
+    summary = summarise([few, hro], BenchSettings(steps=8, kind="synthesis"))
+    by = {s["strategy"]: s for s in summary["strategies"]}
+    assert by["few-shot"]["task_aware"]["acc"] == pytest.approx(0.625)
+    assert by["synthesis-hro"]["task_aware"]["acc"] == pytest.approx(0.75)  # c only, last row
+    (c,) = by["synthesis-hro"]["classification"]
+    assert (c["kept"], c["kept_agreement"], c["kept_distinct_2"]) == (5.0, 0.8, 0.9)
+    assert by["synthesis-hro"]["writers"][0]["sample_agreement"] == 0.25
+    text = render_text(summary)
+    line = next(x for x in text.splitlines() if x.strip().startswith("synthesis-hro  ")
+                and " c " in x)
+    assert line.split()[2:7] == ["0.750", "8", "6", "5", "0.800"]
+    write_bench_report(summary, tmp_path)  # plots of runs with different numbers of tasks
+    stream = [_json.dumps({"task_id": "w", "kind": "synthesis"}).encode(),
+              _json.dumps({"task_id": "c", "kind": "classification",
+                           "synthesize": {"count": 8}}).encode()]
+    settings = BenchSettings(kind="synthesis")
+    assert [_json.loads(m) for m in strategy_messages("few-shot", settings, stream)] == [
+        {"task_id": "c", "kind": "classification"}]
+    assert strategy_messages("synthesis-hro", settings, stream) == stream
