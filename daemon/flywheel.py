@@ -65,20 +65,21 @@ class Synthesize:
     name = "synthesize"
 
     def applies(self, ctx: Context) -> bool:
-        return "synthesis" in ctx.learners
+        return True
 
     def run(self, run: TaskRun, ctx: Context) -> None:
         task = run.task
         if task.kind != "classification" or not task.synthesize:
             return
         cfg = ctx.cfg.learner.synthesize
-        source = source_of(task, ctx)
-        writer: Writer = ctx.learners["synthesis"]  # type: ignore[assignment]
+        source = source_of(task, ctx) if "synthesis" in ctx.learners else None
         if source is None or ctx.state.latest(source) is None:
             log.warning("task %s: asks for synthetic data, but no learned synthesis task has its "
-                        "labels; it learns from its own examples", task.task_id)
+                        "labels (or no generation model is configured); it learns from its own "
+                        "examples", task.task_id)
             run.flywheel = {"generated": 0.0, "kept": 0.0}
             return
+        writer: Writer = ctx.learners["synthesis"]  # type: ignore[assignment]
         t0 = time.perf_counter()
         written = writer.write(ctx.state.load_task(source), ctx.answer_key(source), task.labels,
                                [(e.input, e.output) for e in task.train],

@@ -231,19 +231,25 @@ class SynthesisLearner:
     def _sft_pairs(self, task: Task, spec: SynthesisSpec, replay: Sequence[ReplayItem],
                    rng: random.Random) -> list[tuple[str, str]]:
         """(request, text) pairs: each train text as the answer to its label's request with
-        other texts of the label as shots; replayed texts with no shots."""
+        other texts of the label as shots; replayed texts with no shots. A text is cut to
+        its first `max_new_tokens` tokens, the most the model is let write."""
         pool = self._pool(task)
         pairs = []
         for i, e in enumerate(task.train):
             others = [(t, lab) for j, (t, lab) in enumerate(pool) if j != i]
             item = S.plan_of([e.output], others, {}, spec.shots, rng)[0]
-            pairs.append((self.gen.prompt("", self._request(task, spec, item)), e.input))
+            pairs.append((self.gen.prompt("", self._request(task, spec, item)), self._cut(e.input)))
         for r in replay:
             if r.task.kind == "synthesis":
                 item = S.PlanItem(r.record.target)
                 pairs.append((self.gen.prompt("", S.prompt_text(r.task.instruction, item)),
-                              r.record.input))
+                              self._cut(r.record.input)))
         return pairs
+
+    def _cut(self, text: str) -> str:
+        tok, n = self.gen.tokenizer, self.settings.max_new_tokens
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        return text if len(ids) <= n else str(tok.decode(ids[:n])).strip()
 
     def _sft(self, pairs: Sequence[tuple[str, str]], key: str, steps: int, seed: int,
              progress: Progress) -> float:
