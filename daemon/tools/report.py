@@ -26,6 +26,7 @@ def build_report(state: State) -> dict[str, Any]:
             "seconds_by_phase": {k: round(v, 3) for k, v in e.seconds.items()},
             "rounds": e.rounds,
             "preference": e.preference,
+            "synthesis": e.synthesis,
         })
     return {
         "columns": columns, "matrix": state.matrix, "tasks": tasks,
@@ -87,7 +88,37 @@ def render_text(report: dict[str, Any]) -> str:
                 f"{int(p['pairs_neighbour']):>5} {int(p['pairs_candidate']):>4} "
                 f"{int(p['pairs_template']):>4} {int(p['skipped_gap']):>4} {int(p['steps']):>5} "
                 f"{p.get('loss', float('nan')):>7.4f} {p.get('reward_accuracy', float('nan')):>7.3f}")
+    lines += _synthesis_lines(report["tasks"])
     return "\n".join(lines)
+
+
+def _synthesis_lines(tasks: list[dict[str, Any]]) -> list[str]:
+    """Synthesis tasks' figures, and the synthetic data classification tasks asked for."""
+    lines: list[str] = []
+    writers = [t for t in tasks if t.get("synthesis") and "generated" not in t["synthesis"]]
+    if writers:
+        lines += ["", "synthesis tasks (SynLearner: SFT, then GRPO with the hierarchical reward)",
+                  f"{'task':<24} {'agree':>6} {'samples':>7} {'s-agree':>7} {'reward':>6} "
+                  f"{'1st half':>8} {'2nd half':>8} {'dist':>6} {'dist-2':>6}"]
+        for t in writers:
+            s = t["synthesis"]
+            lines.append(
+                f"{t['task'][:24]:<24} {t['final']:>6.3f} {int(s.get('samples', 0)):>7} "
+                + " ".join(f"{s[k]:>{w}.3f}" if k in s else f"{'-':>{w}}" for k, w in (
+                    ("sample_agreement", 7), ("reward_mean", 6), ("reward_first_half", 8),
+                    ("reward_second_half", 8), ("eval_pairwise_distance", 6),
+                    ("eval_distinct_2", 6))))
+    asking = [t for t in tasks if t.get("synthesis") and "generated" in t["synthesis"]]
+    if asking:
+        lines += ["", "synthetic training data (written, of the intended label, kept; the "
+                      "trained adapter's agreement with the kept ones)",
+                  f"{'task':<24} {'written':>7} {'label':>6} {'kept':>5} {'agree':>6}"]
+        for t in asking:
+            s = t["synthesis"]
+            agree = f"{s['kept_agreement']:.3f}" if "kept_agreement" in s else "-"
+            lines.append(f"{t['task'][:24]:<24} {int(s['generated']):>7} "
+                         f"{int(s.get('confident', 0)):>6} {int(s['kept']):>5} {agree:>6}")
+    return lines
 
 
 def write_report(state: State, out_dir: Path) -> dict[str, Path]:

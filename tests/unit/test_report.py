@@ -1,4 +1,4 @@
-"""The daemon's report: self-training rounds in the text, the JSON and a plot."""
+"""The daemon's report: self-training rounds in the text, the JSON and a plot; synthesis."""
 
 from __future__ import annotations
 
@@ -31,3 +31,21 @@ def test_self_training_rounds_are_reported_and_plotted(tmp_path: Path) -> None:
     body = json.loads(paths["json"].read_text())
     assert [t["rounds"] for t in body["tasks"]] == [rounds, []]
     assert paths["self_training_png"].stat().st_size > 1000
+
+
+def test_synthesis_tasks_and_the_synthetic_data_asked_for_are_reported(tmp_path: Path) -> None:
+    state = State.load(tmp_path / "state")
+    writer = {"samples": 128.0, "sample_agreement": 0.625, "reward_mean": 0.71,
+              "reward_first_half": 0.66, "reward_second_half": 0.76,
+              "eval_pairwise_distance": 0.42, "eval_distinct_2": 0.8}
+    asked = {"generated": 48.0, "confident": 30.0, "kept": 27.0, "kept_agreement": 0.926}
+    state.record(TaskEntry("write", "write", 1, "h", "synthesis", "adapters/write/1", 0.2, 0.2,
+                           0.55, None, 40, 24, 0, synthesis=writer), {"write": 0.55})
+    state.record(TaskEntry("few", "few", 1, "h", "classification", "adapters/few/2", 0.4, 0.4,
+                           0.8, None, 24, 51, 0, synthesis=asked), {"write": 0.55, "few": 0.8})
+    text = write_report(state, tmp_path / "report")["text"].read_text()
+    (w,) = [x for x in text.split("synthesis tasks")[1].splitlines() if x.startswith("write ")]
+    assert w.split()[1:] == ["0.550", "128", "0.625", "0.710", "0.660", "0.760", "0.420", "0.800"]
+    (f,) = [x for x in text.split("synthetic training data")[1].splitlines()
+            if x.startswith("few ")]
+    assert f.split()[1:] == ["48", "30", "27", "0.926"]
