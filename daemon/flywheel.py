@@ -96,17 +96,19 @@ class Synthesize:
         kept_vectors = list(vectors[: len(real)])
         min_words = ctx.cfg.learner.generation.synthesis.min_words
         kept: list[Example] = []
+        seen = set(real)  # a copy of a real text is never kept, whatever max_similarity says
         confident = 0
         for (item, text), score, vector in zip(written, scores, vectors[len(real):], strict=True):
             if score[item.label] < cfg.min_confidence or max(score, key=score.__getitem__) != item.label:
                 continue
             confident += 1
-            if S.quality(text, item.shots, min_words) == 0:
+            if S.quality(text, item.shots, min_words) == 0 or text.strip() in seen:
                 continue
             if kept_vectors and float(np.max(np.stack(kept_vectors) @ vector)) >= cfg.max_similarity:
                 continue
             kept.append(Example(text.strip(), item.label))
             kept_vectors.append(vector)
+            seen.add(text.strip())
         run.synthetic = kept
         run.flywheel = {"generated": float(len(written)), "confident": float(confident),
                         "kept": float(len(kept)), "seconds": time.perf_counter() - t0}
