@@ -208,7 +208,7 @@ class SynthesisLearner:
         passes the quality rules, else 0. A later round's request adds the last text and its
         score (`verifier` is not used: the judge is the task's)."""
         spec, judge = spec_of(task), self.judge_of(task)
-        labels = {x: x for x in texts}
+        labels = list(dict.fromkeys(texts))
         rng = random.Random(f"{self.gen.seed}:{task.task_id}:predict")
         items = {x: S.plan_of([x], self._pool(task), {}, spec.shots, rng)[0] for x in labels}
 

@@ -122,7 +122,8 @@ def test_adapter_loads_with_peft_from_pretrained(tmp_path: Path, classifier) -> 
 def test_every_config_builds_the_real_daemon(path: Path, tmp_path: Path) -> None:
     cfg = load_config(path, {"state_dir": str(tmp_path)}, env={})
     parts = build_daemon(cfg)
-    assert set(parts.daemon.learners) == {"classification", "generation", "preference", "verification"}
+    assert set(parts.daemon.learners) == {"classification", "generation", "preference",
+                                          "verification", "synthesis"}
     # the generation model (SmolLM2 by default) loads with the first generation task only
     assert parts.daemon.learners["generation"]._bank is None  # type: ignore[attr-defined]
     assert parts.memory.embedder.dim == 384

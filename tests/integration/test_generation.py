@@ -206,7 +206,8 @@ def test_killed_inside_a_phase_the_task_is_learned_once_on_restart(
         "daemon: {http: {port: 0}, progress_every_steps: 1}\n"
         f"learner: {{generation: {{model: {tiny_causal_lm}, max_steps: 20, lr: 0.005, "
         "self_train: {rounds: 2, prompts: 4, samples: 2, steps: 4, search: fixed}, "
-        "preference: {prompts: 4, temperatures: [1.0], steps: 4, batch_size: 2}}}\n")
+        # 16 DPO steps: the kill lands well before the phase ends (4 raced the commit)
+        "preference: {prompts: 4, temperatures: [1.0], steps: 16, batch_size: 2}}}\n")
     msg = json.loads(colour_task("colours-crash"))
     msg["phases"] = phases
     (tmp_path / "task.json").write_text(json.dumps(msg))
@@ -225,7 +226,7 @@ def test_killed_inside_a_phase_the_task_is_learned_once_on_restart(
     if "self_train" in phases:
         assert [r["round"] for r in entries[0].rounds] == [1.0, 2.0]
     else:
-        assert entries[0].preference["steps"] == 4
+        assert entries[0].preference["steps"] == 16
     results = JsonlResultSink(state / "spool" / "results.jsonl").read()
     assert [(r["task_id"], r["status"]) for r in results] == [("colours-crash", "learned")]
 
