@@ -7,8 +7,9 @@ pools, and names the judge. Learning it runs its phases (its own `phases`, else
 `learner.generation.synthesis.phases`), each on the task's adapter:
 
 - the start: a copy of the nearest past synthesis task's adapter (`plan.init_from`) is kept
-  only if the task's held-out train texts are likelier under it than under a fresh adapter
-  (which is the base model: LoRA starts at zero), else the task starts fresh;
+  only if a sample of the task's train texts (which neither start has seen) is likelier
+  under it than under a fresh adapter (which is the base model: LoRA starts at zero), else
+  the task starts fresh;
 - `sft`: SFT on the task's texts, each the completion of the request for its label (the
   label, its description and few-shot texts of the label drawn from the other train
   examples; no attributes, since the examples do not say theirs), plus replay of past
@@ -74,7 +75,7 @@ from synlearner.stream.schema import SynthesisSpec, Task
 log = logging.getLogger("synlearner.learner")
 ATTEMPT = "self_train"  # the split of texts the model sampled itself (as self-training's)
 JUDGE_FILE = "synlearner-judge.json"  # beside a synthesis adapter's weights: its judge
-HELD_OUT = 32  # train texts at most that the start check scores
+START_TEXTS = 32  # train texts at most that the start check scores
 
 
 @dataclass(frozen=True)
@@ -265,7 +266,7 @@ class SynthesisLearner:
             gen.bank.activate(key, trainable=False)
 
     @torch.inference_mode()
-    def _held_out_logp(self, pairs: Sequence[tuple[str, str]], adapter: str | None) -> float:
+    def _texts_logp(self, pairs: Sequence[tuple[str, str]], adapter: str | None) -> float:
         """The mean token log-probability of the texts as answers to their requests."""
         gen = self.gen
         seqs = [s for prompt, text in pairs
@@ -279,15 +280,16 @@ class SynthesisLearner:
 
     def _check_start(self, task: Task, spec: SynthesisSpec, key: str, init_from: str,
                      seed: int, figures: dict[str, float]) -> bool:
-        """Whether the copied start makes the task's held-out train texts likelier than a
-        fresh adapter (the base model) does; negative transfer starts fresh."""
+        """Whether the copied start makes a sample of the task's train texts (unseen by
+        either start) likelier than a fresh adapter (the base model) does; negative transfer
+        starts fresh."""
         rng = random.Random(seed)
         pairs = self._sft_pairs(task, spec, (), rng)
-        pairs = rng.sample(pairs, min(HELD_OUT, len(pairs)))
-        fresh, copied = self._held_out_logp(pairs, None), self._held_out_logp(pairs, key)
+        pairs = rng.sample(pairs, min(START_TEXTS, len(pairs)))
+        fresh, copied = self._texts_logp(pairs, None), self._texts_logp(pairs, key)
         figures.update(start_logp_fresh=fresh, start_logp_transferred=copied)
         keep = copied >= fresh
-        log.info("task %s: start from %s %s (held-out log-prob per token %.3f vs fresh %.3f)",
+        log.info("task %s: start from %s %s (log-prob per token of its texts %.3f vs fresh %.3f)",
                  task.task_id, init_from, "kept" if keep else "dropped", copied, fresh)
         return keep
 

@@ -84,7 +84,7 @@ def test_the_daemon_learns_synthesis_tasks_judged_by_a_learned_classifier(
     assert figures["eval_pairwise_distance"] > 0.0 and figures["eval_distinct_2"] > 0.0
     assert write.seconds["learner_sft"] > 0 and write.seconds["learner_grpo"] > 0
     assert more.synthesis["samples"] == 2 * 2 * 4 and more.replay_examples > 0
-    # the nearest past synthesis task's adapter, kept: the task's held-out texts are likelier
+    # the nearest past synthesis task's adapter, kept: the task's texts are likelier under it
     assert more.init_from == "write"
     assert more.synthesis["start_logp_transferred"] >= more.synthesis["start_logp_fresh"]
     (dead,) = list_dead_letters(cfg.spool_dir)
