@@ -22,7 +22,6 @@ from typing import Any
 from synlearner.daemon.agnostic import TaskAgnostic
 from synlearner.daemon.attempts import Attempts
 from synlearner.daemon.config import Config, ConfigError, live_update
-from synlearner.daemon.flywheel import NEAREST
 from synlearner.daemon.jobs import IDLE_ONLY, run_job
 from synlearner.daemon.metrics import Metrics
 from synlearner.daemon.phases import (
@@ -31,13 +30,13 @@ from synlearner.daemon.phases import (
     consolidate_idle,
     learned_result,
 )
+from synlearner.daemon.references import check_references
 from synlearner.daemon.restore import restore, restore_committed
 from synlearner.daemon.runner import Context, Runner
 from synlearner.daemon.settle import Settler, Stopped
 from synlearner.daemon.state import State
 from synlearner.daemon.strategies import Joint, build_strategy
 from synlearner.learner.base import Learner, Progress
-from synlearner.learner.rewards import parse as parse_reward
 from synlearner.memory.base import Memory
 from synlearner.stream.base import Delivery, ResultSink, TaskSource
 from synlearner.stream.boundary import decode, describe, is_transient
@@ -321,40 +320,6 @@ class Daemon:
             self.metrics.publish_to_learned.observe(max(0.0, latency))
             log.info("task %s: learned %.1f s after it was published", result.task_id, latency)
 
-    def _check_verifiers(self, task: Task) -> None:
-        """A `verifier` reward term must name a verification task learned before."""
-        if task.kind != "generation" or task.reward is None:
-            return
-        for i, term in enumerate(parse_reward(task.reward)):
-            tid = term.params.get("task") if term.name == "verifier" else None
-            entry = self.state.latest(str(tid)) if tid is not None else None
-            if tid is not None and (entry is None or entry.kind != "verification"):
-                raise InvalidTask(f"reward.{i}.task: {tid!r} is not a learned verification task",
-                                  task.task_id, code="unsupported")
-
-    def _check_labelled_refs(self, task: Task) -> None:
-        """A synthesis task's judge must be a learned classification task with its labels;
-        the synthesis task a classification task asks to write for it (`synthesize.from`),
-        a learned synthesis task with its labels."""
-        if task.kind == "synthesis":
-            ref, field, kind = (task.synthesis or {}).get("judge"), "synthesis.judge", "classification"
-        elif task.kind == "classification" and task.synthesize:
-            ref, field, kind = task.synthesize.get("from"), "synthesize.from", "synthesis"
-            ref = None if ref == NEAREST else ref
-        else:
-            return
-        if ref is None:
-            return
-        entry = self.state.latest(ref)
-        if entry is None or entry.kind != kind:
-            raise InvalidTask(f"{field}: {ref!r} is not a learned {kind} task", task.task_id,
-                              code="unsupported")
-        labels = self.state.load_task(ref).labels
-        if set(labels) != set(task.labels):
-            raise InvalidTask(f"{field}: {ref!r} has other labels than this task "
-                              f"({len(labels)} labels, {len(set(labels) & set(task.labels))} "
-                              "shared)", task.task_id, code="unsupported")
-
     def _accept(self, delivery: Delivery) -> Task | None:
         """Decode a delivery; dead-letter or acknowledge it here unless it is to be learned."""
         self.metrics.tasks_received.inc()
@@ -370,8 +335,7 @@ class Daemon:
                 self.learners[task.kind].check(task)
             except ValueError as exc:
                 raise InvalidTask(str(exc), task.task_id, code="unsupported") from None
-            self._check_verifiers(task)
-            self._check_labelled_refs(task)
+            check_references(self.state, task)
         except InvalidTask as exc:
             self.settler.dead_letter(delivery, exc.reason, exc.code, exc.task_id)
             return None

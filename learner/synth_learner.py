@@ -47,7 +47,6 @@ import math
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +55,6 @@ import torch
 from synlearner.learner import synthesis as S
 from synlearner.learner.base import (
     Judge,
-    LearningError,
     LearnOutcome,
     LearnPlan,
     Prediction,
@@ -66,6 +64,7 @@ from synlearner.learner.base import (
 from synlearner.learner.classifier import BiEncoderClassifier
 from synlearner.learner.dpo import answer_logps, answer_sequences
 from synlearner.learner.generation import SftGenerator
+from synlearner.learner.grpo import Written, train_grpo
 from synlearner.learner.model import seed_everything
 from synlearner.learner.refine import Refined, refine
 from synlearner.learner.sft import completion_dataset, train_sft
@@ -73,31 +72,8 @@ from synlearner.memory.base import Embedder, ReplayItem
 from synlearner.stream.schema import SynthesisSpec, Task
 
 log = logging.getLogger("synlearner.learner")
-ATTEMPT = "self_train"  # the split of texts the model sampled itself (as self-training's)
 JUDGE_FILE = "synlearner-judge.json"  # beside a synthesis adapter's weights: its judge
 START_TEXTS = 32  # train texts at most that the start check scores
-
-
-@dataclass(frozen=True)
-class Written:
-    """One synthesised text and how it was judged."""
-
-    label: str  # the label it was asked for
-    text: str
-    ranked: tuple[str, ...]  # the judge's labels, most likely first
-    quality: float
-
-    @property
-    def agrees(self) -> bool:
-        return bool(self.ranked) and self.ranked[0] == self.label and self.quality > 0
-
-
-@dataclass
-class _Grpo:
-    steps: int = 0
-    loss: float = math.nan
-    figures: dict[str, float] = field(default_factory=dict)
-    attempts: list[Prediction] = field(default_factory=list)
 
 
 def zero_shot_judge(task: Task) -> Judge:
@@ -323,7 +299,7 @@ class SynthesisLearner:
                                  seed, progress)
                 steps += n
             elif phase == "grpo":
-                done = self._grpo(task, spec, key, seed, progress)
+                done = train_grpo(self, task, spec, key, seed, progress)
                 steps, loss = steps + done.steps, done.loss
                 figures.update(done.figures)
                 attempts += done.attempts
@@ -347,90 +323,6 @@ class SynthesisLearner:
             predictions=(*preds, *attempts), max_length=self.settings.max_length,
             seconds=seconds, synthesis=figures,
         )
-
-    def _grpo(self, task: Task, spec: SynthesisSpec, key: str, seed: int,
-              progress: Progress) -> _Grpo:
-        """GRPO on the plan's requests (see the module)."""
-        cfg, gen = self.settings, self.gen
-        plan = S.make_plan(task.labels, self._pool(task), spec.count, spec.attributes, spec.shots,
-                           seed)
-        schedule = S.WeightSchedule(cfg.weights, cfg.warmup_steps, cfg.amplitude, cfg.period)
-        judge = self.judge_of(task)
-        done = _Grpo()
-        totals = dict.fromkeys((*S.TERMS, "reward", "agrees"), 0.0)
-        rewards_by_step: list[float] = []
-        updates = 0
-        model = gen.bank.model
-        gen.bank.activate(key, trainable=True)
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimiser = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-        try:
-            for step in range(1, cfg.steps + 1):
-                first = (step - 1) * cfg.prompts_per_step
-                items = [plan[(first + i) % len(plan)] for i in range(cfg.prompts_per_step)]
-                requests = [self._request(task, spec, item) for item in items]
-                model.eval()
-                groups = self._write(requests, cfg.group, cfg.temperature)
-                texts = [t for g in groups for t in g]
-                ranked = self.rank(judge, texts)
-                vectors = self.embedder.embed([t or " " for t in texts])
-                weights = schedule.at(step)
-                seqs, advantages, step_rewards = [], [], []
-                for g, (item, request, group) in enumerate(zip(items, requests, groups, strict=True)):
-                    span = slice(g * cfg.group, (g + 1) * cfg.group)
-                    div = S.diversity_of(vectors[span])
-                    rewards = []
-                    for text, r, d in zip(group, ranked[span], div, strict=True):
-                        w = Written(item.label, text, r, S.quality(text, item.shots, cfg.min_words))
-                        terms = {"label": S.label_credit(item.label, r),
-                                 "attribute": S.attribute_compliance(text, item.attributes),
-                                 "quality": w.quality, "diversity": d}
-                        rewards.append(S.combine(terms, weights))
-                        for name, value in terms.items():
-                            totals[name] += value
-                        totals["agrees"] += w.agrees
-                        if text.strip():
-                            done.attempts.append(Prediction(ATTEMPT, text, item.label, r[0],
-                                                            w.agrees, 0.0))
-                    step_rewards += rewards
-                    advantages += S.group_advantages(rewards)
-                    seqs += answer_sequences(gen, gen.prompt("", request), group, cfg.max_length)
-                totals["reward"] += sum(step_rewards)
-                rewards_by_step.append(float(np.mean(step_rewards)))
-                if any(advantages):
-                    model.train()
-                    logps = answer_logps(model, seqs, gen.tokenizer.pad_token_id, gen.device,
-                                         mean=True)
-                    adv = torch.tensor(advantages, dtype=logps.dtype, device=logps.device)
-                    loss = -(adv * logps).mean()
-                    done.loss = float(loss.detach())
-                    if not math.isfinite(done.loss):
-                        raise LearningError(f"grpo: the loss became {done.loss} at step {step}")
-                    optimiser.zero_grad(set_to_none=True)
-                    loss.backward()  # type: ignore[no-untyped-call]  # torch's stub
-                    torch.nn.utils.clip_grad_norm_(params, 1.0)
-                    optimiser.step()
-                    updates += 1
-                progress("grpo", step, cfg.steps, done.loss)
-        finally:
-            model.eval()
-            gen.bank.activate(key, trainable=False)
-        samples = cfg.steps * cfg.prompts_per_step * cfg.group
-        done.steps = cfg.steps
-        half = max(1, len(rewards_by_step) // 2)
-        done.figures = {
-            "grpo_steps": float(cfg.steps), "grpo_updates": float(updates),
-            "samples": float(samples), "sample_agreement": totals["agrees"] / samples,
-            "reward_mean": totals["reward"] / samples,
-            "reward_first_half": float(np.mean(rewards_by_step[:half])),
-            "reward_second_half": float(np.mean(rewards_by_step[half:] or rewards_by_step)),
-            **{f"term_{name}": totals[name] / samples for name in S.TERMS},
-        }
-        log.info("task %s: grpo: %d steps (%d with a signal), %d samples, reward %.3f -> %.3f, "
-                 "judge agreement %.3f", task.task_id, cfg.steps, updates, samples,
-                 done.figures["reward_first_half"], done.figures["reward_second_half"],
-                 done.figures["sample_agreement"])
-        return done
 
     # -- the rest of the protocol --------------------------------------------------------
     def check(self, task: Task) -> None:

@@ -14,46 +14,23 @@ import random
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from synlearner.stream.errors import InvalidTask
+from synlearner.stream.limits import Limits
+from synlearner.stream.result import RESULT_SCHEMA_V1, TaskResult
 from synlearner.stream.safejson import loads_bounded
 
+__all__ = ["RESULT_SCHEMA_V1", "Limits", "TaskResult"]  # their modules; importable from here
+
 SCHEMA_V1 = "synlearner.task/v1"
-RESULT_SCHEMA_V1 = "synlearner.result/v1"
 TASK_ID_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$"  # never ".", ".." or hidden
 _TASK_ID_RE = re.compile(TASK_ID_PATTERN)
 TaskKind = Literal["classification", "generation", "preference", "verification", "synthesis"]
 LABELLED = ("classification", "synthesis")  # kinds whose outputs are one of the task's labels
 MAX_SCORE = 5  # a verification example's score: 0 (wrong) to 5 (fully right)
-
-
-class Limits(BaseModel):
-    """What a message may hold, and what happens to what is over (`stream.limits`).
-
-    Structure is checked strictly: bytes, JSON depth and number sizes, the task id, labels,
-    data files. Content that is merely too big follows `on_oversize`: `truncate` (the
-    default) cuts a field to `max_field_chars` and samples a split down to its maximum
-    (seeded, label-stratified), and the task says what was cut; `reject` dead-letters it.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    max_message_bytes: int = Field(4 * 1024 * 1024, gt=0)
-    max_json_depth: int = Field(32, ge=4)  # a task message needs 4 levels
-    max_number_chars: int = Field(64, gt=0)
-    max_train_examples: int = Field(10_000, gt=0)
-    max_eval_examples: int = Field(5_000, gt=0)
-    max_field_chars: int = Field(4_000, gt=0)
-    max_labels: int = Field(64, ge=2)
-    on_oversize: Literal["truncate", "reject"] = "truncate"
-    sample_seed: int = 0  # seeds the down-sampling of an oversized split
-    allowed_data_roots: tuple[Path, ...] = ()
-    max_data_file_bytes: int = Field(256 * 1024 * 1024, gt=0)
-    max_data_line_bytes: int = Field(1024 * 1024, gt=0)  # one JSONL row
 
 
 @dataclass(frozen=True)
@@ -401,25 +378,3 @@ def _fit_fields(task_id: str, split: str, examples: list[Example], limits: Limit
 
 def _short(value: str, limit: int = 80) -> str:
     return repr(value if len(value) <= limit else value[:limit] + "…")
-
-
-@dataclass(frozen=True)
-class TaskResult:
-    """What the daemon publishes for every task it consumed."""
-
-    task_id: str
-    status: Literal["learned", "duplicate", "failed", "invalid"]
-    content_hash: str = ""
-    version: int = 0
-    metrics: Mapping[str, float] = field(default_factory=dict)
-    adapter_path: str = ""
-    timings: Mapping[str, float] = field(default_factory=dict)
-    error: str = ""
-    truncated: Mapping[str, int] = field(default_factory=dict)  # what the daemon cut, by what
-
-    def to_json(self) -> bytes:
-        body = {"schema": RESULT_SCHEMA_V1, **self.__dict__}
-        body["metrics"] = dict(self.metrics)
-        body["timings"] = dict(self.timings)
-        body["truncated"] = dict(self.truncated)
-        return json.dumps(body, sort_keys=True).encode()

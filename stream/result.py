@@ -1,0 +1,32 @@
+"""What the daemon publishes for every task it consumed (`synlearner.result/v1`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+RESULT_SCHEMA_V1 = "synlearner.result/v1"
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """What the daemon publishes for every task it consumed."""
+
+    task_id: str
+    status: Literal["learned", "duplicate", "failed", "invalid"]
+    content_hash: str = ""
+    version: int = 0
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    adapter_path: str = ""
+    timings: Mapping[str, float] = field(default_factory=dict)
+    error: str = ""
+    truncated: Mapping[str, int] = field(default_factory=dict)  # what the daemon cut, by what
+
+    def to_json(self) -> bytes:
+        body = {"schema": RESULT_SCHEMA_V1, **self.__dict__}
+        body["metrics"] = dict(self.metrics)
+        body["timings"] = dict(self.timings)
+        body["truncated"] = dict(self.truncated)
+        return json.dumps(body, sort_keys=True).encode()
