@@ -1,12 +1,12 @@
-"""Answering without a task id: the consolidated adapter, or routing to a task's adapter.
+"""Answering without a task id: routing to a task's adapter, or the consolidated adapter.
 
 With per-task adapters the daemon needs a way to answer when nobody says which task an
 input belongs to. Two are built in:
 
+- routing (`none`, the default): each input goes to the adapter that answers for the task
+  whose input centroid in memory is nearest (cosine of base-model embeddings);
 - consolidation (`ties`, `linear`): the adapters that answer for the tasks of a kind are
-  merged into one adapter, `consolidated_key(kind)`, which answers for every task of it;
-- routing (`none`): each input goes to the adapter that answers for the task whose input
-  centroid in memory is nearest (cosine of base-model embeddings).
+  merged into one adapter, `consolidated_key(kind)`, which answers for every task of it.
 
 `route_task` is what `synlearner predict` uses to pick the label set when it is given text
 only.
@@ -18,7 +18,7 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from synlearner.daemon.state import State
+from synlearner.daemon.state import State, TaskEntry
 from synlearner.learner.base import Learner, consolidated_key
 from synlearner.memory.base import Memory, committed_id
 from synlearner.stream.io import recover_dir
@@ -32,11 +32,28 @@ def consolidated_dir(state: State, kind: str) -> Path:
     return state.adapter_dir(consolidated_key(kind))  # state dirs written before events
 
 
+def answering_adapter(state: State, entry: TaskEntry, method: str = "none") -> tuple[str, Path]:
+    """The adapter (key, folder) that answers for `entry`'s task: the consolidated one where
+    `method` merges and a merge is committed (answers without a task id), else the task's
+    own answering adapter (a merge left by an earlier config is never used for routing)."""
+    merged = consolidated_dir(state, entry.kind)
+    if method != "none" and merged.exists():
+        return consolidated_key(entry.kind), merged
+    key = state.answer_key(entry.task_id)
+    return key, state.root / (state.latest(key) or entry).adapter
+
+
 class TaskAgnostic:
+    """`key_of`: task id -> the adapter that answers for it; `known`: (task id, adapter) ->
+    the task's eval accuracy with that adapter where it is already measured (the task-aware
+    scores), so a task whose inputs are all routed to its own adapter is not scored again."""
+
     def __init__(self, method: str, memory: Memory, learners: Mapping[str, Learner],
-                 state: State, key_of: Callable[[str], str]) -> None:
+                 state: State, key_of: Callable[[str], str],
+                 known: Callable[[str, str], float | None] = lambda task_id, key: None) -> None:
         self.method = method
-        self.key_of = key_of  # task id -> the adapter that answers for it
+        self.key_of = key_of
+        self.known = known
         self.memory = memory
         self.learners = learners
         self.state = state
@@ -75,14 +92,25 @@ class TaskAgnostic:
         merged = consolidated_key(task.kind)
         if self.method != "none" and learner.has_adapter(merged):
             return learner.evaluate(task, merged)
-        routes = self.memory.route([e.input for e in task.eval])
+        if not task.eval:
+            return 0.0
+        keys = [self._answering(route, learner) for route in self.memory.route(
+            [e.input for e in task.eval])]
+        if len(set(keys)) == 1 and keys[0] is not None:  # every input went to one adapter
+            measured = self.known(task.task_id, keys[0])
+            if measured is not None:
+                return measured
         correct = 0.0
-        for adapter in set(routes):  # each group of inputs scored with the adapter it went to
-            rows = tuple(task.eval[i] for i, r in enumerate(routes) if r == adapter)
-            key = self.key_of(committed_id(adapter)) if adapter is not None else None
-            use = key if key is not None and learner.has_adapter(key) else None
-            correct += learner.evaluate(dataclasses.replace(task, eval=rows), use) * len(rows)
-        return correct / len(task.eval) if task.eval else 0.0
+        for key in dict.fromkeys(keys):  # each group of inputs scored with the adapter it went to
+            rows = tuple(task.eval[i] for i, k in enumerate(keys) if k == key)
+            correct += learner.evaluate(dataclasses.replace(task, eval=rows), key) * len(rows)
+        return correct / len(task.eval)
+
+    def _answering(self, routed: str | None, learner: Learner) -> str | None:
+        """The adapter that answers an input routed to task `routed` (None: the base model,
+        where no task is near or its adapter is missing)."""
+        key = self.key_of(committed_id(routed)) if routed is not None else None
+        return key if key is not None and learner.has_adapter(key) else None
 
 
 def route_task(memory: Memory, texts: Sequence[str]) -> list[str | None]:

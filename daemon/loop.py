@@ -97,7 +97,8 @@ class Daemon:
         self.strategy = build_strategy(cfg.learner.adapters)
         self.ctx = Context(cfg, memory, self.learners, state, metrics, self.strategy,
                            TaskAgnostic(cfg.learner.consolidate, memory, self.learners, state,
-                                        lambda t: self.ctx.answer_key(t)),
+                                        lambda t: self.ctx.answer_key(t),
+                                        lambda t, key: self.ctx.scores.get((t, key))),
                            beat=self._phase, progress=self._progress)
         self.runner = Runner(self.ctx, PHASES, commit)
         state.keep_versions = cfg.daemon.jobs.adapter_versions

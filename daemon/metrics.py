@@ -91,7 +91,7 @@ class Metrics:
             "synlearner_forgetting_ratio", "Average forgetting over seen tasks", registry=r)
         self.task_agnostic = Gauge(
             "synlearner_task_agnostic_ratio",
-            "Transfer metrics of the task-agnostic setting (consolidated adapter)", ["metric"],
+            "Transfer metrics of the task-agnostic setting (no task id: routed or consolidated)", ["metric"],
             registry=r)
         self.task_accuracy = Gauge(
             "synlearner_task_accuracy_ratio", "Latest accuracy of each learned task",

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from synlearner.daemon.agnostic import consolidated_dir
+from synlearner.daemon.agnostic import answering_adapter
 from synlearner.daemon.build import memory_embedder
 from synlearner.daemon.config import Config
 from synlearner.daemon.state import State, TaskEntry
-from synlearner.learner.base import Learner, consolidated_key
+from synlearner.learner.base import Learner
 from synlearner.memory.base import committed_id
 from synlearner.memory.profiles import TaskProfiles
 from synlearner.stream.schema import Task
@@ -212,11 +212,8 @@ class Predictor:
                        rounds=r.rounds) for r in refined]
 
     def _adapter(self, state: State, entry: TaskEntry, routed: bool) -> tuple[str, Path]:
-        merged = consolidated_dir(state, entry.kind)
-        if routed and self.cfg.learner.adapters == "per-task" and merged.exists():
-            return consolidated_key(entry.kind), merged
-        key = state.answer_key(entry.task_id)
-        return key, state.root / (state.latest(key) or entry).adapter
+        per_task = routed and self.cfg.learner.adapters == "per-task"
+        return answering_adapter(state, entry, self.cfg.learner.consolidate if per_task else "none")
 
     def _load(self, learner: Learner, kind: str, key: str, path: Path) -> None:
         """Load `key`'s adapter unless the one loaded is still the folder's (a new commit

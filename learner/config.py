@@ -183,8 +183,11 @@ class LearnerConfig(_Section):
     # least 2) on short tasks, then no replay check, then no probe
     probe_budget: float = Field(0.25, gt=0, le=1)
     promote: bool = True  # a later adapter of a task's lineage answers for it when better
-    # task-agnostic answers: merge the per-task adapters (ties, linear) or route (none)
-    consolidate: Literal["none", "ties", "linear"] = "ties"
+    # task-agnostic answers: route each input to the adapter of the task whose inputs are
+    # nearest (none), or merge the per-task adapters into one that answers every input (ties,
+    # linear). Routing is the default: on every stream measured it answers better than the
+    # merge (README, "Answering without a task id")
+    consolidate: Literal["none", "ties", "linear"] = "none"
     task_agnostic: bool = True  # keep the task-agnostic accuracy matrix too
     # merge and score every task without its id after every N tasks; 0: whenever the stream
     # is idle (and before a drained daemon exits). The cost grows with the tasks learned.

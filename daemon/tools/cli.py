@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="output folder (default: <state_dir>/report)")
     p.set_defaults(fn=cmd_report)
     p = sub.add_parser("predict", help="answer with a task's adapter, or without a task id "
-                       "(routed by the nearest task in memory, consolidated adapter)")
+                       "(routed to the nearest task in memory)")
     p.add_argument("--task", help="the task id (default: route each text)")
     p.add_argument("--refine", type=int, default=0, metavar="K",
                    help="generation tasks: up to K rounds of answer, verifier score, improve")

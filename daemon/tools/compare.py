@@ -38,7 +38,7 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     # one adapter on all tasks at once, steps x tasks steps: the upper bound, not streaming
     "multitask": {"learner.adapters": "joint", "memory.replay.ratio": 0.0},
     # the defaults: nearest-task init with a held-out check, replay from the experience and
-    # error memory, TIES-consolidated adapter for task-agnostic answers
+    # error memory, promotion, task-agnostic answers routed to the nearest task's adapter
     "synlearner": {},
 }
 

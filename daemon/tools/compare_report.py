@@ -151,8 +151,9 @@ def render_text(summary: dict[str, Any]) -> str:
             f"{_f(g.get('forgetting')):>6} | {r['seconds_per_task']:>6.1f} "
             f"{r['peak_rss_mib']:>8.0f} | {reach:>28}")
     lines += ["", "task-aware: each task answered with the adapter its strategy keeps for it; "
-              "task-agnostic: no task id (synlearner: the consolidated adapter; per-task: routed "
-              "to the nearest task centroid's adapter; one-adapter strategies: the same adapter).",
+              "task-agnostic: no task id (per-task adapters: each input routed to the adapter of the "
+              "task with the nearest input centroid, or the consolidated adapter where "
+              "learner.consolidate merges; one-adapter strategies: the same adapter).",
               "multitask learns once from the whole stream, so BWT, FWT and forgetting do not "
               "apply (n/a). reach: tasks whose learning curve reached per-task's final accuracy, "
               "and the median and mean step it took."]

@@ -74,10 +74,9 @@ def _predict_refined(args: argparse.Namespace, state: State, task: Task,
 
 def _predict_routed(cfg: Config, state: State, texts: list[str]) -> int:
     """No task id: route each text to the nearest task centroid in memory (its label set),
-    answer with the consolidated adapter if there is one, else with that task's adapter."""
-    from synlearner.daemon.agnostic import consolidated_dir, route_task
+    answer with that task's adapter (or the consolidated one, where the config merges)."""
+    from synlearner.daemon.agnostic import answering_adapter, route_task
     from synlearner.daemon.build import build_learners, build_memory
-    from synlearner.learner.base import consolidated_key
 
     if not state.entries:
         print("predict: nothing has been learned yet", file=sys.stderr)  # noqa: T201
@@ -95,13 +94,8 @@ def _predict_routed(cfg: Config, state: State, texts: list[str]) -> int:
             continue
         task = state.load_task(task_id)
         learner = learners[task.kind]
-        merged = consolidated_dir(state, task.kind)
-        if cfg.learner.adapters == "per-task" and merged.exists():
-            key = consolidated_key(task.kind)
-            path = merged
-        else:
-            key = state.answer_key(task_id)
-            path = state.root / (state.latest(key) or entry).adapter
+        per_task = cfg.learner.adapters == "per-task"
+        key, path = answering_adapter(state, entry, cfg.learner.consolidate if per_task else "none")
         if not learner.has_adapter(key):
             learner.load_adapter(key, path)
         answer = learner.predict(task, [text], key)[0]

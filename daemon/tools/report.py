@@ -60,7 +60,7 @@ def render_text(report: dict[str, Any]) -> str:
         a = report.get("agnostic_metrics") or {}
         if a:
             lines.append(f"ACC {a['acc']:.3f}   BWT {a['bwt']:+.3f}   FWT {a['fwt']:+.3f}   "
-                         f"forgetting {a['forgetting']:.3f}   (task-agnostic: consolidated adapter)")
+                         f"forgetting {a['forgetting']:.3f}   (task-agnostic: no task id)")
         for task_id, key in (report.get("answers") or {}).items():
             lines.append(f"{task_id} is answered by {key}'s adapter (better on its train data)")
     trained = [t for t in report["tasks"] if t.get("rounds")]

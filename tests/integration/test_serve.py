@@ -76,6 +76,7 @@ def test_the_api_answers_as_the_cli_and_sees_new_commits(tmp_path: Path) -> None
     assert r.status_code == 200, r.text
     (routed,) = r.json()["answers"]
     assert routed["task_id"] == news["task_id"] and routed["prediction"] in news["labels"]
+    assert routed["adapter"] == news["task_id"]  # routed to the task, answered by its adapter
     detail = client.get(f"/v1/tasks/{restaurants['task_id']}").json()
     assert detail["versions"] == [1, 2] and detail["version"] == 2
     r = client.post("/v1/predict", json={"task_id": restaurants["task_id"], "inputs": texts[:1]})

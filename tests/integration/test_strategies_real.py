@@ -110,14 +110,15 @@ def test_bench_runs_every_strategy_on_a_user_stream(tmp_path: Path) -> None:
     assert len(by["synlearner"]["tasks"][0]["curve"]) == 4  # steps 0..3
     assert {t["target"] for t in body["targets"]} >= {"ACC >= per-task"}
     assert (out / "matrices.png").exists() and (out / "accuracy_over_time.png").exists()
-    assert (work / "synlearner" / "adapters" / "@consolidated-classification").is_dir()
+    # synlearner answers without a task id by routing: no merged adapter is made
+    assert not (work / "synlearner" / "adapters" / "@consolidated-classification").exists()
 
     env = {"SYNLEARNER__STATE_DIR": str(work / "synlearner")}
     proc = synlearner("predict", "The battery was not bad at all.", "Vote on the budget.", env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     answers = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [a["task"] for a in answers] == ["reviews-electronics", "news-topics"]
-    assert {a["adapter"] for a in answers} == {"@consolidated-classification"}
+    assert [a["adapter"] for a in answers] == ["reviews-electronics", "news-topics"]
     assert answers[0]["prediction"] in {"positive", "negative"}
     assert answers[1]["prediction"] in {"sports", "politics", "technology", "science"}
 

@@ -20,7 +20,8 @@ def small_task(i: int) -> bytes:
 
 
 def test_a_long_stream_writes_and_exports_a_bounded_amount_per_task(tmp_path: Path) -> None:
-    cfg = unit_config(tmp_path, **{"memory.replay.ratio": 0.0, "learner.init": "fresh"})
+    cfg = unit_config(tmp_path, **{"memory.replay.ratio": 0.0, "learner.init": "fresh",
+                                   "learner.consolidate": "ties"})
     source = InMemorySource([small_task(i) for i in range(TASKS)])
     learner = CentroidLearner()
     daemon = unit_daemon(cfg, source, learner)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from synlearner.daemon.agnostic import consolidated_dir
+from synlearner.daemon.agnostic import answering_adapter, consolidated_dir
 from synlearner.daemon.config import ConfigError
 from synlearner.daemon.loop import Daemon
 from synlearner.daemon.state import State
@@ -51,8 +51,10 @@ STREAM = [sentiment("food", ("tasty", "cold")), topics("news"),
 
 
 def run(tmp_path: Path, name: str, steps: int = 7, learner: CentroidLearner | None = None,
-        task_agnostic: bool = True) -> tuple[Daemon, CentroidLearner]:
-    cfg = strategy_config(name, BenchSettings(steps=steps, curve_every=0), tmp_path)
+        task_agnostic: bool = True, consolidate: str | None = None) -> tuple[Daemon, CentroidLearner]:
+    settings = BenchSettings(steps=steps, curve_every=0,
+                             overrides={"learner.consolidate": consolidate} if consolidate else {})
+    cfg = strategy_config(name, settings, tmp_path)
     cfg = cfg.model_copy(update={"learner": cfg.learner.model_copy(
         update={"task_agnostic": task_agnostic})})
     assert cfg.daemon.drain
@@ -77,7 +79,7 @@ def test_every_strategy_is_a_config_of_the_same_daemon(tmp_path: Path) -> None:
     assert replay["replay"].policy == "reservoir"
     syn = learner["synlearner"]
     assert (syn.init, replay["synlearner"].policy, syn.consolidate) == (
-        "nearest", "errors_first", "ties")
+        "nearest", "errors_first", "none")
     assert syn.init_probe_steps > 0
     assert learner["per-task"].init == "fresh" and learner["per-task"].consolidate == "none"
     with pytest.raises(ConfigError, match="unknown strategy 'ewc'"):
@@ -148,8 +150,26 @@ def test_multitask_learns_once_from_the_whole_stream(tmp_path: Path) -> None:
     assert daemon.memory.counts()["experience"] == 18
 
 
-def test_synlearner_transfers_checks_and_consolidates(tmp_path: Path) -> None:
+def test_synlearner_transfers_checks_and_routes_without_a_task_id(tmp_path: Path) -> None:
     daemon, learner = run(tmp_path, "synlearner")
+    assert learner.merges == [] and not (tmp_path / "adapters" / MERGED).exists()
+    state = daemon.state
+    assert state.entries[2].init_from == "food"  # the nearest past task
+    agnostic = state.agnostic_metrics()
+    assert agnostic is not None and len(state.agnostic) == 3
+    # each eval input is scored with the adapter of the task whose inputs it is nearest:
+    # news' inputs go to news' adapter once it is learned (before, food's was all there was),
+    # the sentiment tasks' never to news'
+    assert learner.evaluations.count(("news", "food")) == 1
+    assert not set(learner.evaluations) & {("news", "hotel"), ("food", "news"), ("hotel", "news")}
+    # every news input goes to news' adapter: its task-aware score is its task-agnostic one
+    # (measured once, for both matrices, in two rows)
+    assert learner.evaluations.count(("news", "news")) == 1
+    assert [row[1] for row in state.agnostic[1:]] == [row[1] for row in state.matrix[1:]]
+
+
+def test_synlearner_consolidates_when_configured_to(tmp_path: Path) -> None:
+    daemon, learner = run(tmp_path, "synlearner", consolidate="ties")
     plans = {p.adapter: p for p in learner.plans}
     assert plans["hotel"].init_from == "food"  # the nearest past task
     assert plans["hotel"].probe_steps > 0 and plans["food"].init_from is None
@@ -164,10 +184,15 @@ def test_synlearner_transfers_checks_and_consolidates(tmp_path: Path) -> None:
     merged = consolidated_dir(state, "classification")  # the folder of the last commit's merge
     assert merged.parent == tmp_path / "adapters" / MERGED
     assert (merged / "centroids.json").exists()
+    news = state.latest("news")
+    assert news is not None
+    assert answering_adapter(state, news, "ties") == (MERGED, merged)
+    # a config that routes answers with the task's own adapter, whatever merge is on disk
+    assert answering_adapter(state, news, "none") == ("news", tmp_path / news.adapter)
 
 
 def test_by_default_the_task_agnostic_merge_waits_for_an_idle_stream(tmp_path: Path) -> None:
-    cfg = unit_config(tmp_path, **{"daemon.drain": True})
+    cfg = unit_config(tmp_path, **{"daemon.drain": True, "learner.consolidate": "ties"})
     assert cfg.learner.consolidate_every == 0
     learner = CentroidLearner()
     daemon = unit_daemon(cfg, InMemorySource(list(STREAM)), learner)
@@ -185,9 +210,10 @@ def test_by_default_the_task_agnostic_merge_waits_for_an_idle_stream(tmp_path: P
 
 
 def test_restart_restores_shared_and_consolidated_adapters(tmp_path: Path) -> None:
-    daemon, first_learner = run(tmp_path, "synlearner")
+    daemon, first_learner = run(tmp_path, "synlearner", consolidate="ties")
     daemon.memory.close()
-    cfg = strategy_config("synlearner", BenchSettings(steps=7), tmp_path)
+    cfg = strategy_config("synlearner", BenchSettings(
+        steps=7, overrides={"learner.consolidate": "ties"}), tmp_path)
     learner = CentroidLearner()
     again = unit_daemon(cfg, InMemorySource(), learner)
     assert learner.has_adapter("hotel") and learner.has_adapter(MERGED)
@@ -233,7 +259,7 @@ def test_state_without_agnostic_matrix_still_loads(tmp_path: Path) -> None:
 def test_a_better_later_adapter_answers_for_its_lineage(tmp_path: Path) -> None:
     learner = CentroidLearner()
     learner.confused = {"food"}  # food's own adapter answers every example wrong
-    daemon, _ = run(tmp_path, "synlearner", learner=learner)
+    daemon, _ = run(tmp_path, "synlearner", learner=learner, consolidate="ties")
     state = daemon.state
     assert state.entries[2].init_from == "food"
     assert state.answers == {"food": "hotel"}  # hotel's adapter does better on food's train data
@@ -261,7 +287,8 @@ def test_a_failing_idle_merge_is_logged_and_not_retried_until_the_next_task(
 
     learner = BrokenMerge()
     source = InMemorySource(list(STREAM[:1]))
-    daemon = unit_daemon(unit_config(tmp_path, **{"daemon.drain": False}), source, learner)
+    cfg = unit_config(tmp_path, **{"daemon.drain": False, "learner.consolidate": "ties"})
+    daemon = unit_daemon(cfg, source, learner)
     for _ in range(3):  # three idle polls after the task: one attempt
         delivery = daemon._next()
         if delivery is not None:
