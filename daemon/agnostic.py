@@ -94,8 +94,9 @@ class TaskAgnostic:
             return learner.evaluate(task, merged)
         if not task.eval:
             return 0.0
-        keys = [self._answering(route, learner) for route in self.memory.route(
-            [e.input for e in task.eval])]
+        routes = self.memory.route([e.input for e in task.eval])
+        key_of_route = {r: self._answering(r, learner) for r in set(routes)}  # once a task
+        keys = [key_of_route[r] for r in routes]
         if len(set(keys)) == 1 and keys[0] is not None:  # every input went to one adapter
             measured = self.known(task.task_id, keys[0])
             if measured is not None:
