@@ -88,24 +88,48 @@ class TaskAgnostic:
 
     def score(self, task: Task) -> float:
         """Eval accuracy on `task` without being told the task's adapter."""
-        learner = self.learners[task.kind]
-        merged = consolidated_key(task.kind)
-        if self.method != "none" and learner.has_adapter(merged):
-            return learner.evaluate(task, merged)
-        if not task.eval:
-            return 0.0
-        routes = self.memory.route([e.input for e in task.eval])
-        key_of_route = {r: self._answering(r, learner) for r in set(routes)}  # once a task
-        keys = [key_of_route[r] for r in routes]
-        if len(set(keys)) == 1 and keys[0] is not None:  # every input went to one adapter
-            measured = self.known(task.task_id, keys[0])
-            if measured is not None:
-                return measured
-        correct = 0.0
-        for key in dict.fromkeys(keys):  # each group of inputs scored with the adapter it went to
-            rows = tuple(task.eval[i] for i, k in enumerate(keys) if k == key)
-            correct += learner.evaluate(dataclasses.replace(task, eval=rows), key) * len(rows)
-        return correct / len(task.eval)
+        return self.score_all([task.task_id], lambda task_id: task)[task.task_id]
+
+    def score_all(self, task_ids: Sequence[str], load: Callable[[str], Task],
+                  beat: Callable[[str], None] = lambda task_id: None) -> dict[str, float]:
+        """Eval accuracy on each task of `task_ids` (`load` reads one) without being told its
+        adapter. The inputs routed to an adapter are scored adapter by adapter across all
+        the tasks, so each adapter is made active (and read from disk, if it was unloaded)
+        once, not once for every task with inputs routed to it; a task is read again for
+        each adapter its inputs went to rather than all of them held at once. `beat(task
+        id)` comes before each task is routed or scored (heartbeat and stop check)."""
+        scores: dict[str, float] = {}
+        groups: dict[str | None, list[tuple[str, tuple[int, ...]]]] = {}  # adapter -> inputs
+        for task_id in task_ids:
+            beat(task_id)
+            task = load(task_id)
+            learner = self.learners[task.kind]
+            merged = consolidated_key(task.kind)
+            if self.method != "none" and learner.has_adapter(merged):
+                scores[task_id] = learner.evaluate(task, merged)
+                continue
+            scores[task_id] = 0.0
+            if not task.eval:
+                continue
+            routes = self.memory.route([e.input for e in task.eval])
+            key_of_route = {r: self._answering(r, learner) for r in set(routes)}  # once a task
+            keys = [key_of_route[r] for r in routes]
+            if len(set(keys)) == 1 and keys[0] is not None:  # every input went to one adapter
+                measured = self.known(task_id, keys[0])
+                if measured is not None:
+                    scores[task_id] = measured
+                    continue
+            for key in dict.fromkeys(keys):
+                rows = tuple(i for i, k in enumerate(keys) if k == key)
+                groups.setdefault(key, []).append((task_id, rows))
+        for key, parts in groups.items():
+            for task_id, rows in parts:
+                beat(task_id)
+                task = load(task_id)
+                subset = dataclasses.replace(task, eval=tuple(task.eval[i] for i in rows))
+                accuracy = self.learners[task.kind].evaluate(subset, key)
+                scores[task_id] += accuracy * len(rows) / len(task.eval)
+        return scores
 
     def _answering(self, routed: str | None, learner: Learner) -> str | None:
         """The adapter that answers an input routed to task `routed` (None: the base model,

@@ -273,11 +273,8 @@ class Evaluate:
 
 
 def _agnostic_row(ctx: Context, task_ids: Sequence[str], run: TaskRun | None) -> dict[str, float]:
-    row = {}
-    for task_id in task_ids:
-        ctx.beat("evaluate", task_id)
-        row[task_id] = ctx.agnostic.score(ctx.task(task_id, run))
-    return row
+    return ctx.agnostic.score_all(list(task_ids), lambda task_id: ctx.task(task_id, run),
+                                  lambda task_id: ctx.beat("evaluate", task_id))
 
 
 def consolidate_idle(ctx: Context) -> bool:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from synlearner.daemon.agnostic import answering_adapter, consolidated_dir
+from synlearner.daemon.agnostic import TaskAgnostic, answering_adapter, consolidated_dir
 from synlearner.daemon.config import ConfigError
 from synlearner.daemon.loop import Daemon
 from synlearner.daemon.state import State
@@ -23,6 +23,7 @@ from synlearner.daemon.tools.compare import (
 )
 from synlearner.learner.base import SHARED, consolidated_key
 from synlearner.stream import InMemorySource
+from synlearner.stream.schema import Example, Task
 from tests.conftest import raw
 from tests.unit.doubles import CentroidLearner, unit_config, unit_daemon
 
@@ -299,3 +300,57 @@ def test_a_failing_idle_merge_is_logged_and_not_retried_until_the_next_task(
     daemon.handle(daemon._next())  # type: ignore[arg-type]
     daemon._idle()
     assert len(learner.merges) == 2 and not daemon.state.agnostic_measured()
+
+
+class _Routes:
+    """A memory that routes an input "task:n" to task `task` ("none:n": to no task)."""
+
+    def route(self, texts: Sequence[str]) -> list[str | None]:
+        return [None if t.startswith("none:") else t.split(":")[0] for t in texts]
+
+
+class _Scorer:
+    """A learner whose adapter `key` answers `key`; it records what it scored with what."""
+
+    def __init__(self) -> None:
+        self.scored: list[tuple[str, str | None, int]] = []
+
+    def has_adapter(self, key: str) -> bool:
+        return key in {"a", "b", "c"}
+
+    def evaluate(self, task: Task, key: str | None) -> float:
+        self.scored.append((task.task_id, key, len(task.eval)))
+        return sum(e.output == key for e in task.eval) / len(task.eval)
+
+
+def test_routed_scores_are_taken_adapter_by_adapter_across_tasks() -> None:
+    def task(task_id: str, rows: list[tuple[str, str]]) -> Task:
+        examples = tuple(Example(i, o) for i, o in rows)
+        return Task(task_id, "classification", "", ("a", "b", "c", "x"), examples, examples)
+
+    tasks = {
+        "a": task("a", [("a:1", "a"), ("b:1", "a"), ("a:2", "a"), ("none:1", "x")]),
+        "b": task("b", [("b:1", "b"), ("b:2", "b")]),  # all its own: the known score
+        "c": task("c", [("b:3", "x"), ("c:1", "c"), ("a:3", "a")]),
+    }
+    learner = _Scorer()
+    agnostic = TaskAgnostic("none", _Routes(), {"classification": learner},  # type: ignore[arg-type]
+                            None, key_of=lambda t: t,  # type: ignore[arg-type]
+                            known=lambda t, key: 0.25 if (t, key) == ("b", "b") else None)
+    loaded: list[str] = []
+    beats: list[str] = []
+
+    def load(task_id: str) -> Task:
+        loaded.append(task_id)
+        return tasks[task_id]
+
+    scores = agnostic.score_all(["a", "b", "c"], load, beats.append)
+    # a: 2 of its 4 inputs went to a and are right, b's adapter and the base model get the rest
+    assert scores == pytest.approx({"a": 0.5, "b": 0.25, "c": 2 / 3})
+    keys = [key for _, key, _ in learner.scored]
+    assert keys == ["a", "a", "b", "b", None, "c"]  # each adapter once, in one run
+    assert learner.scored == [("a", "a", 2), ("c", "a", 1), ("a", "b", 1), ("c", "b", 1),
+                              ("a", None, 1), ("c", "c", 1)]
+    assert set(beats) == {"a", "b", "c"} and len(beats) == 3 + len(learner.scored)
+    assert loaded.count("b") == 1  # its known score: read once, to route it
+    assert agnostic.score(tasks["c"]) == pytest.approx(2 / 3)
