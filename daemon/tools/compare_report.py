@@ -128,6 +128,16 @@ def _synthesis_lines(runs: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _why_fresh(probe: dict[str, Any]) -> str:
+    """Why the probe started a task fresh although it had a candidate start: the copy did
+    worse than fresh (higher held-out loss, no better accuracy), or the copy was as good but
+    the replay with it did worse than the task alone, and the task-alone arm (fresh, no
+    replay) won."""
+    if probe["transferred_loss"] > probe["fresh_loss"] and probe["transferred"] <= probe["fresh"]:
+        return "fresh (negative transfer)"
+    return "fresh, no replay (the copy with replay did worse than the task alone)"
+
+
 def render_text(summary: dict[str, Any]) -> str:
     s = summary["settings"]
     runs = summary["strategies"]
@@ -167,7 +177,7 @@ def render_text(summary: dict[str, Any]) -> str:
                          f"{'gain':>7}  start used")
             for t in probes:
                 p = t["probe"]
-                used = p["chosen"] or "fresh (negative transfer)"
+                used = p["chosen"] or _why_fresh(p)
                 lines.append(
                     f"  {t['task_id'][:22]:<22} {p['candidate'][:22]:<22} {p['fresh']:>6.3f} "
                     f"{p['transferred']:>7.3f} {p['transferred'] - p['fresh']:>+7.3f}  {used}")

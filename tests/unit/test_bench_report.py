@@ -111,6 +111,20 @@ def test_report_text_json_and_plots(tmp_path: Path) -> None:
         assert paths[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_the_start_used_says_why_a_candidate_start_was_not_used() -> None:
+    runs = fixture_runs()
+    probe = runs[3]["state"]["entries"][1]["probe"]
+    # the copy did worse than fresh: negative transfer
+    runs[3]["state"]["entries"][1]["probe"] = {**probe, "transferred": 0.5, "transferred_loss": 0.9,
+                                               "chosen": None}
+    assert "+0.000  fresh (negative transfer)" in render_text(summarise(runs, BenchSettings(steps=8)))
+    # the copy did better than fresh, but with its replay worse than the task alone
+    runs[3]["state"]["entries"][1]["probe"] = {**probe, "chosen": None, "replay": False}
+    text = render_text(summarise(runs, BenchSettings(steps=8)))
+    assert "+0.250  fresh, no replay (the copy with replay did worse than the task alone)" in text
+    assert "negative transfer" not in text
+
+
 def test_route_sends_each_vector_to_the_nearest_task_centroid(tmp_path: Path) -> None:
     emb = HashingEmbedder(256)
     mem = ExperienceMemory(tmp_path, emb)
