@@ -20,6 +20,7 @@ from pathlib import Path
 
 from synlearner.daemon.state import State, TaskEntry
 from synlearner.learner.base import Learner, consolidated_key
+from synlearner.learner.config import LearnerConfig
 from synlearner.memory.base import Memory, committed_id
 from synlearner.stream.io import recover_dir
 from synlearner.stream.schema import Task
@@ -30,6 +31,12 @@ def consolidated_dir(state: State, kind: str) -> Path:
     if kind in state.consolidated:
         return state.root / state.consolidated[kind]
     return state.adapter_dir(consolidated_key(kind))  # state dirs written before events
+
+
+def merge_method(learner: LearnerConfig) -> str:
+    """How a daemon with this learner config answers without a task id: its merge where it
+    keeps per-task adapters, else "none" (one adapter answers with or without the id)."""
+    return learner.consolidate if learner.adapters == "per-task" else "none"
 
 
 def answering_adapter(state: State, entry: TaskEntry, method: str = "none") -> tuple[str, Path]:

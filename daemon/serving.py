@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from synlearner.daemon.agnostic import answering_adapter
+from synlearner.daemon.agnostic import answering_adapter, merge_method
 from synlearner.daemon.build import memory_embedder
 from synlearner.daemon.config import Config
 from synlearner.daemon.state import State, TaskEntry
@@ -212,8 +212,7 @@ class Predictor:
                        rounds=r.rounds) for r in refined]
 
     def _adapter(self, state: State, entry: TaskEntry, routed: bool) -> tuple[str, Path]:
-        per_task = routed and self.cfg.learner.adapters == "per-task"
-        return answering_adapter(state, entry, self.cfg.learner.consolidate if per_task else "none")
+        return answering_adapter(state, entry, merge_method(self.cfg.learner) if routed else "none")
 
     def _load(self, learner: Learner, kind: str, key: str, path: Path) -> None:
         """Load `key`'s adapter unless the one loaded is still the folder's (a new commit

@@ -75,7 +75,7 @@ def _predict_refined(args: argparse.Namespace, state: State, task: Task,
 def _predict_routed(cfg: Config, state: State, texts: list[str]) -> int:
     """No task id: route each text to the nearest task centroid in memory (its label set),
     answer with that task's adapter (or the consolidated one, where the config merges)."""
-    from synlearner.daemon.agnostic import answering_adapter, route_task
+    from synlearner.daemon.agnostic import answering_adapter, merge_method, route_task
     from synlearner.daemon.build import build_learners, build_memory
 
     if not state.entries:
@@ -94,8 +94,7 @@ def _predict_routed(cfg: Config, state: State, texts: list[str]) -> int:
             continue
         task = state.load_task(task_id)
         learner = learners[task.kind]
-        per_task = cfg.learner.adapters == "per-task"
-        key, path = answering_adapter(state, entry, cfg.learner.consolidate if per_task else "none")
+        key, path = answering_adapter(state, entry, merge_method(cfg.learner))
         if not learner.has_adapter(key):
             learner.load_adapter(key, path)
         answer = learner.predict(task, [text], key)[0]

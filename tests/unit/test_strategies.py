@@ -11,7 +11,12 @@ from typing import Any
 
 import pytest
 
-from synlearner.daemon.agnostic import TaskAgnostic, answering_adapter, consolidated_dir
+from synlearner.daemon.agnostic import (
+    TaskAgnostic,
+    answering_adapter,
+    consolidated_dir,
+    merge_method,
+)
 from synlearner.daemon.config import ConfigError
 from synlearner.daemon.loop import Daemon
 from synlearner.daemon.state import State
@@ -354,3 +359,14 @@ def test_routed_scores_are_taken_adapter_by_adapter_across_tasks() -> None:
     assert set(beats) == {"a", "b", "c"} and len(beats) == 3 + len(learner.scored)
     assert loaded.count("b") == 1  # its known score: read once, to route it
     assert agnostic.score(tasks["c"]) == pytest.approx(2 / 3)
+
+
+def test_only_per_task_adapters_are_merged_to_answer_without_a_task_id(tmp_path: Path) -> None:
+    def learner(adapters: str, consolidate: str) -> Any:
+        cfg = unit_config(tmp_path, **{"learner.adapters": adapters,
+                                       "learner.consolidate": consolidate})
+        return cfg.learner
+
+    assert merge_method(learner("per-task", "ties")) == "ties"
+    assert merge_method(learner("per-task", "none")) == "none"
+    assert merge_method(learner("shared", "ties")) == "none"  # one adapter answers anyway
