@@ -94,7 +94,9 @@ class LearnPlan:
     `probe_max_holdout` examples), trains on from the winner, and keeps the copy
     unless it is worse there than fresh (higher held-out loss and no better accuracy:
     negative transfer falls back to fresh), and the replay unless it makes the start worse
-    than training on the task alone. With `curve_every` > 0 it records eval accuracy every
+    than training on the task alone. A task too short for that within `probe_budget` has
+    its start checked before training: the copy is kept unless it answers the task's train
+    examples worse than the base model. With `curve_every` > 0 it records eval accuracy every
     that many steps (the learning curve).
     """
 

@@ -33,7 +33,7 @@ from synlearner.learner.base import (
 )
 from synlearner.learner.config import LoraSettings, ModelConfig, TrainConfig
 from synlearner.learner.model import pick_device, resolve_model_path, seed_everything
-from synlearner.learner.probe import affordable, probe_starts
+from synlearner.learner.probe import affordable, check_start, probe_starts
 from synlearner.memory.base import ReplayItem, Vectors
 from synlearner.stream.schema import Example, Task
 
@@ -140,12 +140,26 @@ class BiEncoderClassifier:
     def _score(self, task: Task, examples: Sequence[Example],
                adapter: str | None) -> tuple[float, float]:
         """Accuracy and mean cross-entropy of `adapter` on `examples`."""
-        if not examples:
-            return 0.0, 0.0
-        logits = self._logits(task, [e.input for e in examples], adapter)
-        targets = torch.tensor([task.labels.index(e.output) for e in examples], device=logits.device)
-        acc = float((logits.argmax(-1) == targets).float().mean())
-        return acc, float(F.cross_entropy(logits, targets))
+        return self._scores(task, [examples], adapter)[0]
+
+    def _scores(self, task: Task, parts: Sequence[Sequence[Example]],
+                adapter: str | None) -> list[tuple[float, float]]:
+        """Accuracy and mean cross-entropy of `adapter` on each of `parts` (an empty part:
+        0, 0), from one pass over them all."""
+        flat = [e for part in parts for e in part]
+        if not flat:
+            return [(0.0, 0.0) for _ in parts]
+        logits = self._logits(task, [e.input for e in flat], adapter)
+        targets = torch.tensor([task.labels.index(e.output) for e in flat], device=logits.device)
+        hits = (logits.argmax(-1) == targets).float()
+        losses = F.cross_entropy(logits, targets, reduction="none")
+        out, at = [], 0
+        for part in parts:
+            n = len(part)
+            out.append((float(hits[at:at + n].mean()), float(losses[at:at + n].mean()))
+                       if n else (0.0, 0.0))
+            at += n
+        return out
 
     def _harvest(self, task: Task, key: str,
                  seen: dict[int, tuple[int, float]]) -> tuple[float, list[Prediction]]:
@@ -209,13 +223,22 @@ class BiEncoderClassifier:
             self.bank.rename(winner.adapter, key)  # training goes on from the winner
             done, trained_s, loss = probe_steps, winner.seconds, winner.loss
             timings["probe"] = time.perf_counter() - t - trained_s
-        elif not resume:
+        initial = None
+        if not resume and probe is None:
+            if init_from is not None and plan.probe_steps > 0 and task.train:
+                t = time.perf_counter()
+                probe, initial = check_start(self, task, init_from, plan, seed)
+                init_from = probe.chosen
+                timings["probe"] = time.perf_counter() - t
             self.bank.create(key, init_from, seed)
         t = time.perf_counter()
         # R[i-1][i]: the start before any training on the task (a fresh LoRA adapter has B = 0:
-        # exactly the base model)
+        # exactly the base model; a copy answers as its source, which `check_start` scored)
         start = key if resume else init_from
-        initial = self.evaluate(task, start) if start is not None else zero_shot
+        if start is None:
+            initial = zero_shot
+        elif initial is None:
+            initial = self.evaluate(task, start)
         timings["eval_before"] += time.perf_counter() - t
         t = time.perf_counter()
         steps, last_loss, curve, seen = self._train(

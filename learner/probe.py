@@ -6,8 +6,13 @@ the task's train split and is scored on the rest (at most `probe_max_holdout` ex
 the task's training goes on from the winning arm. Negative transfer (a copied start that
 does worse there than fresh) falls back to fresh; replay that makes the start worse than
 the task alone is dropped. The losing arms' steps are the probe's cost, kept within
-`probe_budget` of the task's steps: short tasks get fewer steps per arm (at least 2), then
-no replay check, then no probe.
+`probe_budget` of the task's steps: short tasks get fewer steps per arm (at least
+`MIN_PROBE_STEPS`), then no replay check, then no trained probe.
+
+A task too short for a trained probe still gets its start checked, at no training cost
+(`check_start`): the copy before any training against the base model (what a fresh adapter
+is before its first step), on the task's own train examples. A copy that answers them worse
+falls back to fresh. Its replay goes unchecked.
 """
 
 from __future__ import annotations
@@ -47,18 +52,25 @@ def affordable(candidate: str | None, replay: Sequence[ReplayItem], plan: LearnP
                total: int) -> tuple[int, bool]:
     """Steps per arm the probe can afford within `plan.probe_budget` of the task's `total`
     steps (the winner's steps are the task's own; the other arms' are the cost), and whether
-    the replay check still fits. (0, _): no probe."""
+    the replay check still fits. (0, _): no trained probe. A user's `probe_steps` under
+    `MIN_PROBE_STEPS` is taken as the least."""
     for check_replay in (True, False):
         arms = probe_arms(candidate, replay if check_replay else [], plan.probe_steps)
         if not arms:
             continue
         steps = min(plan.probe_steps, int(plan.probe_budget * total / (len(arms) - 1)))
-        if steps >= MIN_PROBE_STEPS:
+        if steps >= min(MIN_PROBE_STEPS, plan.probe_steps):
             return steps, check_replay
     return 0, False
 
 
-MIN_PROBE_STEPS = 2
+MIN_PROBE_STEPS = 4  # fewer per arm: the start is checked before training (`check_start`)
+
+
+def worse(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """`a` (accuracy, loss) did worse than `b` on the same held-out examples: a higher
+    loss and no better accuracy."""
+    return a[1] > b[1] and a[0] <= b[0]
 
 
 class Winner(NamedTuple):
@@ -96,9 +108,6 @@ def probe_starts(clf: BiEncoderClassifier, task: Task, replay: Sequence[ReplayIt
         winners[arm] = Winner(f"@probe-{arm}", time.perf_counter() - t, loss)
         scores[arm] = clf._score(task, held, f"@probe-{arm}")
 
-    def worse(a: tuple[float, float], b: tuple[float, float]) -> bool:
-        return a[1] > b[1] and a[0] <= b[0]  # (accuracy, loss)
-
     chosen = "fresh"
     if "transferred" in scores and not worse(scores["transferred"], scores["fresh"]):
         chosen = "transferred"
@@ -121,3 +130,25 @@ def probe_starts(clf: BiEncoderClassifier, task: Task, replay: Sequence[ReplayIt
         chosen=candidate if chosen == "transferred" else None, replay=keep_replay,
     )
     return verdict, winners[chosen]
+
+
+def check_start(clf: BiEncoderClassifier, task: Task, candidate: str, plan: LearnPlan,
+                seed: int) -> tuple[InitProbe, float | None]:
+    """The start of a task too short for a trained probe: `candidate`'s adapter as it is
+    against the base model (a fresh adapter before its first step), on at most
+    `probe_max_holdout` of the task's train examples. Neither has trained on them, so all
+    are held out. The copy is kept unless it is worse (`worse`); replay is not checked.
+    Also returns the copy's eval accuracy when it is kept (R[i-1][i], from the same pass)."""
+    order = np.random.default_rng(seed).permutation(len(task.train))
+    held = [task.train[i] for i in order[: plan.probe_max_holdout]]
+    fresh = clf._score(task, held, None)  # the base model's vectors come from the cache
+    copy, on_eval = clf._scores(task, [held, task.eval], candidate)
+    keep = not worse(copy, fresh)
+    if not keep:
+        log.info("task %s: %s's adapter scores %.3f on its train examples vs %.3f for the base "
+                 "model: starting fresh", task.task_id, candidate, copy[0], fresh[0])
+    return InitProbe(
+        candidate=candidate, steps=0, holdout=len(held), fresh=fresh[0], fresh_loss=fresh[1],
+        transferred=copy[0], transferred_loss=copy[1], alone=None, alone_loss=None,
+        chosen=candidate if keep else None, replay=True,
+    ), on_eval[0] if keep else None

@@ -170,17 +170,18 @@ def render_text(summary: dict[str, Any]) -> str:
     for r in runs:
         probes = [t for t in r["tasks"] if t.get("probe") and t["probe"]["candidate"]]
         if probes:
-            p0 = probes[0]["probe"]
-            lines += ["", f"transfer gain ({r['strategy']}): held-out accuracy after {p0['steps']} "
-                          f"steps from the nearest task's adapter vs from a fresh one"]
-            lines.append(f"  {'task':<22} {'nearest task':<22} {'fresh':>6} {'nearest':>7} "
-                         f"{'gain':>7}  start used")
+            lines += ["", f"transfer gain ({r['strategy']}): held-out accuracy from the nearest "
+                          f"task's adapter vs from a fresh one, after the probe's steps (0: "
+                          f"before training, on train examples)"]
+            lines.append(f"  {'task':<22} {'nearest task':<22} {'steps':>5} {'fresh':>6} "
+                         f"{'nearest':>7} {'gain':>7}  start used")
             for t in probes:
                 p = t["probe"]
                 used = p["chosen"] or _why_fresh(p)
                 lines.append(
-                    f"  {t['task_id'][:22]:<22} {p['candidate'][:22]:<22} {p['fresh']:>6.3f} "
-                    f"{p['transferred']:>7.3f} {p['transferred'] - p['fresh']:>+7.3f}  {used}")
+                    f"  {t['task_id'][:22]:<22} {p['candidate'][:22]:<22} {p['steps']:>5} "
+                    f"{p['fresh']:>6.3f} {p['transferred']:>7.3f} "
+                    f"{p['transferred'] - p['fresh']:>+7.3f}  {used}")
         dropped = [t["task_id"] for t in r["tasks"] if t.get("probe") and not t["probe"]["replay"]]
         if dropped:
             lines.append(f"  replay dropped (worse than the task alone on held-out data): "

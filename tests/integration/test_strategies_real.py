@@ -49,6 +49,15 @@ def test_probe_keeps_a_helpful_start_and_drops_a_harmful_one(classifier) -> None
     assert bad.initial == bad.zero_shot
     assert not any(classifier.has_adapter(f"@probe-{arm}")
                    for arm in ("fresh", "transferred", "alone"))
+    # too short for a trained probe (0.25 x 8 steps: 2 per arm): the start is checked
+    # before training, at no training cost
+    for source, kept in (("probe-src", True), ("probe-bad", False)):
+        short = classifier.learn(target, [], LearnPlan(target.task_id, init_from=source, steps=8,
+                                                       probe_steps=6, probe_budget=0.25))
+        assert short.probe is not None and short.probe.steps == 0, short.probe
+        assert (short.probe.transferred > short.probe.fresh) is kept, short.probe
+        assert short.init_from == (source if kept else None), short.probe
+        assert short.steps == 8 and "probe" in short.seconds
 
 
 def test_merged_adapters_are_exact_for_one_source_and_load_with_peft(classifier, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -88,7 +97,8 @@ def test_bench_runs_every_strategy_on_a_user_stream(tmp_path: Path) -> None:
     picked = [tasks[0], tasks[1], tasks[2]]  # restaurants, news, electronics
     stream.write_text("".join(json.dumps(t) + "\n" for t in picked))
     out, work = tmp_path / "report", tmp_path / "work"
-    # 3 steps a task are too few for the default probe budget; the user's config lifts it
+    # 3 steps a task are too few for a trained probe even at the budget the user's config
+    # lifts: the candidate start is checked before training
     config = tmp_path / "config.yaml"
     config.write_text("learner:\n  probe_budget: 1.0\n")
     proc = synlearner("--config", str(config), "bench", str(stream), "--steps", "3",
@@ -106,6 +116,7 @@ def test_bench_runs_every_strategy_on_a_user_stream(tmp_path: Path) -> None:
     assert by["multitask"]["tasks"][0]["steps"] == 9  # 3 steps x 3 tasks, one joint run
     assert [t["steps"] for t in by["seq-lora"]["tasks"]] == [3, 3, 3]
     assert by["synlearner"]["tasks"][2]["probe"]["candidate"] == "reviews-restaurants"
+    assert by["synlearner"]["tasks"][2]["probe"]["steps"] == 0
     assert len(by["synlearner"]["agnostic_matrix"]) == 3
     assert len(by["synlearner"]["tasks"][0]["curve"]) == 4  # steps 0..3
     assert {t["target"] for t in body["targets"]} >= {"ACC >= per-task"}

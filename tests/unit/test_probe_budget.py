@@ -18,8 +18,9 @@ def test_a_long_task_affords_the_full_probe() -> None:
 
 def test_a_short_task_gets_fewer_steps_then_no_replay_check_then_no_probe() -> None:
     assert affordable("old", REPLAY, plan(), total=40) == (5, True)  # 0.25 x 40 / 2
-    assert affordable("old", REPLAY, plan(), total=12) == (3, False)  # 1.5 per arm: too few
-    assert affordable("old", REPLAY, plan(), total=6) == (0, False)
+    assert affordable("old", REPLAY, plan(), total=24) == (6, False)  # 3 per arm: too few
+    assert affordable("old", REPLAY, plan(), total=12) == (0, False)  # 3 for one arm: too few
+    assert affordable("old", REPLAY, plan(steps=3), total=12) == (3, False)  # the user's 3
     assert affordable(None, REPLAY, plan(), total=16) == (4, True)  # fresh vs alone only
 
 
