@@ -171,9 +171,12 @@ def main() -> None:
 
 
 def _arms(probe: dict[str, Any] | None) -> list[str]:
-    """The starts the init probe trained (none: no probe)."""
+    """The starts the init probe trained (none: no probe; "checked before training": a
+    task too short for a trained probe had its copied start checked untrained)."""
     if not probe:
         return []
+    if probe["steps"] == 0:
+        return ["checked before training"]
     return [arm for arm in ("fresh", "transferred", "alone") if probe.get(arm) is not None]
 
 

@@ -125,6 +125,8 @@ class InitProbe:
     `fresh`: a fresh adapter with replay; `transferred`: a copy of `candidate`'s adapter
     with replay; `alone`: a fresh adapter without replay (the per-task baseline). Accuracy
     and mean cross-entropy on `holdout` train examples kept out of the probe's training.
+    `steps` 0: the check before training of a task too short for trained arms (`fresh` is
+    the base model, `transferred` the candidate's adapter as it is, `alone` None).
     """
 
     candidate: str | None

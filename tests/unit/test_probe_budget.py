@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from synlearner.learner.base import LearnPlan
-from synlearner.learner.probe import affordable
+from synlearner.learner.probe import affordable, worse
 from synlearner.memory.base import Record, ReplayItem, TaskInfo
 
 REPLAY = [ReplayItem(Record("old", "text", "a"), TaskInfo("old", "classification", "", ("a", "b"), 1))]
@@ -27,3 +27,10 @@ def test_a_short_task_gets_fewer_steps_then_no_replay_check_then_no_probe() -> N
 def test_nothing_to_compare_is_no_probe() -> None:
     assert affordable(None, [], plan(), total=120) == (0, False)
     assert affordable("old", REPLAY, plan(steps=0), total=120) == (0, False)
+
+
+def test_worse_is_a_higher_loss_with_no_better_accuracy() -> None:
+    assert worse((0.5, 0.9), (0.5, 0.7))
+    assert not worse((0.6, 0.9), (0.5, 0.7))  # more right answers, less sure of them
+    assert not worse((0.4, 0.6), (0.5, 0.7))  # fewer right answers, a lower loss
+    assert not worse((0.5, 0.7), (0.5, 0.7))
