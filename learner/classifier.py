@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +31,10 @@ from synlearner.learner.base import (
     no_progress,
 )
 from synlearner.learner.config import LoraSettings, ModelConfig, TrainConfig
+from synlearner.learner.embedding import BaseEmbedder
 from synlearner.learner.model import pick_device, resolve_model_path, seed_everything
 from synlearner.learner.probe import affordable, check_start, probe_starts
-from synlearner.memory.base import ReplayItem, Vectors
+from synlearner.memory.base import ReplayItem
 from synlearner.stream.schema import Example, Task
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class BiEncoderClassifier:
         encoder = AutoModel.from_pretrained(str(self.path)).to(self.device)
         encoder.eval()
         self.bank = AdapterBank(encoder, peft_lora(lora or LoraSettings()), self.path, max_loaded)
-        self._embedder = _BaseEmbedder(self)
+        self._embedder = BaseEmbedder(self)
 
     # -- encoding ------------------------------------------------------------------------
     def _encode(self, texts: Sequence[str]) -> torch.Tensor:
@@ -96,7 +96,7 @@ class BiEncoderClassifier:
         return [tpl.format(label=lab, instruction=instruction).strip() for lab in labels]
 
     @property
-    def embedder(self) -> _BaseEmbedder:
+    def embedder(self) -> BaseEmbedder:
         return self._embedder
 
     # -- scoring -------------------------------------------------------------------------
@@ -374,37 +374,3 @@ class BiEncoderClassifier:
 
     def load_adapter(self, task_id: str, path: Path) -> None:
         self.bank.load(task_id, path)
-
-
-class _BaseEmbedder:
-    """The memory's embedder: the base encoder with adapters disabled (stable vectors).
-
-    The base model never trains (only adapters do), so a text's vector never changes: the
-    last `cache_size` are kept by text, and the zero-shot scoring of a task and the memory's
-    indexing of the same inputs share one forward pass."""
-
-    def __init__(self, owner: BiEncoderClassifier, cache_size: int = 20_000) -> None:
-        self._owner = owner
-        self._dim = int(owner.bank.model.config.hidden_size)
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._cache_size = cache_size
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    def embed(self, texts: Sequence[str]) -> Vectors:
-        if not texts:
-            return np.zeros((0, self._dim), dtype=np.float32)
-        cache = self._cache
-        missing = [t for t in dict.fromkeys(texts) if t not in cache]
-        if missing:
-            with self._owner.bank.use(None):
-                vecs = self._owner._encode_all(missing).float().cpu().numpy()
-            cache.update(zip(missing, vecs, strict=True))
-        out = np.stack([cache[t] for t in texts]).astype(np.float32)
-        for t in texts:
-            cache.move_to_end(t)
-        while len(cache) > self._cache_size:
-            cache.popitem(last=False)
-        return out
