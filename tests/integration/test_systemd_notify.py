@@ -89,7 +89,8 @@ def test_the_daemon_speaks_to_systemd_and_a_hung_step_stops_the_watchdog(tmp_pat
     gaps = [b - a for a, b in zip(pings, pings[1:], strict=False)]
     # fed every WatchdogSec / 2 while healthy: most gaps are about 1.5 s ...
     assert sorted(gaps)[len(gaps) // 2] < WATCHDOG_S, gaps
-    # ... and while a step ran past WatchdogSec the pings stopped: systemd would restart it
-    assert max(gaps) > 2 * WATCHDOG_S, gaps
+    # ... and while a step ran past WatchdogSec the pings stopped for longer than it: systemd
+    # would restart it (the step's gap is about 6 s; twice WatchdogSec was too tight a bound)
+    assert max(gaps) > 1.5 * WATCHDOG_S, gaps
     steps = log.read_text().count("task long-steps: train step")
     assert steps == 2, log.read_text()[-3000:]
