@@ -7,8 +7,15 @@ With `max_loaded` > 0 at most that many adapters stay in the model: the least re
 one that has a copy on disk (it was saved or loaded, and not changed since) is unloaded, and
 loaded again from there when it is next used, so a daemon that has learned thousands of
 tasks holds the adapters it uses, not all of them (a merge loads all of its sources, over
-the limit if need be, and unloads them after). The limit also keeps adding, switching and
-deleting adapters fast: PEFT walks every loaded adapter's layers each time.
+the limit if need be, and unloads them after). The limit also keeps switching adapters
+fast: PEFT walks every loaded adapter's layers each time.
+
+Adding and deleting a PEFT adapter walk every layer of the model too (on MiniLM with nine
+loaded, about 60 and 13 ms, and copying weights through PEFT's state-dict helpers another
+35 ms), and a task adds several: its own, the probe's arms, the adapters it reloads. So an
+adapter of the bank's own LoRA config is a slot: when it is dropped or unloaded, its slot
+is kept (at most `FREE_SLOTS`), and the next adapter is written into it in place (fresh
+weights, a copy, or a file read from disk; well under a millisecond).
 """
 
 from __future__ import annotations
@@ -17,17 +24,21 @@ from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import cast
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
-from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
-from safetensors.torch import save_file
+from peft.tuners.lora import LoraLayer
+from peft.tuners.tuners_utils import BaseTuner
+from peft.utils import get_peft_model_state_dict
+from safetensors.torch import load_file, save_file
 
 from synlearner.learner.config import LoraSettings
 from synlearner.learner.model import adapter_name
 from synlearner.stream.io import replace_dir
 
 BASE_SLOT = "slot_base"  # an untrained adapter kept so the PEFT wrapper always has one
+FREE_SLOTS = 3  # emptied slots kept for reuse (a probe's arms): each one slows a switch a little
 
 
 def peft_lora(settings: LoraSettings, task_type: str | None = None) -> LoraConfig:
@@ -50,16 +61,68 @@ class AdapterBank:
         self._on_disk: dict[str, Path] = {}  # where each unchanged adapter's weights are
         self._added = 0  # PEFT names are never reused: a key may take over another's (rename)
         self._active: tuple[str, bool] | None = None  # (PEFT name, trainable) now set
+        self._slots: set[str] = set()  # PEFT names of adapters with the bank's LoRA config
+        self._free: list[str] = []  # slots no key holds, to be written into
+        self._base_depth = 0  # nested `use(None)`: adapters are off while above 0
 
     def _new_name(self, task_id: str) -> str:
         self._added += 1
         self._active = None
         return f"{adapter_name(task_id)}_{self._added}"
 
-    def _delete(self, name: str) -> None:
-        self.model.set_adapter(BASE_SLOT)
+    def _slot(self) -> str:
+        """A PEFT adapter of the bank's LoRA config to write into: a free slot, or a new one.
+        Its weights are whatever it held last; the caller overwrites all of them."""
         self._active = None
+        if self._free:
+            return self._free.pop()
+        self._added += 1
+        name = f"slot_{self._added}"
+        self.model.add_adapter(name, self.lora)
+        self.model.eval()  # a new adapter's dropout modules are created in training mode
+        self._slots.add(name)
+        return name
+
+    def _delete(self, name: str) -> None:
+        self._active = None
+        if name in self._slots and len(self._free) < FREE_SLOTS:
+            with torch.no_grad():  # an empty slot adds nothing, even if PEFT still has it active
+                for p in self._tensors(name).values():
+                    p.zero_()
+            self._free.append(name)
+            return
+        self._slots.discard(name)
+        self.model.set_adapter(BASE_SLOT)
         self.model.delete_adapter(name)
+
+    def _tensors(self, name: str) -> dict[str, torch.nn.Parameter]:
+        """Adapter `name`'s weights by their key in a saved PEFT adapter (the name left out)."""
+        part = f".{name}."
+        return {n.replace(part, "."): p for n, p in self.model.named_parameters() if part in n}
+
+    def _fill(self, name: str, state: Mapping[str, torch.Tensor]) -> bool:
+        """Write `state` into slot `name` if it has exactly the slot's keys and shapes."""
+        into = self._tensors(name)
+        if into.keys() != state.keys() or any(into[k].shape != v.shape for k, v in state.items()):
+            return False
+        with torch.no_grad():
+            for k, p in into.items():
+                p.copy_(state[k])
+        return True
+
+    def _read(self, task_id: str, path: Path) -> str:
+        """Load the adapter saved at `path`: into a slot when it was saved with the bank's
+        LoRA config, else as an adapter of its own config (PEFT's loader)."""
+        saved = LoraConfig.from_pretrained(str(path))
+        if _same_shape(saved, self.lora):
+            name = self._slot()
+            if self._fill(name, load_file(str(path / "adapter_model.safetensors"))):
+                return name
+            self._free.append(name)
+        name = self._new_name(task_id)
+        self.model.load_adapter(str(path), adapter_name=name, is_trainable=False)
+        self.model.eval()
+        return name
 
     def has(self, task_id: str) -> bool:
         return task_id in self._names or task_id in self._on_disk
@@ -71,11 +134,7 @@ class AdapterBank:
         """The PEFT name of `task_id`'s adapter, loading it from disk if it was unloaded (and
         unloading others over the limit, but for `keep`)."""
         if task_id not in self._names:
-            path = self._on_disk[task_id]
-            name = self._new_name(task_id)
-            self.model.load_adapter(str(path), adapter_name=name, is_trainable=False)
-            self.model.eval()
-            self._names[task_id] = name
+            self._names[task_id] = self._read(task_id, self._on_disk[task_id])
             self._unload_over_limit(keep=keep | {task_id})
         self._names.move_to_end(task_id)
         return self._names[task_id]
@@ -90,16 +149,21 @@ class AdapterBank:
                 self._delete(self._names.pop(task_id))
 
     def create(self, task_id: str, init_from: str | None, seed: int) -> str:
-        """Add a fresh adapter for `task_id`, or a copy of `init_from`'s weights."""
+        """Add a fresh adapter for `task_id` (PEFT's initialisation, seeded), or a copy of
+        `init_from`'s weights."""
         self.drop(task_id)
-        name = self._new_name(task_id)
-        torch.manual_seed(seed)
-        self.model.add_adapter(name, self.lora)
-        if init_from is not None:
-            src = self._name(init_from)
-            state = get_peft_model_state_dict(self.model, adapter_name=src)
-            set_peft_model_state_dict(self.model, state, adapter_name=name)
-        self.model.eval()  # a new adapter's dropout modules are created in training mode
+        src = self._name(init_from) if init_from is not None else None
+        name = self._slot()
+        if src is None:
+            torch.manual_seed(seed)
+            for module in self.model.modules():
+                if isinstance(module, LoraLayer):
+                    module.reset_lora_parameters(  # type: ignore[no-untyped-call]  # peft's
+                        name, self.lora.init_lora_weights)
+        elif not self._fill(name, {k: p.detach() for k, p in self._tensors(src).items()}):
+            self._free.append(name)
+            raise ValueError(f"adapter {init_from}: its LoRA shape differs from the bank's; "
+                             "it cannot start another adapter")
         self._names[task_id] = name
         self._unload_over_limit(keep={task_id, init_from or task_id})
         return name
@@ -156,9 +220,17 @@ class AdapterBank:
     @contextmanager
     def use(self, task_id: str | None) -> Iterator[None]:
         """Run with `task_id`'s adapter, or with adapters disabled (the base model)."""
-        if task_id is None:
-            with self.model.disable_adapter():
+        if task_id is None:  # not PeftModel.disable_adapter: it also walks every layer's status
+            base = cast(BaseTuner, self.model.base_model)
+            if self._base_depth == 0:
+                base.disable_adapter_layers()
+            self._base_depth += 1
+            try:
                 yield
+            finally:
+                self._base_depth -= 1
+                if self._base_depth == 0:  # (it leaves the active adapter's requires_grad
+                    base.enable_adapter_layers()  # on; training sets it with `activate`)
         else:
             self.activate(task_id)
             yield
@@ -195,3 +267,10 @@ class AdapterBank:
     def parameters(self, task_id: str) -> list[torch.nn.Parameter]:
         name = self._name(task_id)
         return [p for n, p in self.model.named_parameters() if f".{name}." in n]
+
+
+def _same_shape(a: LoraConfig, b: LoraConfig) -> bool:
+    """Two LoRA configs whose adapters scale alike (the layers and shapes are checked on the
+    weights themselves)."""
+    fields = ("r", "lora_alpha", "use_rslora", "use_dora", "rank_pattern", "alpha_pattern")
+    return all(getattr(a, f, None) == getattr(b, f, None) for f in fields)
