@@ -20,6 +20,7 @@ weights, a copy, or a file read from disk; well under a millisecond).
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -158,8 +159,7 @@ class AdapterBank:
             torch.manual_seed(seed)
             for module in self.model.modules():
                 if isinstance(module, LoraLayer):
-                    module.reset_lora_parameters(  # type: ignore[no-untyped-call]  # peft's
-                        name, self.lora.init_lora_weights)
+                    _init_as_peft(module, name, self.lora)
         elif not self._fill(name, {k: p.detach() for k, p in self._tensors(src).items()}):
             self._free.append(name)
             raise ValueError(f"adapter {init_from}: its LoRA shape differs from the bank's; "
@@ -267,6 +267,17 @@ class AdapterBank:
     def parameters(self, task_id: str) -> list[torch.nn.Parameter]:
         name = self._name(task_id)
         return [p for n, p in self.model.named_parameters() if f".{name}." in n]
+
+
+def _init_as_peft(layer: LoraLayer, name: str, lora: LoraConfig) -> None:
+    """Fresh weights for adapter `name` of `layer`, drawn as PEFT's `add_adapter` draws them:
+    its A and B are `nn.Linear`s given torch's default initialisation before LoRA's own
+    (A kaiming-uniform, B zero) replaces it. So a seed gives the same adapter in a slot as
+    in a new PEFT adapter (the tests check it)."""
+    for part in (layer.lora_A[name], layer.lora_B[name]):
+        torch.nn.init.kaiming_uniform_(torch.empty_like(cast(torch.nn.Linear, part).weight),
+                                       a=math.sqrt(5))
+    layer.reset_lora_parameters(name, lora.init_lora_weights)  # type: ignore[no-untyped-call]
 
 
 def _same_shape(a: LoraConfig, b: LoraConfig) -> bool:

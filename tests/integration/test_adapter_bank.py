@@ -113,6 +113,10 @@ def test_a_dropped_adapters_slot_is_written_whole_by_the_next(tmp_path: Path) ->
     assert all(torch.equal(v, fresh[k]) for k, v in weights("b").items())
     bank.create("other", None, seed=2)
     assert any(not torch.equal(v, fresh[k]) for k, v in weights("other").items())
+    torch.manual_seed(1)  # the same seed, PEFT's own new adapter: the same weights
+    bank.model.add_adapter("peft_made", bank.lora)
+    made = get_peft_model_state_dict(bank.model, adapter_name="peft_made")
+    assert made.keys() == fresh.keys() and all(torch.equal(made[k], fresh[k]) for k in made)
 
     for param in bank.parameters("b"):
         torch.nn.init.normal_(param, std=0.1)
