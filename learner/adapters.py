@@ -72,11 +72,17 @@ class AdapterBank:
         return f"{adapter_name(task_id)}_{self._added}"
 
     def _slot(self) -> str:
-        """A PEFT adapter of the bank's LoRA config to write into: a free slot, or a new one.
-        Its weights are whatever it held last; the caller overwrites all of them."""
+        """A PEFT adapter of the bank's LoRA config, freshly initialised: a free slot, or a
+        new one. A free slot's weights are drawn as PEFT's `add_adapter` draws a new one's,
+        the same random numbers in the same order, so the random stream after it, and every
+        run, is the same either way; a copy or a file then overwrites them."""
         self._active = None
         if self._free:
-            return self._free.pop()
+            name = self._free.pop()
+            for module in self.model.modules():
+                if isinstance(module, LoraLayer):
+                    _init_as_peft(module, name, self.lora)
+            return name
         self._added += 1
         name = f"slot_{self._added}"
         self.model.add_adapter(name, self.lora)
@@ -150,20 +156,17 @@ class AdapterBank:
                 self._delete(self._names.pop(task_id))
 
     def create(self, task_id: str, init_from: str | None, seed: int) -> str:
-        """Add a fresh adapter for `task_id` (PEFT's initialisation, seeded), or a copy of
+        """Add a fresh adapter for `task_id` (PEFT's initialisation under `seed`), or a copy of
         `init_from`'s weights."""
         self.drop(task_id)
-        src = self._name(init_from) if init_from is not None else None
+        torch.manual_seed(seed)
         name = self._slot()
-        if src is None:
-            torch.manual_seed(seed)
-            for module in self.model.modules():
-                if isinstance(module, LoraLayer):
-                    _init_as_peft(module, name, self.lora)
-        elif not self._fill(name, {k: p.detach() for k, p in self._tensors(src).items()}):
-            self._free.append(name)
-            raise ValueError(f"adapter {init_from}: its LoRA shape differs from the bank's; "
-                             "it cannot start another adapter")
+        if init_from is not None:
+            src = self._name(init_from)
+            if not self._fill(name, {k: p.detach() for k, p in self._tensors(src).items()}):
+                self._free.append(name)
+                raise ValueError(f"adapter {init_from}: its LoRA shape differs from the bank's; "
+                                 "it cannot start another adapter")
         self._names[task_id] = name
         self._unload_over_limit(keep={task_id, init_from or task_id})
         return name
@@ -272,8 +275,8 @@ class AdapterBank:
 def _init_as_peft(layer: LoraLayer, name: str, lora: LoraConfig) -> None:
     """Fresh weights for adapter `name` of `layer`, drawn as PEFT's `add_adapter` draws them:
     its A and B are `nn.Linear`s given torch's default initialisation before LoRA's own
-    (A kaiming-uniform, B zero) replaces it. So a seed gives the same adapter in a slot as
-    in a new PEFT adapter (the tests check it)."""
+    (A kaiming-uniform, B zero) replaces it (the tests check that a seed gives the same
+    adapter either way)."""
     for part in (layer.lora_A[name], layer.lora_B[name]):
         torch.nn.init.kaiming_uniform_(torch.empty_like(cast(torch.nn.Linear, part).weight),
                                        a=math.sqrt(5))
