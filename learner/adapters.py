@@ -268,8 +268,7 @@ class AdapterBank:
             self._name(task_id)
 
     def parameters(self, task_id: str) -> list[torch.nn.Parameter]:
-        name = self._name(task_id)
-        return [p for n, p in self.model.named_parameters() if f".{name}." in n]
+        return list(self._tensors(self._name(task_id)).values())
 
 
 def _init_as_peft(layer: LoraLayer, name: str, lora: LoraConfig) -> None:
