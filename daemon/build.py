@@ -171,5 +171,8 @@ def setup_logging(cfg: Config) -> None:
     for noisy in ("httpx", "urllib3", "transformers", "peft", "datasets", "apscheduler", "uvicorn"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # kafka-python logs every refused connection of an outage at ERROR; the Kafka source
-    # logs its own warning once per failed operation instead
+    # logs its own warning once per failed operation instead. The group coordinator's
+    # warnings stay (a heartbeat that expired, a generation gone stale): they say why a
+    # rebalance began.
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    logging.getLogger("kafka.coordinator").setLevel(logging.WARNING)

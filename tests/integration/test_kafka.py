@@ -43,8 +43,9 @@ def tasks(prefix: str, n: int, n_train: int = 16) -> list[tuple[str, bytes]]:
     return out
 
 
-def learned_once(rows: list[dict], ids: list[str]) -> None:  # type: ignore[type-arg]
-    assert_learned_once(rows, ids)
+def learned_once(rows: list[dict], ids: list[str], daemon: Daemon) -> None:  # type: ignore[type-arg]
+    """`assert_learned_once`, with the end of the daemon's log when it fails."""
+    assert_learned_once(rows, ids, daemon.text()[-6000:])
 
 
 def assert_learned_once(rows: list[dict], ids: list[str], context: str = "",  # type: ignore[type-arg]
@@ -86,7 +87,7 @@ def test_tasks_are_learned_once_and_offsets_committed_after_results(
     daemon = Daemon(cfg, tmp_path / "daemon.log", port).start()
     try:
         rows = results(broker, topics.results, 4)
-        learned_once(rows, [t for t, _ in batch])
+        learned_once(rows, [t for t, _ in batch], daemon)
         assert all(r["schema"] == "synlearner.result/v1" and r["adapter_path"] for r in rows)
         keys = [r.key.decode() for r in read_topic(broker, topics.results, 4)]
         assert sorted(keys) == sorted(t for t, _ in batch)  # keyed by task id
@@ -116,7 +117,7 @@ def test_training_longer_than_max_poll_interval_keeps_the_group(
     daemon = Daemon(cfg, tmp_path / "daemon.log", port).start()
     try:
         rows = learned_results(broker, topics.results, [t for t, _ in batch])
-        learned_once(rows, [t for t, _ in batch])
+        learned_once(rows, [t for t, _ in batch], daemon)
         train_s = [r["timings"]["train"] for r in rows]
         assert min(train_s) > 6.0, train_s  # each task trained for longer than the interval
         wait_committed(broker, topics, 2)
@@ -143,7 +144,7 @@ def test_malformed_messages_go_to_the_dead_letter_topic(broker: KafkaBroker, tmp
     daemon = Daemon(cfg, tmp_path / "daemon.log", port).start()
     try:
         rows = results(broker, topics.results, 6)
-        learned_once(rows, [t for t, _ in good])
+        learned_once(rows, [t for t, _ in good], daemon)
         assert sum(r["status"] == "invalid" for r in rows) == 4
         dead = read_topic(broker, topics.dlq, 4, settle=2)
         assert len(dead) == 4
@@ -180,7 +181,7 @@ def test_kill_9_mid_task_then_restart_learns_each_task_once(broker: KafkaBroker,
     second = Daemon(cfg, tmp_path / "second.log", port).start()
     try:
         rows = learned_results(broker, topics.results, [t for t, _ in batch])
-        learned_once(rows, [t for t, _ in batch])
+        learned_once(rows, [t for t, _ in batch], second)
         wait_committed(broker, topics, 3)
     finally:
         assert second.stop() == 0
@@ -213,7 +214,7 @@ def test_broker_outage_of_30_s_loses_nothing(tmp_path: Path) -> None:
             assert daemon.proc is not None and daemon.proc.poll() is None
             broker.start()
             rows = learned_results(broker, topics.results, [t for t, _ in batch], timeout=400)
-            learned_once(rows, [t for t, _ in batch])
+            learned_once(rows, [t for t, _ in batch], daemon)
             wait_committed(broker, topics, 3, timeout=120)
         finally:
             assert daemon.stop() == 0
