@@ -28,6 +28,7 @@ from synlearner.learner.base import (
     LearnPlan,
     Prediction,
     Progress,
+    lr_factor,
     no_progress,
 )
 from synlearner.learner.config import LoraSettings, ModelConfig, TrainConfig
@@ -292,9 +293,8 @@ class BiEncoderClassifier:
         horizon: int = 0,
     ) -> tuple[int, float, list[tuple[int, float]], dict[int, tuple[int, float]]]:
         """AdamW steps `start`..`steps` on `items`; eval accuracy on `curve_task` every
-        `curve_every` steps. The learning rate warms up over the first tenth of `horizon`
-        steps and decays linearly to zero at its end (`horizon` 0: `steps`; a probe's arm runs
-        the first steps of its task's schedule). Returns the steps, the loss (moving
+        `curve_every` steps, at `lr_factor` of a `horizon`-step schedule (0: `steps`; a
+        probe's arm runs the first steps of its task's schedule). Returns the steps, the loss (moving
         average), the curve, and for each of the first `own` items the prediction (label
         index) and loss of the last batch that held it."""
         s = self.settings
@@ -305,9 +305,7 @@ class BiEncoderClassifier:
         params = self.bank.parameters(task_id)
         opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
         horizon = max(steps, horizon)
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda i: min(1.0, (i + start + 1) / max(1, horizon // 10)) * (1 - (i + start) / horizon)
-        )
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: lr_factor(i + start, horizon))
         rng = np.random.default_rng(seed + start)
         order: list[int] = []
         seen: dict[int, tuple[int, float]] = {}
