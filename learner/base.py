@@ -18,14 +18,6 @@ def no_progress(phase: str, step: int, total: int, loss: float) -> None:
     """A `Progress` that reports nothing."""
 
 
-def lr_factor(step: int, horizon: int) -> float:
-    """The share of the learning rate at optimiser step `step` (from 0) of a task trained for
-    `horizon` steps: linear warm-up over the first tenth, then linear decay to zero at the
-    end. A probe's arm takes the first steps of its task's schedule, and the training that
-    goes on from the winning arm takes the rest."""
-    return min(1.0, (step + 1) / max(1, horizon // 10)) * (1 - step / horizon)
-
-
 @dataclass(frozen=True)
 class Prediction:
     split: str

@@ -28,7 +28,6 @@ from synlearner.learner.base import (
     LearnPlan,
     Prediction,
     Progress,
-    lr_factor,
     no_progress,
 )
 from synlearner.learner.config import LoraSettings, ModelConfig, TrainConfig
@@ -216,7 +215,7 @@ class BiEncoderClassifier:
         if not resume and probe_steps > 0 and len(task.train) >= 4:  # a held-out part is needed
             t = time.perf_counter()
             probe, winner = probe_starts(self, task, replay, init_from, probe_steps,
-                                         check_replay, plan, seed, total)
+                                         check_replay, plan, seed)
             init_from = probe.chosen
             replay = replay if probe.replay else []
             items = self._items(task, task.train, replay)
@@ -290,13 +289,11 @@ class BiEncoderClassifier:
     def _train(
         self, task_id: str, items: list[_Item], seed: int, progress: Progress, steps: int,
         curve_task: Task | None, curve_every: int, start: int = 0, own: int = 0,
-        horizon: int = 0,
     ) -> tuple[int, float, list[tuple[int, float]], dict[int, tuple[int, float]]]:
         """AdamW steps `start`..`steps` on `items`; eval accuracy on `curve_task` every
-        `curve_every` steps, at `lr_factor` of a `horizon`-step schedule (0: `steps`; a
-        probe's arm runs the first steps of its task's schedule). Returns the steps, the loss (moving
-        average), the curve, and for each of the first `own` items the prediction (label
-        index) and loss of the last batch that held it."""
+        `curve_every` steps. Returns the steps, the loss (moving average), the curve, and for
+        each of the first `own` items the prediction (label index) and loss of the last
+        batch that held it."""
         s = self.settings
         curve: list[tuple[int, float]] = []
         if curve_task is not None:
@@ -304,8 +301,9 @@ class BiEncoderClassifier:
         self.bank.activate(task_id, trainable=True)
         params = self.bank.parameters(task_id)
         opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
-        horizon = max(steps, horizon)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: lr_factor(i + start, horizon))
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda i: min(1.0, (i + start + 1) / max(1, steps // 10)) * (1 - (i + start) / steps)
+        )
         rng = np.random.default_rng(seed + start)
         order: list[int] = []
         seen: dict[int, tuple[int, float]] = {}

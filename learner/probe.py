@@ -81,9 +81,8 @@ class Winner(NamedTuple):
 
 def probe_starts(clf: BiEncoderClassifier, task: Task, replay: Sequence[ReplayItem],
                  candidate: str | None, steps: int, check_replay: bool, plan: LearnPlan,
-                 seed: int, total: int) -> tuple[InitProbe, Winner]:
+                 seed: int) -> tuple[InitProbe, Winner]:
     """Train each start for the same steps on part of the train split; score held out.
-    The steps are the first `steps` of the task's `total` (its learning-rate schedule).
 
     Arms: fresh with replay, `candidate`'s copy with replay, fresh without replay (the
     per-task baseline). The copy is kept unless it is worse than fresh (higher held-out
@@ -105,7 +104,7 @@ def probe_starts(clf: BiEncoderClassifier, task: Task, replay: Sequence[ReplayIt
         t = time.perf_counter()
         clf.bank.create(f"@probe-{arm}", start, seed)
         loss = clf._train(f"@probe-{arm}", clf._items(task, fit, recalled), seed, no_progress,
-                          steps, None, 0, horizon=total)[1]
+                          steps, None, 0)[1]
         winners[arm] = Winner(f"@probe-{arm}", time.perf_counter() - t, loss)
         scores[arm] = clf._score(task, held, f"@probe-{arm}")
 

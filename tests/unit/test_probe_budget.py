@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-import pytest
-
-from synlearner.learner.base import LearnPlan, lr_factor
+from synlearner.learner.base import LearnPlan
 from synlearner.learner.probe import affordable, worse
 from synlearner.memory.base import Record, ReplayItem, TaskInfo
 
@@ -36,15 +34,3 @@ def test_worse_is_a_higher_loss_with_no_better_accuracy() -> None:
     assert not worse((0.6, 0.9), (0.5, 0.7))  # more right answers, less sure of them
     assert not worse((0.4, 0.6), (0.5, 0.7))  # fewer right answers, a lower loss
     assert not worse((0.5, 0.7), (0.5, 0.7))
-
-
-def test_the_schedule_warms_up_over_a_tenth_then_decays_to_zero() -> None:
-    task = [lr_factor(i, 120) for i in range(121)]
-    assert task[:12] == pytest.approx([(i + 1) / 12 * (1 - i / 120) for i in range(12)])
-    assert task[11] == pytest.approx(1 - 11 / 120)  # warmed up
-    assert all(a > b for a, b in zip(task[11:], task[12:], strict=False))  # then decays
-    assert task[120] == 0.0
-    # a probe's first 6 steps of a 24-step task: half the rate, then nearly all of it
-    # (a 6-step schedule of their own would start at the full rate and end at a sixth)
-    assert lr_factor(0, 24) == 0.5 and lr_factor(5, 24) == pytest.approx(19 / 24)
-    assert lr_factor(0, 6) == 1.0 and lr_factor(5, 6) == pytest.approx(1 / 6)
