@@ -79,8 +79,8 @@ class AdapterBank:
         self._active = None
         if self._free:
             name = self._free.pop()
-            for module in self.model.modules():
-                if isinstance(module, LoraLayer):
+            for module in self.model.modules():  # an adapter of another config may have
+                if isinstance(module, LoraLayer) and name in module.lora_A:  # more layers
                     _init_as_peft(module, name, self.lora)
             return name
         self._added += 1

@@ -76,18 +76,20 @@ def test_a_merge_of_more_adapters_than_the_limit_loads_them_all(tmp_path: Path) 
     assert len(bank.loaded()) <= 2 and "merged" in bank.loaded()
 
 
-def _tiny_bank(tmp_path: Path, r: int = 8, max_loaded: int = 0):  # type: ignore[no-untyped-def]
+def _tiny_bank(tmp_path: Path, r: int = 8, max_loaded: int = 0,  # type: ignore[no-untyped-def]
+               targets: tuple[str, ...] = ()):
     import torch
     from transformers import BertConfig, BertModel
 
     from synlearner.learner.adapters import AdapterBank, peft_lora
-    from synlearner.learner.config import LoraSettings
+    from synlearner.learner.config import ENCODER_LINEAR_LAYERS, LoraSettings
 
     torch.manual_seed(0)
     model = BertModel(BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2,
                                  num_attention_heads=2, intermediate_size=64))
     model.eval()
-    return AdapterBank(model, peft_lora(LoraSettings(r=r)), tmp_path, max_loaded=max_loaded)
+    lora = LoraSettings(r=r, target_modules=[*ENCODER_LINEAR_LAYERS, *targets])
+    return AdapterBank(model, peft_lora(lora), tmp_path, max_loaded=max_loaded)
 
 
 def test_a_dropped_adapters_slot_is_written_whole_by_the_next(tmp_path: Path) -> None:
@@ -136,7 +138,7 @@ def test_an_adapter_of_another_lora_config_loads_as_its_own(tmp_path: Path) -> N
     import torch
     from peft.utils import get_peft_model_state_dict
 
-    other = _tiny_bank(tmp_path, r=4)
+    other = _tiny_bank(tmp_path, r=4, targets=("pooler.dense",))  # a layer the bank leaves alone
     other.create("narrow", None, seed=0)
     for param in other.parameters("narrow"):
         torch.nn.init.normal_(param, std=0.1)
@@ -145,6 +147,8 @@ def test_an_adapter_of_another_lora_config_loads_as_its_own(tmp_path: Path) -> N
 
     bank = _tiny_bank(tmp_path, r=8)
     bank.create("wide", None, seed=0)
+    wide = {k: v.clone() for k, v in
+            get_peft_model_state_dict(bank.model, adapter_name=bank._name("wide")).items()}
     bank.drop("wide")  # a free r=8 slot, which the r=4 adapter must not be written into
     bank.load("narrow", tmp_path / "narrow")
     got = get_peft_model_state_dict(bank.model, adapter_name=bank._name("narrow"))
@@ -156,6 +160,11 @@ def test_an_adapter_of_another_lora_config_loads_as_its_own(tmp_path: Path) -> N
     with other.use("narrow"):
         theirs = other.model(input_ids=ids).last_hidden_state
     assert torch.allclose(mine, theirs, atol=1e-6)
+    # the free slot again, beside the pooler's LoRA layer that only the r=4 adapter has:
+    # the same fresh weights as the slot's first adapter under the same seed
+    bank.create("next", None, seed=0)
+    again = get_peft_model_state_dict(bank.model, adapter_name=bank._name("next"))
+    assert again.keys() == wide.keys() and all(torch.equal(again[k], wide[k]) for k in again)
 
 
 def test_the_base_model_answers_with_adapters_off_even_nested(tmp_path: Path) -> None:
