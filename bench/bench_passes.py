@@ -36,6 +36,7 @@ BASELINE = 64
 
 
 def pass_gflop(clf: BiEncoderClassifier, texts: list[str]) -> float:
+    """GFLOP of one pass of a BERT-style encoder over `texts`, cut at `max_length`."""
     cfg = clf.bank.model.config
     h, layers, ff = cfg.hidden_size, cfg.num_hidden_layers, cfg.intermediate_size
     lengths = [len(ids) for ids in clf.tokenizer(texts, truncation=True,
