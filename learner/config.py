@@ -40,7 +40,7 @@ class TrainConfig(_Section):
     weight_decay: float = Field(0.0, ge=0)
     temperature: float = Field(0.05, gt=0)
     max_length: int = Field(128, gt=0)  # input tokens the encoder reads; longer inputs are cut
-    # inputs per inference batch (sorted by length); on 2 CPU cores 32 ran 8-14 % faster than
+    # inputs per inference batch (sorted by length); on 2 CPU cores 32 ran 7-15 % faster than
     # 64 on std4 (bench/bench_passes.py)
     eval_batch_size: int = Field(32, gt=0)
     label_template: str = "{label}"
