@@ -208,9 +208,9 @@ def run(cfg: Any, messages: list[bytes], bare_steps: int) -> dict[str, Any]:
         daemon_s += train_s
         if bare is not None:
             # the replay the daemon trained with (the task's own records are excluded)
-            replay = [i for i in parts.memory.recall(task.task_id, [e.input for e in task.train],
-                                                     seed=cfg.learner.seed)
-                      if i.task.kind == task.kind][: entry.replay_examples]
+            replay = parts.memory.recall(task.task_id, [e.input for e in task.train],
+                                         seed=cfg.learner.seed,
+                                         task_kind=task.kind)[: entry.replay_examples]
             rate = bare.examples_per_second(task, bare_steps, replay)
             row["bare_examples_per_s"] = rate
             bare_rates.append((bare_steps * cfg.learner.train.batch_size, rate))

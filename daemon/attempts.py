@@ -1,12 +1,17 @@
-"""How often each message was taken up without being settled, counted durably.
+"""How often each message died at the same point without being settled, counted durably.
 
 A message that kills the process (an exception the loop cannot catch, `os._exit`, the OOM
 killer, a segfault) would otherwise be handed out again after every restart and kill the
-daemon again, forever. Before a message is worked on, its attempt number is written and
-fsynced; the phase it reaches is noted as it goes (no fsync: a process crash keeps the
-page cache). Once settled (learned, duplicate, dead letter) its record is removed. A
-message taken up more than `max_attempts` times is dead-lettered with
-`crashed N times: <what was last noted>`.
+daemon again, forever. A process killed from outside (a restart, the OOM killer under
+another process's load, a crash-looping host) dies wherever it happens to be instead, and
+the message it held is as good as any. The two are told apart by where an attempt died:
+before a message is worked on, its attempt is written and fsynced; how far it gets (the
+phase, the training step, the task being scored) is noted as it goes (no fsync: a process
+crash keeps the page cache). An attempt that died at the very point the one before it died
+adds to the message's count; one that died anywhere else starts the count again at one. A
+message whose count reaches `max_attempts` is dead-lettered with
+`crashed N times at the same point: <that point>`. Once settled (learned, duplicate, dead
+letter) its record is removed.
 
 Records are small JSON files named after the delivery's `ref`, which every source keeps
 stable across restarts: sidecars in the spool's `processing/` (beside the message) or
@@ -21,6 +26,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from synlearner.stream.io import write_atomic
@@ -31,7 +37,8 @@ SUFFIX = ".attempts"
 @dataclass(frozen=True)
 class Attempt:
     number: int  # 1 for the first time a message is taken up
-    last: str  # what was noted during the previous attempt ("" when nothing)
+    last: str  # where the previous attempt died ("" when it noted nothing)
+    same: int = 0  # the latest deaths in a row at one point (a requested stop is none)
 
 
 class Attempts:
@@ -49,45 +56,54 @@ class Attempts:
             name = hashlib.sha256(ref.encode()).hexdigest()
         return self.root / f"{name}{SUFFIX}"
 
-    def _read(self, ref: str) -> tuple[int, str]:
+    def _read(self, ref: str) -> dict[str, Any]:
         try:
             body = json.loads(self._path(ref).read_bytes())
-            return int(body["attempts"]), str(body.get("last", ""))
+            body["attempts"] = int(body["attempts"])
+            return dict(body)
         except (OSError, ValueError, KeyError, TypeError):
-            return 0, ""
+            return {"attempts": 0, "last": None}
 
-    def _write(self, ref: str, number: int, last: str, durable: bool) -> None:
-        body = json.dumps({"ref": ref, "attempts": number, "last": last[:500],
-                           "at": time.time()}).encode()
+    def _write(self, ref: str, body: dict[str, Any], durable: bool) -> None:
+        if isinstance(body.get("last"), str):
+            body["last"] = body["last"][:500]
+        raw = json.dumps({**body, "ref": ref, "at": time.time()}).encode()
         if durable:
-            write_atomic(self._path(ref), body)
+            write_atomic(self._path(ref), raw)
         else:
             tmp = self._path(ref).with_name(f".{self._path(ref).name}.tmp")
-            tmp.write_bytes(body)
+            tmp.write_bytes(raw)
             os.replace(tmp, self._path(ref))
 
     def begin(self, ref: str) -> Attempt:
         """Count one more attempt at `ref`, durably, before any work on it."""
-        number, last = self._read(ref)
-        self._write(ref, number + 1, "", durable=True)
-        return Attempt(number + 1, last)
+        body = self._read(ref)
+        died: str | None = body.get("last")  # None: no attempt died (or none was made)
+        same, point = int(body.get("same", 0)), body.get("point")
+        if died is not None:
+            same, point = (same + 1, point) if same and died == point else (1, died)
+        self._write(ref, {"attempts": body["attempts"] + 1, "same": same, "point": point,
+                          "last": ""}, durable=True)
+        return Attempt(body["attempts"] + 1, died or "", same)
 
     def count(self, ref: str) -> int:
         """Attempts counted so far at `ref`."""
-        return self._read(ref)[0]
+        return int(self._read(ref)["attempts"])
 
     def note(self, ref: str, text: str) -> None:
-        """Remember how far the current attempt got (reported if it never finishes)."""
-        number, _ = self._read(ref)
-        self._write(ref, max(number, 1), text, durable=False)
+        """Remember how far the current attempt got (where it died, if it never finishes)."""
+        body = self._read(ref)
+        self._write(ref, {**body, "attempts": max(body["attempts"], 1), "last": text},
+                    durable=False)
 
     def undo(self, ref: str) -> None:
         """The attempt ended by a requested stop: it does not count against the message."""
-        number, _ = self._read(ref)
-        if number <= 1:
+        body = self._read(ref)
+        if body["attempts"] <= 1:
             self.clear(ref)
         else:
-            self._write(ref, number - 1, "", durable=True)
+            self._write(ref, {**body, "attempts": body["attempts"] - 1, "last": None},
+                        durable=True)
 
     def clear(self, ref: str) -> None:
         self._path(ref).unlink(missing_ok=True)

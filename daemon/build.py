@@ -34,7 +34,9 @@ def build_source(
     cfg: Config, listener: SourceListener | None = None
 ) -> tuple[TaskSource, ResultSink]:
     if cfg.stream.kind == "spool":
-        source = SpoolSource(cfg.spool_dir, max_bytes=cfg.stream.limits.max_message_bytes)
+        source = SpoolSource(cfg.spool_dir, max_bytes=cfg.stream.limits.max_message_bytes,
+                             failed_max_age_s=cfg.stream.failed_max_age_s,
+                             failed_max_count=cfg.stream.failed_max_count)
         return source, JsonlResultSink(cfg.spool_dir / "results.jsonl")
     if cfg.stream.kind == "kafka":
         return KafkaTaskSource(cfg.stream, listener), KafkaResultSink(cfg.stream)
@@ -144,13 +146,20 @@ def lock_dirs(cfg: Config) -> list[int]:
     return fds
 
 
-def build_daemon(cfg: Config, learners: dict[str, Learner] | None = None) -> Parts:
+def build_daemon(cfg: Config, learners: dict[str, Learner] | None = None,
+                 reset: bool = False) -> Parts:
+    """`reset`: begin a new state where the state database is missing or unreadable."""
     locks = lock_dirs(cfg)
+    try:  # first: a state that cannot be opened stops the start before minutes of loading
+        state = State.load(cfg.state_dir, cfg.daemon.jobs.adapter_versions, reset=reset)
+    except BaseException:
+        for fd in locks:
+            os.close(fd)
+        raise
     learners = learners if learners is not None else build_learners(cfg)
     metrics = Metrics()
     source, results = build_source(cfg, metrics)
     memory = build_memory(cfg, learners)
-    state = State.load(cfg.state_dir, cfg.daemon.jobs.adapter_versions)
     daemon = Daemon(cfg, source, results, memory, learners, state, metrics, build_attempts(cfg))
     return Parts(daemon, metrics, memory, locks)
 

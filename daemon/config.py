@@ -10,6 +10,7 @@ Config errors name the setting, never its value.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import types
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
 from synlearner.learner.config import LearnerConfig
@@ -26,26 +27,61 @@ from synlearner.memory.config import MemoryConfig
 from synlearner.stream.config import StreamConfig
 
 ENV_PREFIX = "SYNLEARNER__"
-HTTP_REQUEST_TIMEOUT_S = 5.0  # per read or write on a connection
-HTTP_MAX_CONNECTIONS = 32  # connections served at once; the rest are answered 503
+HTTP_REQUEST_TIMEOUT_S = 5.0  # to send a request head, in all (and per write of the answer)
+HTTP_MAX_CONNECTIONS = 32  # requests answered at once; the rest are answered 503
+HTTP_MAX_PENDING = 256  # connections still sending a request; past this the oldest is closed
+MIN_TOKEN_CHARS = 16
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def is_loopback(host: str) -> bool:
+    """Whether `host` is "localhost" or a loopback address (127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_bind(section: str, host: str, token: SecretStr | None) -> None:
+    """A port bound beyond loopback asks for a bearer token, so it must have one."""
+    if token is None and not is_loopback(host):
+        env = "SYNLEARNER__" + section.upper().replace(".", "__") + "__TOKEN"
+        raise ValueError(f"{section}.host is beyond loopback: set {section}.token "
+                         f"(a bearer token; e.g. {env} in the environment) or bind to 127.0.0.1")
+    if token is not None and len(token.get_secret_value()) < MIN_TOKEN_CHARS:
+        raise ValueError(f"{section}.token: at least {MIN_TOKEN_CHARS} characters")
+
+
 class HttpConfig(_Section):
+    """/metrics, /healthz, /readyz and /status (daemon/http.py). With a token, /metrics and
+    /status ask for it (probes never do); beyond loopback there must be one."""
+
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(9464, ge=0, le=65535)  # 0: any free port
+    # a connection has this long in all to send its request head (however it trickles), and
+    # each write of the answer as long
     request_timeout_s: float = Field(HTTP_REQUEST_TIMEOUT_S, gt=0)
-    max_connections: int = Field(HTTP_MAX_CONNECTIONS, gt=0)
+    max_connections: int = Field(HTTP_MAX_CONNECTIONS, gt=0)  # requests answered at once; more: 503
+    max_pending: int = Field(HTTP_MAX_PENDING, gt=0)  # connections still sending a request head
+    token: SecretStr | None = None  # bearer token; prefer SYNLEARNER__DAEMON__HTTP__TOKEN
+
+    @model_validator(mode="after")
+    def _token_beyond_loopback(self) -> HttpConfig:
+        _check_bind("daemon.http", self.host, self.token)
+        return self
 
 
 class ApiConfig(_Section):
     """The HTTP API (FastAPI) that answers from the committed adapters: `synlearner serve`,
     and the training daemon itself unless `enabled` is false (its models are a copy of the
-    daemon's, loaded by the first request)."""
+    daemon's, loaded by the first request). With a token, /v1/* and /metrics ask for it
+    (probes never do); beyond loopback there must be one."""
 
     enabled: bool = True  # on the training daemon (`synlearner serve` always serves)
     host: str = "127.0.0.1"
@@ -55,6 +91,16 @@ class ApiConfig(_Section):
     max_input_chars: int = Field(8192, gt=0)  # characters in one input
     max_refine: int = Field(8, ge=0)  # `refine` rounds a request may ask for
     reload_check_s: float = Field(1.0, gt=0)  # how often the state dir is checked for commits
+    request_timeout_s: float = Field(5.0, gt=0)  # to send a whole request, in all; then closed
+    max_pending: int = Field(256, gt=0)  # connections still sending a request; then the oldest closes
+    max_queue: int = Field(8, ge=0)  # predictions waiting for the model; more are answered 503
+    queue_timeout_s: float = Field(10.0, gt=0)  # longest wait for the model (past it: 503)
+    token: SecretStr | None = None  # bearer token; prefer SYNLEARNER__DAEMON__API__TOKEN
+
+    @model_validator(mode="after")
+    def _token_beyond_loopback(self) -> ApiConfig:
+        _check_bind("daemon.api", self.host, self.token)
+        return self
 
 
 class JobsConfig(_Section):
@@ -152,6 +198,48 @@ def _describe(error: ErrorDetails) -> str:
     return f"{where}: {msg}"
 
 
+MAX_CONFIG_BYTES = 1 << 20
+MAX_CONFIG_DEPTH = 16  # the config's own sections are at most 4 deep
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    """A config file's mapping; every way it can be wrong is one `ConfigError` line."""
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: over {MAX_CONFIG_BYTES} bytes; not a config file")
+    try:
+        loaded = yaml.safe_load(raw.decode("utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except yaml.YAMLError as exc:  # its text quotes the file, which may hold secrets
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{at}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested more than {MAX_CONFIG_DEPTH} levels deep") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    if _depth(loaded) > MAX_CONFIG_DEPTH:
+        raise ConfigError(f"{path}: nested more than {MAX_CONFIG_DEPTH} levels deep")
+    return loaded
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and mappings nest in `value` (iterative: no recursion limit)."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        node, depth = todo.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            if depth <= MAX_CONFIG_DEPTH:
+                todo += [(v, depth + 1) for v in (node.values() if isinstance(node, dict) else node)]
+    return deepest
+
+
 def load_config(
     path: Path | None = None,
     overrides: Mapping[str, Any] | None = None,
@@ -160,15 +248,7 @@ def load_config(
     """Load YAML (if given), apply env overrides, then explicit overrides (dotted keys)."""
     data: dict[str, Any] = {}
     if path is not None:
-        try:
-            loaded = yaml.safe_load(Path(path).read_text()) or {}
-        except yaml.YAMLError as exc:  # its text quotes the file, which may hold secrets
-            mark = getattr(exc, "problem_mark", None)
-            at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise ConfigError(f"{path}: not valid YAML{at}") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping")
-        data = loaded
+        data = _read_yaml(Path(path))
     _apply_env(data, os.environ if env is None else env)
     for dotted, value in (overrides or {}).items():
         node = data

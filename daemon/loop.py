@@ -21,9 +21,10 @@ from typing import Any
 
 from synlearner.daemon.agnostic import TaskAgnostic
 from synlearner.daemon.attempts import Attempts
-from synlearner.daemon.config import Config, ConfigError, live_update
+from synlearner.daemon.config import Config, live_update
 from synlearner.daemon.jobs import IDLE_ONLY, run_job
 from synlearner.daemon.metrics import Metrics
+from synlearner.daemon.park import take_park_request
 from synlearner.daemon.phases import (
     PHASES,
     commit,
@@ -33,14 +34,14 @@ from synlearner.daemon.phases import (
 from synlearner.daemon.references import check_references
 from synlearner.daemon.restore import restore, restore_committed
 from synlearner.daemon.runner import Context, Runner
-from synlearner.daemon.settle import Settler, Stopped
+from synlearner.daemon.settle import Parked, Settler, Stopped
 from synlearner.daemon.state import State
 from synlearner.daemon.strategies import Joint, build_strategy
 from synlearner.learner.base import Learner, Progress
 from synlearner.memory.base import Memory
 from synlearner.stream.base import Delivery, ResultSink, TaskSource
-from synlearner.stream.boundary import decode, describe, is_transient
-from synlearner.stream.errors import InvalidTask
+from synlearner.stream.boundary import decode, describe, is_out_of_memory, is_transient
+from synlearner.stream.errors import DeadLetterCode, InvalidTask
 from synlearner.stream.schema import Task, TaskResult
 
 log = logging.getLogger("synlearner.daemon")
@@ -94,12 +95,14 @@ class Daemon:
         self.current: str | None = None
         self._snapshot: dict[str, Any] = {}
         self._idle_failed = -1  # the event count at which the idle work last failed
+        self._last_fault = ""  # the fault the current hold waits out (for a park's reason)
         self.strategy = build_strategy(cfg.learner.adapters)
         self.ctx = Context(cfg, memory, self.learners, state, metrics, self.strategy,
                            TaskAgnostic(cfg.learner.consolidate, memory, self.learners, state,
                                         lambda t: self.ctx.answer_key(t),
                                         lambda t, key: self.ctx.scores.get((t, key))),
-                           beat=self._phase, progress=self._progress)
+                           beat=self._phase, progress=self._progress,
+                           retry=self.settler.retry)
         self.runner = Runner(self.ctx, PHASES, commit)
         state.keep_versions = cfg.daemon.jobs.adapter_versions
         restore(self.ctx)
@@ -117,6 +120,11 @@ class Daemon:
         """Run until `stop()` (or, with `daemon.drain`, until the stream is empty)."""
         log.info("daemon: running (%d tasks learned so far; phases %s)", len(self.state.entries),
                  " → ".join(self.runner.names))
+        try:
+            self._publish_outbox()
+        except Stopped:
+            self.phase = "stopped"
+            return
         if isinstance(self.strategy, Joint):
             self._run_joint(self.strategy)
             self.phase = "stopped"
@@ -188,7 +196,8 @@ class Daemon:
             return
         self.refresh_gauges()
         for entry, (task, deliveries) in zip(entries, batch.values(), strict=True):
-            result = learned_result(task, entry, self.ctx)
+            self.metrics.tasks_learned.inc()
+            result = learned_result(task, entry, self.state.root, self.state.metrics().as_dict())
             for delivery in deliveries:
                 self._publish(result, delivery)
 
@@ -221,7 +230,7 @@ class Daemon:
         try:  # a file gone, unreadable or invalid: logged, and nothing changes
             loaded = self.config_loader()
             cfg, applied, refused = live_update(self.cfg, loaded)
-        except (ConfigError, OSError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001  # whatever the file holds, the daemon goes on
             log.error("config reload: %s; the running config stays", describe(exc))
             self.metrics.config_reloads.labels(outcome="invalid").inc()
             return
@@ -244,9 +253,19 @@ class Daemon:
         logging.getLogger().setLevel(cfg.daemon.log_level)
 
     def _holding(self, what: str) -> None:
-        """Backing off a transient failure is a deliberate wait, not a stall."""
+        """Backing off a transient failure is a deliberate wait, not a stall; while a task's
+        learning holds, an operator may park it (`park.py`)."""
         self.phase = f"holding ({what})"
         self.heartbeat = time.monotonic()
+        if (what in ("learn", "commit") and self.current is not None
+                and take_park_request(self.state.root, self.current)):
+            log.warning("task %s: parked by an operator while holding", self.current)
+            raise Parked(self._last_fault or what)
+
+    @property
+    def held(self) -> bool:
+        """Holding the stream on a failure now (`/readyz` says not ready)."""
+        return self.settler.held
 
     def refresh_gauges(self) -> None:
         """Update gauges and the status snapshot (main thread only: it reads SQLite)."""
@@ -278,39 +297,86 @@ class Daemon:
         finally:
             self._delivery = None
 
-    def learn(self, task: Task) -> TaskResult:
-        """Learn `task` through every phase and commit it; the result to publish."""
-        run = self.runner.learn(task)
-        release_freed_memory()
-        self.refresh_gauges()
-        assert run.result is not None
-        return run.result
-
     def _learn_settled(self, task: Task, delivery: Delivery) -> None:
+        """Learn `task` and settle its delivery. A resource fault (`is_transient`) holds the
+        stream and retries without counting; running out of memory is retried
+        `stream.max_attempts` times and then counted against the task (dead letter); any
+        other failure dead-letters it. A task that reached its commit point is learned,
+        whatever happens after it."""
         self.current = task.task_id
         self.metrics.busy.set(1)
-        failures = 0
+        event, failures, oom = self.state.next_event, 0, 0
         try:
             while True:
                 try:
-                    result = self.learn(task)
+                    run = self.runner.learn(task)
+                    release_freed_memory()
+                    self.refresh_gauges()
                     break
                 except Stopped:
                     raise
                 except Exception as exc:
-                    restore_committed(self.ctx, task)
-                    if not is_transient(exc):
-                        log.exception("task %s: failed", task.task_id)
-                        self.settler.dead_letter(delivery, f"learning failed: {describe(exc)}",
-                                                 "learning_failed", task.task_id, "failed",
-                                                 task.content_hash)
+                    if self.state.next_event > event:  # committed: what failed came after
+                        log.exception("task %s: failed after its commit point", task.task_id)
+                        self._publish_committed(event, delivery)
                         return
-                    failures += 1
-                    self.settler.hold("learn", exc, failures)
+                    restore_committed(self.ctx, task)
+                    try:
+                        if isinstance(exc, Parked):
+                            raise exc
+                        if is_transient(exc) or (is_out_of_memory(exc)
+                                                 and oom < self.cfg.stream.max_attempts - 1):
+                            oom += is_out_of_memory(exc)
+                            failures += 1
+                            self._last_fault = describe(exc)
+                            self.settler.hold("learn", exc, failures)
+                            continue
+                    except Parked as parked:
+                        self.settler.dead_letter(
+                            delivery, f"parked by an operator while holding: {parked}",
+                            "parked", task.task_id, "failed", task.content_hash)
+                        return
+                    log.exception("task %s: failed", task.task_id)
+                    code: DeadLetterCode = "learning_failed"
+                    reason = f"learning failed: {describe(exc)}"
+                    if is_out_of_memory(exc):
+                        code, reason = "out_of_memory", f"out of memory on {oom + 1} tries: {describe(exc)}"
+                    self.settler.dead_letter(delivery, reason, code, task.task_id, "failed",
+                                             task.content_hash)
+                    return
         finally:
+            self.settler.unheld()
             self.current = None
             self.metrics.busy.set(0)
-        self._publish(result, delivery)
+        assert run.result is not None
+        self._publish(run.result, delivery)
+        self._published(run.event)
+
+    def _published(self, event: int) -> None:
+        try:
+            self.state.published(event)
+        except Exception:  # noqa: BLE001  # published again on the next start: at least once
+            log.exception("state: could not drop the published result of event %d", event)
+
+    def _publish_committed(self, event: int, delivery: Delivery) -> None:
+        """Settle a delivery whose task committed as `event` with the result committed with it."""
+        body = dict(self.state.unpublished()).get(event)
+        if body is None:  # published already
+            self.settler.retry("ack", self.source.ack, delivery)
+            self.settler.attempts.clear(delivery.ref)
+            return
+        self._publish(TaskResult.from_json(body), delivery)
+        self._published(event)
+
+    def _publish_outbox(self) -> None:
+        """On start: publish the results committed before a crash and not yet published
+        (their redelivered messages are then acknowledged as duplicates)."""
+        for event, body in self.state.unpublished():
+            result = TaskResult.from_json(body)
+            log.info("task %s: publishing its learned result (committed before the last stop)",
+                     result.task_id)
+            self.settler.retry("publish", self.results.publish, result)
+            self._published(event)
 
     def _publish(self, result: TaskResult, delivery: Delivery) -> None:
         # result before ack: a crash in between redelivers the task, which is then acknowledged
@@ -350,7 +416,7 @@ class Daemon:
                      task.content_hash)
             self.settler.acknowledge(delivery, TaskResult(
                 task.task_id, "duplicate", task.content_hash, entry.version if entry else 0,
-                adapter_path=entry.adapter if entry else ""))
+                adapter_path=str(self.state.root / entry.adapter) if entry else ""))
             self.metrics.tasks_duplicate.inc()
             return None
         if task.truncated:
@@ -374,6 +440,8 @@ class Daemon:
 
         def report(phase: str, step: int, total: int, loss: float) -> None:
             self.heartbeat = time.monotonic()
+            # where an attempt is, step by step: one that dies here again counts (attempts.py)
+            self.settler.note(self._delivery, f"{phase} step {step}/{total} of task {task_id}")
             self.metrics.train_steps.inc()
             self.metrics.train_loss.set(loss)
             if step % every == 0 or step == total:

@@ -19,6 +19,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -60,9 +61,9 @@ class Recall:
                 time.perf_counter() - t)
             run.init_from = _nearest(run, ctx, similar)
         t = time.perf_counter()
-        items = ctx.memory.recall(task.task_id, texts, seed=lc.seed)
+        items = ctx.memory.recall(task.task_id, texts, seed=lc.seed, task_kind=task.kind)
         ctx.metrics.memory_search.labels(operation="replay").observe(time.perf_counter() - t)
-        run.replay = [i for i in items if i.task.kind == task.kind]
+        run.replay = items
         phases = phases_of(task, ctx) if task.kind == "generation" else ()
         if "preference" in phases:
             t = time.perf_counter()
@@ -335,23 +336,51 @@ def commit(run: TaskRun, ctx: Context) -> None:
         agnostic = (run.agnostic_row, run.agnostic_before)
     consolidated: dict[str, str] | None = (
         {task.kind: run.consolidated} if run.consolidated else None)
-    ctx.state.record(entry, run.row, agnostic, run.promoted, consolidated)  # the commit point
-    ctx.memory.adopt(run.pending, task.task_id)  # redone on start if a crash intervenes
-    ctx.memory.flush()
+    cut = dict(task.truncated)
+    if outcome.inputs_cut:
+        cut["model_max_length"] = outcome.inputs_cut
+
+    def result(summary: dict[str, float]) -> str:  # kept in the outbox until published
+        return learned_result(task, entry, ctx.state.root, summary, cut).to_json().decode()
+
+    # the commit point: one transaction; a lock held elsewhere or a full disk holds the
+    # stream here (nothing is visible until it commits) instead of failing the task
+    body = ctx.retry("commit", ctx.state.record, entry, run.row, agnostic, run.promoted,
+                     consolidated, result)
+    run.result = TaskResult.from_json(body)
+    _after_commit(run, ctx, entry)
+
+
+def _after_commit(run: TaskRun, ctx: Context, entry: TaskEntry) -> None:
+    """What follows the commit point never fails the task, which is learned now: the
+    pending memory records take the task's id (redone on start where this fails)."""
+    task, outcome = run.task, run.learned
+    try:
+        ctx.retry("commit", ctx.memory.adopt, run.pending, task.task_id)
+        ctx.memory.flush()
+    except Exception:  # noqa: BLE001  # committed: the next start adopts them (restore.py)
+        log.exception("task %s: committed; its memory records are adopted on the next start",
+                      task.task_id)
     ctx.missing.discard(entry.adapter_key or task.task_id)
+    ctx.metrics.tasks_learned.inc()
+    ctx.metrics.last_task_timestamp.set(time.time())
     if entry.rounds:
         ctx.metrics.set_self_training(entry.column, entry.rounds)
     if entry.preference:
         ctx.metrics.set_preference(entry.preference)
     if entry.synthesis:
         ctx.metrics.set_synthesis(entry.synthesis)
-    cut = dict(task.truncated)
     if outcome.inputs_cut:
         log.warning("task %s: %d inputs are longer than the model's max_length=%d tokens; only "
                     "their start is read", task.task_id, outcome.inputs_cut, outcome.max_length)
-        cut["model_max_length"] = outcome.inputs_cut
         ctx.metrics.input_truncated.labels(what="model_max_length").inc(outcome.inputs_cut)
-    run.result = learned_result(task, entry, ctx, cut)
+    summary = ctx.state.metrics().as_dict()
+    log.info(
+        "task %s: learned v%d: zero-shot %.3f, initial %.3f, final %.3f (init from %s, "
+        "%d replayed) | ACC %.3f BWT %+.3f FWT %+.3f", task.task_id, entry.version,
+        entry.zero_shot, entry.initial, entry.final, entry.init_from,
+        entry.replay_examples, summary["acc"], summary["bwt"], summary["fwt"],
+    )
 
 
 def _flywheel(run: TaskRun) -> dict[str, float]:
@@ -363,22 +392,13 @@ def _flywheel(run: TaskRun) -> dict[str, float]:
     return {**run.flywheel, **({"kept_agreement": agreement} if agreement is not None else {})}
 
 
-def learned_result(task: Task, entry: TaskEntry, ctx: Context,
+def learned_result(task: Task, entry: TaskEntry, root: Path, summary: Mapping[str, float],
                    cut: Mapping[str, int] | None = None) -> TaskResult:
-    """The `learned` result of a committed entry, with the summary it is logged with."""
-    ctx.metrics.tasks_learned.inc()
-    ctx.metrics.last_task_timestamp.set(time.time())
-    summary = ctx.state.metrics().as_dict()
-    log.info(
-        "task %s: learned v%d: zero-shot %.3f, initial %.3f, final %.3f (init from %s, "
-        "%d replayed) | ACC %.3f BWT %+.3f FWT %+.3f", task.task_id, entry.version,
-        entry.zero_shot, entry.initial, entry.final, entry.init_from,
-        entry.replay_examples, summary["acc"], summary["bwt"], summary["fwt"],
-    )
+    """The `learned` result of a committed entry; `summary`: the transfer metrics with it."""
     return TaskResult(
         task.task_id, "learned", task.content_hash, entry.version,
         metrics={"zero_shot": entry.zero_shot, "initial": entry.initial,
                  "final": entry.final, **summary},
-        adapter_path=str(ctx.state.root / entry.adapter), timings=entry.seconds,
+        adapter_path=str(root / entry.adapter), timings=entry.seconds,
         truncated=dict(task.truncated if cut is None else cut),
     )

@@ -8,7 +8,7 @@ import logging
 
 from synlearner.daemon.phases import separate_agnostic
 from synlearner.daemon.runner import Context
-from synlearner.memory.base import PENDING
+from synlearner.memory.base import PENDING, pending_id
 from synlearner.stream.io import recover_dir
 from synlearner.stream.schema import Task
 
@@ -53,13 +53,22 @@ def restore(ctx: Context) -> None:
 
 
 def restore_committed(ctx: Context, task: Task) -> None:
-    """After a failed attempt, put back the committed adapter the attempt overwrote."""
-    entry = ctx.state.latest(task.task_id)
-    learner = ctx.learners.get(task.kind)
-    if entry is None or learner is None:
-        return
-    key = entry.adapter_key or entry.task_id
+    """After a failed attempt, undo what it changed outside the state, which it never
+    reached: its pending memory records, the scores measured with its adapter, and the
+    adapters in memory it trained or merged (the committed ones are loaded again)."""
+    ctx.current = None
     try:
-        learner.load_adapter(key, ctx.state.root / entry.adapter)
-    except Exception:  # noqa: BLE001  # best effort: the next start loads it again
-        log.exception("task %s: could not reload the committed adapter %s", task.task_id, key)
+        ctx.memory.forget_task(pending_id(task.task_id, task.content_hash))
+    except Exception:  # noqa: BLE001  # dropped on the next start or the next attempt
+        log.exception("task %s: could not drop the failed attempt's memory records",
+                      task.task_id)
+    learner = ctx.learners.get(task.kind)
+    key = ctx.strategy.adapter_key(task.task_id)
+    ctx.scores = {k: v for k, v in ctx.scores.items() if k[1] != key}
+    try:
+        if learner is not None and (entry := ctx.state.latest(task.task_id)) is not None:
+            learner.load_adapter(entry.adapter_key or entry.task_id, ctx.state.root / entry.adapter)
+        if separate_agnostic(ctx):
+            ctx.agnostic.restore()
+    except Exception:  # noqa: BLE001  # best effort: the next start loads them again
+        log.exception("task %s: could not reload the committed adapters", task.task_id)

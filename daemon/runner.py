@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from synlearner.daemon.config import Config
 from synlearner.daemon.metrics import Metrics
@@ -100,6 +100,9 @@ class Context:
     agnostic: TaskAgnostic
     beat: Callable[[str, str], None]  # (phase, task id): heartbeat, stop check, attempt note
     progress: Callable[[str], Progress]  # task id -> the training progress callback
+    # (what, fn, *args): fn(*args), holding the stream while it fails for want of a resource
+    # (a lock held elsewhere, a full disk) until it works or a stop is asked for
+    retry: Callable[..., Any] = field(default=lambda _what, fn, *args: fn(*args))
     scores: dict[tuple[str, str], float] = field(default_factory=dict)  # (task, adapter) -> acc
     missing: set[str] = field(default_factory=set)  # adapter keys whose committed folder is gone
     current: TaskRun | None = None  # the task being learned

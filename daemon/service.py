@@ -74,9 +74,10 @@ class Service:
         sd_notify(f"STATUS={self.daemon.phase} {self.daemon.current or ''}".strip())
 
     def ready(self) -> bool:
-        """Model and memory built (the service started), the stream can deliver, and no stop
-        was asked for."""
-        return self.started and not self.daemon.stopping and bool(self.daemon.source.healthy())
+        """Model and memory built (the service started), the stream can deliver, no stop was
+        asked for, and the stream is not held on a failure."""
+        return (self.started and not self.daemon.stopping and not self.daemon.held
+                and bool(self.daemon.source.healthy()))
 
     def _start_api(self) -> None:
         """The API on its own thread, answering from a copy of the models loaded by its
@@ -89,7 +90,7 @@ class Service:
         predictor = Predictor(self.cfg, lambda: build_learners(self.cfg))
         app = create_app(predictor, api, self.parts.metrics.registry, self.ready)
         try:
-            self.api = ApiServer(app, api.host, api.port)
+            self.api = ApiServer(app, api)
         except OSError as exc:  # learning goes on without it
             log.error("api: cannot listen on %s:%d (%s); serving is off, learning goes on",
                       api.host, api.port, exc.strerror or exc)
@@ -100,10 +101,12 @@ class Service:
     def start(self) -> None:
         http_cfg = self.cfg.daemon.http
         if http_cfg.enabled:
+            token = http_cfg.token.get_secret_value() if http_cfg.token is not None else None
             self.http = HttpServer(http_cfg.host, http_cfg.port, self.parts.metrics.registry,
                                    self.daemon.status, self.healthy, self.ready,
                                    request_timeout_s=http_cfg.request_timeout_s,
-                                   max_connections=http_cfg.max_connections)
+                                   max_connections=http_cfg.max_connections,
+                                   max_pending=http_cfg.max_pending, token=token)
             self.http.start()
             log.info("metrics on http://%s:%d/metrics", http_cfg.host, self.http.port)
         if self.cfg.daemon.api.enabled:

@@ -3,17 +3,24 @@
 One resident base model per task kind; a task's adapter is loaded once and switched to in
 place (PEFT's `set_adapter`), never by reloading the model. The state is read again when
 its database changes (a commit by the daemon beside it), at most every `reload_check_s`,
-and a request is answered from one snapshot of it under one lock: it sees a newly
-committed adapter either for all of its inputs or for none, and never a half-trained one
-(the daemon trains in memory and commits an adapter by renaming its folder into place).
+and a request is answered from one snapshot of it: it sees a newly committed adapter either
+for all of its inputs or for none, and never a half-trained one (the daemon trains in
+memory and commits an adapter by renaming its folder into place).
+
+Predictions take turns on the models (`ModelQueue`): at most `daemon.api.max_queue` wait,
+none longer than `queue_timeout_s`; the others are refused at once (`Busy`, a 503 with
+Retry-After). What has been learned is read from the snapshot without waiting for a turn.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +34,7 @@ from synlearner.memory.base import committed_id
 from synlearner.memory.profiles import TaskProfiles
 from synlearner.stream.schema import Task
 
+log = logging.getLogger("synlearner.daemon")
 LABEL_CACHE = 1024  # tasks' label vectors kept (a few KB each)
 
 
@@ -40,6 +48,70 @@ class Unavailable(RuntimeError):
 
 class NotServable(ValueError):
     """The request asks for something the task cannot do (e.g. refine a label) (400)."""
+
+
+class Busy(RuntimeError):
+    """The models are taken for longer than the request may wait (503 with Retry-After)."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = max(1, math.ceil(retry_after_s))  # whole seconds, as HTTP has it
+
+
+@dataclass
+class Turn:
+    started: float
+
+    def restart(self) -> None:
+        """Time the turn from now (what came before, e.g. loading the models, is not a
+        turn's usual length)."""
+        self.started = time.monotonic()
+
+
+class ModelQueue:
+    """Turns on the resident models, one at a time. At most `max_waiting` requests wait for
+    one, none longer than `timeout_s`; a request is refused at once when the queue is full
+    or when the wait, estimated from the mean length of recent turns, would be longer."""
+
+    def __init__(self, max_waiting: int, timeout_s: float) -> None:
+        self.max_waiting, self.timeout_s = max_waiting, timeout_s
+        self._models = threading.Lock()
+        self._books = threading.Lock()  # guards the two below
+        self.waiting = 0
+        self.mean_turn_s = 0.0  # moving mean of the last turns' lengths
+
+    def _wait_s(self) -> float:
+        return (self.waiting + self._models.locked()) * self.mean_turn_s
+
+    @contextmanager
+    def turn(self) -> Iterator[Turn]:
+        with self._books:
+            wait_s = self._wait_s()
+            if self._models.locked() and self.waiting >= self.max_waiting:
+                raise Busy(f"{self.waiting} requests wait for the model "
+                           f"(daemon.api.max_queue {self.max_waiting})", wait_s)
+            if wait_s > self.timeout_s:
+                raise Busy(f"the wait for the model would be about {wait_s:.0f} s, over "
+                           f"daemon.api.queue_timeout_s ({self.timeout_s:g} s)", wait_s)
+            self.waiting += 1
+        try:
+            got = self._models.acquire(timeout=self.timeout_s)
+        finally:
+            with self._books:
+                self.waiting -= 1
+        if not got:
+            with self._books:
+                wait_s = self._wait_s()
+            raise Busy(f"waited daemon.api.queue_timeout_s ({self.timeout_s:g} s) for the "
+                       "model", wait_s)
+        turn = Turn(time.monotonic())
+        try:
+            yield turn
+        finally:
+            took = time.monotonic() - turn.started
+            with self._books:
+                self.mean_turn_s = took if not self.mean_turn_s else 0.8 * self.mean_turn_s + 0.2 * took
+            self._models.release()
 
 
 @dataclass(frozen=True)
@@ -63,7 +135,8 @@ class Predictor:
         self.root = cfg.state_dir
         self._build = learners if callable(learners) else None
         self.learners: dict[str, Learner] = {} if callable(learners) else dict(learners)
-        self._lock = threading.Lock()  # one request at a time on the resident models
+        self.queue = ModelQueue(cfg.daemon.api.max_queue, cfg.daemon.api.queue_timeout_s)
+        self._state_lock = threading.Lock()  # the snapshot and the task cache, never held long
         # (kind, adapter key) -> (weights file, its mtime) of the adapter loaded
         self._loaded: dict[tuple[str, str], tuple[Path, int]] = {}
         self._tasks: dict[tuple[str, str], Task] = {}  # (task id, content hash) -> task
@@ -87,45 +160,46 @@ class Predictor:
 
     def refresh(self, force: bool = False) -> State:
         """The latest committed state (read again if the database changed since)."""
-        now = time.monotonic()
-        if force or now - self._checked >= self.cfg.daemon.api.reload_check_s:
-            self._checked = now
-            stamp = self._db_stamp()
-            if force or stamp != self._stamp:
-                if self._stamp:
-                    self.reloads += 1
-                self.state, self._stamp = State.read(self.root), stamp
-        return self.state
+        with self._state_lock:
+            now = time.monotonic()
+            if force or now - self._checked >= self.cfg.daemon.api.reload_check_s:
+                self._checked = now
+                stamp = self._db_stamp()
+                if force or stamp != self._stamp:
+                    if self._stamp:
+                        self.reloads += 1
+                    self.state, self._stamp = State.read(self.root), stamp
+            return self.state
 
     def ready(self) -> bool:
         return (self.root / "state.sqlite3").exists()
 
-    # -- what has been learned -----------------------------------------------------------
+    # -- what has been learned (from the snapshot: no turn on the models) ---------------
     def tasks(self) -> list[dict[str, Any]]:
-        with self._lock:
-            state = self.refresh()
-            scores = state.latest_scores()
-            return [_task_view(e, scores.get(e.column), state.answer_key(e.task_id))
-                    for e in (state.latest(t) for t in state.task_ids()) if e is not None]
+        state = self.refresh()
+        scores = state.latest_scores()
+        return [_task_view(e, scores.get(e.column), state.answer_key(e.task_id))
+                for e in (state.latest(t) for t in state.task_ids()) if e is not None]
 
     def task(self, task_id: str) -> dict[str, Any]:
-        with self._lock:
-            state = self.refresh()
-            entry = state.latest(task_id)
-            if entry is None:
-                raise UnknownTask(f"task {task_id!r} has not been learned")
-            view = _task_view(entry, state.latest_scores().get(entry.column),
-                              state.answer_key(task_id))
-            view["versions"] = [e.version for e in state.entries if e.task_id == task_id]
-            view["labels"] = list(self._task(state, entry).labels)
-            return view
+        state = self.refresh()
+        entry = state.latest(task_id)
+        if entry is None:
+            raise UnknownTask(f"task {task_id!r} has not been learned")
+        view = _task_view(entry, state.latest_scores().get(entry.column),
+                          state.answer_key(task_id))
+        view["versions"] = [e.version for e in state.entries if e.task_id == task_id]
+        view["labels"] = list(self._task(state, entry).labels)
+        return view
 
     # -- answering -----------------------------------------------------------------------
     def predict(self, task_id: str | None, inputs: Sequence[str], refine: int = 0,
                 threshold: float = 4.5) -> list[Answer]:
-        with self._lock:
+        """Raises `Busy` when it cannot have a turn on the models in time."""
+        with self.queue.turn() as turn:
             if self._build is not None:  # the first request loads the models
                 self.learners, self._build = dict(self._build()), None
+                turn.restart()
             try:
                 return self._predict(self.refresh(), task_id, inputs, refine, threshold)
             except FileNotFoundError:  # an adapter pruned after a newer commit: read again
@@ -133,7 +207,15 @@ class Predictor:
             try:
                 return self._predict(self.refresh(force=True), task_id, inputs, refine, threshold)
             except FileNotFoundError as exc:  # removed from the state dir by hand
-                raise Unavailable(f"a committed adapter is missing: {exc.filename}") from None
+                raise Unavailable(self._missing(exc)) from None
+
+    def _missing(self, exc: FileNotFoundError) -> str:
+        """What a client is told of a missing file: where it is in the state directory,
+        never where that directory is (the log has the full path)."""
+        log.warning("serving: a committed adapter is missing: %s", exc.filename)
+        path, root = Path(str(exc.filename or "?")).absolute(), self.root.absolute()
+        where = path.relative_to(root) if path.is_relative_to(root) else path.name
+        return f"a committed adapter is missing from the state directory: {where}"
 
     def _predict(self, state: State, task_id: str | None, inputs: Sequence[str], refine: int,
                  threshold: float) -> list[Answer]:
@@ -236,10 +318,11 @@ class Predictor:
         return vectors
 
     def _task(self, state: State, entry: TaskEntry) -> Task:
-        cached = self._tasks.get((entry.task_id, entry.content_hash))
-        if cached is None:
-            cached = self._tasks[(entry.task_id, entry.content_hash)] = state.load_task(entry.task_id)
-        return cached
+        with self._state_lock:
+            cached = self._tasks.get((entry.task_id, entry.content_hash))
+            if cached is None:
+                cached = self._tasks[(entry.task_id, entry.content_hash)] = state.load_task(entry.task_id)
+            return cached
 
 
 def _read_only() -> Any:

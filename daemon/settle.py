@@ -8,9 +8,11 @@
 * publishes the result before acknowledging (a crash in between redelivers the task,
   which is then recognised as a duplicate);
 * holds on failures that are not the message's fault (`is_transient`: a broker or
-  dead-letter topic down, a full disk, too many open files, CUDA out of memory): it backs
-  off, says so in the log and on `/metrics`, and retries the same call until it works or
-  the daemon is asked to stop. Such a failure never dead-letters a good task.
+  dead-letter topic down, a full disk, too many open files, a database locked by another
+  process): it backs off, says so in the log, on `/metrics` (`synlearner_stream_held`) and
+  `/readyz`, and retries the same call until it works, the daemon is asked to stop, or an
+  operator parks the held message (`synlearner dead-letters park`). Such a failure never
+  dead-letters a good task and never counts as an attempt.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ class Stopped(Exception):
     """Raised inside long work when a stop was requested; the task stays unacknowledged."""
 
 
+class Parked(Exception):
+    """Raised while holding a message's learning when an operator asked to move it aside."""
+
+
 class Settler:
     def __init__(self, source: TaskSource, results: ResultSink, attempts: Attempts,
                  metrics: Metrics, stop: threading.Event, max_attempts: int,
@@ -49,6 +55,7 @@ class Settler:
         self.max_attempts = max_attempts
         self.backoff_max_s = backoff_max_s
         self.on_wait = on_wait or (lambda _what: None)  # keeps the heartbeat while holding
+        self.held = False  # holding on a failure now (until the held call works or ends)
 
     # -- holding on transient failures ---------------------------------------------------
     def hold(self, what: str, exc: BaseException, failures: int) -> None:
@@ -57,39 +64,51 @@ class Settler:
         log.warning("%s: %s is not the message's fault; holding the stream, retry %d in %.1f s",
                     what, describe(exc), failures, delay)
         self.metrics.backoffs.labels(operation=what).inc()
+        self.held = True
         self.metrics.stream_held.set(1)
-        try:
-            deadline = time.monotonic() + delay
-            while (left := deadline - time.monotonic()) > 0:
-                self.on_wait(what)
-                if self.stop.wait(min(left, 1.0)):
-                    raise Stopped(f"holding {what}")
-        finally:
+        deadline = time.monotonic() + delay
+        while (left := deadline - time.monotonic()) > 0:
+            self.on_wait(what)
+            if self.stop.wait(min(left, 1.0)):
+                raise Stopped(f"holding {what}")
+
+    def unheld(self) -> None:
+        """The held call ended (it worked, or it was settled otherwise)."""
+        if self.held:
+            self.held = False
             self.metrics.stream_held.set(0)
 
     def retry(self, what: str, fn: Callable[..., T], *args: object) -> T:
         """`fn(*args)`, retried with back-off for as long as it fails transiently."""
         failures = 0
-        while True:
-            try:
-                return fn(*args)
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                failures += 1
-                self.hold(what, exc, failures)
+        try:
+            while True:
+                try:
+                    return fn(*args)
+                except Exception as exc:
+                    if not is_transient(exc):
+                        raise
+                    failures += 1
+                    self.hold(what, exc, failures)
+        finally:
+            if failures:
+                self.unheld()
 
     # -- attempts ------------------------------------------------------------------------
     def begin(self, delivery: Delivery) -> bool:
-        """Count an attempt; False (and dead-lettered) when the message is quarantined."""
+        """Count an attempt; False (and dead-lettered) when the message is quarantined: the
+        attempts before this one died `max_attempts` times in a row at the same point."""
         attempt = self.attempts.begin(delivery.ref)
-        if attempt.number <= self.max_attempts:
+        if attempt.same < self.max_attempts:
+            if attempt.number > 1:
+                log.warning("message %r: taken up again (attempt %d; the last one died in %s)",
+                            delivery.ref, attempt.number, attempt.last or "no noted point")
             return True
         last = attempt.last or "no phase recorded"
-        log.error("message %r: taken up %d times without being settled; quarantined",
-                  delivery.ref, attempt.number - 1)
-        self.dead_letter(delivery, f"crashed {attempt.number - 1} times: last in {last}",
-                         "crashed", None, attempts=attempt.number - 1)
+        log.error("message %r: died %d times in a row at the same point; quarantined",
+                  delivery.ref, attempt.same)
+        self.dead_letter(delivery, f"crashed {attempt.same} times at the same point: last in "
+                         f"{last}", "crashed", None, attempts=attempt.number - 1)
         return False
 
     def note(self, delivery: Delivery | None, text: str) -> None:

@@ -11,9 +11,11 @@ definitions are kept under `tasks/` so every seen task can be evaluated again.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +25,7 @@ from synlearner.daemon.transfer import TransferMetrics, sparse_transfer_metrics,
 from synlearner.stream.io import write_atomic
 from synlearner.stream.schema import Limits, Task, parse_task
 
+log = logging.getLogger("synlearner.daemon")
 STATE_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -32,8 +35,57 @@ CREATE TABLE IF NOT EXISTS cells (
     PRIMARY KEY (matrix, row, col)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS answers (task_id TEXT PRIMARY KEY, adapter_key TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS consolidated (kind TEXT PRIMARY KEY, path TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (event INTEGER PRIMARY KEY, body TEXT NOT NULL);
 """
 _MATRICES = ("matrix", "agnostic")
+
+
+class StateError(RuntimeError):
+    """The state directory cannot be opened as it is; the message says what was found and
+    how to go on."""
+
+
+def _has_version(path: Path) -> bool:
+    """Whether `path` is a state database that has been written (it names its version)."""
+    if not path.exists():
+        return False
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            return db.execute("SELECT value FROM meta WHERE key='version'").fetchone() is not None
+        finally:
+            db.close()
+    except sqlite3.OperationalError:
+        return False  # a database without the state's tables: never written
+    except sqlite3.DatabaseError:
+        return True  # not a database: opening it says what is wrong with it
+
+
+def learned_files(root: Path) -> list[str]:
+    """What a state dir holds of what was learned, in words (empty: nothing)."""
+    found = []
+    adapters = [d for d in (root / "adapters").glob("*/*") if d.is_dir()] + [
+        d for d in (root / "adapters").glob("*") if (d / "adapter_config.json").exists()]
+    if adapters:
+        found.append(f"{len(adapters)} adapter folders under adapters/")
+    tasks = list((root / "tasks").glob("*.json"))
+    if tasks:
+        found.append(f"{len(tasks)} task files under tasks/")
+    if (root / "state.sqlite3-wal").exists():
+        found.append("a write-ahead log (state.sqlite3-wal)")
+    return found
+
+
+def _move_aside(root: Path) -> Path:
+    """Move a state dir's adapters, task files and database to `orphaned-<time>/` in it (a
+    reset). The memory stays: every example seen is kept, whatever the state says."""
+    dest = root / time.strftime(f"orphaned-%Y%m%d-%H%M%S-{time.time_ns() % 10**6:06d}")
+    dest.mkdir()
+    for name in ("adapters", "tasks", "state.sqlite3", "state.sqlite3-wal",
+                 "state.sqlite3-shm"):
+        if (root / name).exists():
+            (root / name).replace(dest / name)
+    return dest
 
 
 @dataclass
@@ -84,26 +136,58 @@ class State:
 
     # -- persistence ---------------------------------------------------------------------
     @classmethod
-    def load(cls, root: Path, keep_versions: int = 1) -> State:
+    def load(cls, root: Path, keep_versions: int = 1, reset: bool = False) -> State:
         """Open the state dir for writing (the daemon): creates it, imports a `state.json`
-        of an older version, and prunes what no committed entry refers to."""
+        of an older version, and prunes what the committed entries account for.
+
+        A state dir whose database is missing, empty or unreadable while it holds what was
+        learned (adapters, task files) is never opened as a new state: that would
+        turn a lost database into the loss of everything learned. It raises `StateError`
+        saying what was found; with `reset`, what was found is moved aside (never deleted)
+        and a new state begins.
+        """
         root.mkdir(parents=True, exist_ok=True)
+        state = cls(root=root, keep_versions=keep_versions)
+        legacy = root / "state.json"
+        if not legacy.exists() and not _has_version(state.path):
+            found = learned_files(root)
+            if found and not reset:
+                raise StateError(
+                    f"{state.path} is {'missing' if not state.path.exists() else 'empty'} "
+                    f"but {root} holds {', '.join(found)}: what was learned cannot be "
+                    f"accounted for without it, so nothing was opened or deleted. Put "
+                    f"state.sqlite3 (and its -wal file, if there is one) back from a backup, "
+                    f"or start with --reset to begin a new state (what was found is moved "
+                    f"to {root}/orphaned-<time>/, not deleted)")
+            if found:
+                moved = _move_aside(root)
+                log.warning("state: --reset: moved what an unaccounted state held to %s", moved)
         (root / "tasks").mkdir(exist_ok=True)
         (root / "adapters").mkdir(exist_ok=True)
-        state = cls(root=root, keep_versions=keep_versions)
-        state.db = sqlite3.connect(state.path, isolation_level=None, check_same_thread=False)
-        state.db.execute("PRAGMA journal_mode=WAL")
-        state.db.execute("PRAGMA synchronous=FULL")
-        state.db.executescript(_SCHEMA)
-        state.db.execute("INSERT OR IGNORE INTO meta VALUES ('version', ?)", (str(STATE_VERSION),))
-        legacy = root / "state.json"
-        if legacy.exists() and not state.db.execute("SELECT 1 FROM entries").fetchone():
-            state._import(json.loads(legacy.read_text()))
-            state.save()
-            legacy.replace(root / "state.json.imported")
-        else:
-            state._read()
-        state.prune()
+        try:
+            state.db = sqlite3.connect(state.path, isolation_level=None, check_same_thread=False)
+            state.db.execute("PRAGMA journal_mode=WAL")
+            state.db.execute("PRAGMA synchronous=FULL")
+            state.db.executescript(_SCHEMA)
+            state.db.execute("INSERT OR IGNORE INTO meta VALUES ('version', ?)",
+                             (str(STATE_VERSION),))
+            if legacy.exists() and not state.db.execute("SELECT 1 FROM entries").fetchone():
+                state._import(json.loads(legacy.read_text()))
+                state.save()
+                legacy.replace(root / "state.json.imported")
+            else:
+                state._read()
+        except (sqlite3.DatabaseError, ValueError, TypeError, KeyError) as exc:
+            state.close()
+            if reset:
+                log.warning("state: --reset: %s cannot be read (%s); moved aside to %s",
+                            state.path, exc, _move_aside(root))
+                return cls.load(root, keep_versions)
+            raise StateError(f"{state.path} cannot be read ({type(exc).__name__}: {exc}); "
+                             "nothing was changed. Put it back from a backup, or start with "
+                             "--reset to begin a new state (the old one is moved aside, not "
+                             "deleted)") from None
+        state._prune_after_commit()
         return state
 
     @classmethod
@@ -150,15 +234,19 @@ class State:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed whole or rolled back whole (a failed COMMIT, a
+        full disk, a lock held elsewhere leave the database as it was)."""
         if self.db is None:
             raise RuntimeError(f"{self.root}: state opened read-only")
-        self.db.execute("BEGIN IMMEDIATE")
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
         try:
-            yield self.db
+            yield db
+            db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if db.in_transaction:  # SQLite may have rolled back already (SQLITE_FULL)
+                db.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
 
     def _put_cells(self, db: sqlite3.Connection, name: str, i: int,
                    values: dict[int, float | None]) -> None:
@@ -167,11 +255,13 @@ class State:
         db.executemany("DELETE FROM cells WHERE matrix=? AND row=? AND col=?",
                        [(name, i, j) for j, v in values.items() if v is None])
 
-    def _put_answers(self, db: sqlite3.Connection) -> None:
+    @staticmethod
+    def _put_answers(db: sqlite3.Connection, answers: dict[str, str],
+                     consolidated: dict[str, str]) -> None:
         db.execute("DELETE FROM answers")
-        db.executemany("INSERT INTO answers VALUES (?, ?)", list(self.answers.items()))
+        db.executemany("INSERT INTO answers VALUES (?, ?)", list(answers.items()))
         db.executemany("INSERT OR REPLACE INTO consolidated VALUES (?, ?)",
-                       list(self.consolidated.items()))
+                       list(consolidated.items()))
 
     def save(self) -> None:
         """Write the whole state in one transaction (an import, or the joint strategy)."""
@@ -184,7 +274,7 @@ class State:
             for name in _MATRICES:
                 for i, row in enumerate(getattr(self, name)):
                     self._put_cells(db, name, i, dict(enumerate(row)))
-            self._put_answers(db)
+            self._put_answers(db, self.answers, self.consolidated)
 
     def as_dict(self) -> dict[str, Any]:
         """The whole state as one JSON-able document (reports, benchmarks)."""
@@ -228,8 +318,11 @@ class State:
         return parse_task(self.task_path(task_id).read_bytes(), limits)
 
     def prune(self) -> int:
-        """Remove event folders and task files that no committed entry refers to any more,
-        but the `keep_versions` latest of each adapter key; returns the folders removed."""
+        """Remove the event folders and task files the committed entries account for and no
+        longer need: versions older than the `keep_versions` latest of each adapter key, and
+        what an uncommitted attempt left (an attempt writes only to the next event's paths).
+        A folder of a later event, which no entry can explain, is kept and logged. Returns
+        the folders removed."""
         n = self.keep_versions
         keep = {e.adapter for e in self._latest_per_key(n=n)} | set(self.consolidated.values())
         keep |= {e.task_file for e in self._latest_per_key(by_task=True, n=n) if e.task_file}
@@ -237,11 +330,18 @@ class State:
         for key_dir in (self.root / "adapters").iterdir():
             for event_dir in key_dir.iterdir() if key_dir.is_dir() else []:
                 rel = str(event_dir.relative_to(self.root))
-                if event_dir.is_dir() and event_dir.name.isdigit() and rel not in keep:
-                    shutil.rmtree(event_dir, ignore_errors=True)
-                    removed += 1
+                if not (event_dir.is_dir() and event_dir.name.isdigit()) or rel in keep:
+                    continue
+                if int(event_dir.name) > self.next_event:
+                    log.warning("state: %s is of an event no entry accounts for; kept", rel)
+                    continue
+                shutil.rmtree(event_dir, ignore_errors=True)
+                removed += 1
+        versions = {e.task_id: e.version for e in self.entries}
         for path in (self.root / "tasks").glob("*.v*.json"):
-            if str(path.relative_to(self.root)) not in keep:
+            task_id, _, version = path.name[: -len(".json")].rpartition(".v")
+            superseded = version.isdigit() and int(version) < versions.get(task_id, 0)
+            if superseded and str(path.relative_to(self.root)) not in keep:
                 path.unlink(missing_ok=True)
         return removed
 
@@ -293,49 +393,62 @@ class State:
         return {e.column: v for e, v in zip(self.entries, self.matrix[-1], strict=True) if v is not None}
 
     # -- the commit point ----------------------------------------------------------------
+    # Each write below builds the new state beside the current one, commits it in one
+    # transaction and only then makes it the current one: a commit that fails (a lock held
+    # elsewhere, a full disk, an I/O error) leaves the state in memory exactly as on disk.
     def record(self, entry: TaskEntry, row: dict[str, float],
                agnostic: tuple[dict[str, float], float | None] | None = None,
                answers: dict[str, str] | None = None,
-               consolidated: dict[str, str] | None = None) -> None:
+               consolidated: dict[str, str] | None = None,
+               outbox: Callable[[dict[str, float]], str] | None = None) -> str | None:
         """Append a learning event: its matrix row (scores by task id) and R[i-1][i].
 
         `agnostic` is the task-agnostic row and that setting's score on the new task before
         training on it (None: not scored this event, either); `answers` are the tasks now
-        answered by another adapter;
-        `consolidated` the consolidated adapters this event wrote, by task kind.
+        answered by another adapter; `consolidated` the consolidated adapters this event
+        wrote, by task kind; `outbox` makes the event's result to publish (JSON) from the
+        transfer metrics with it, kept in the same transaction until `published`; returns it.
         """
-        self.consolidated.update(consolidated or {})
+        merged = {**self.consolidated, **(consolidated or {})}
         # a new version answers with its own adapter, and stops answering for others
-        self.answers = {t: k for t, k in self.answers.items()
-                        if t != entry.task_id and k != entry.task_id}
-        self.answers.update(answers or {})
-        if self.matrix:
-            self.matrix[-1].append(entry.initial)  # R[i-1][i]: before training on the new task
-            self.agnostic[-1].append(agnostic[1] if agnostic else None)
-        self.entries.append(entry)
-        self.matrix.append([row[e.task_id] for e in self.entries])
-        self.agnostic.append([agnostic[0].get(e.task_id) if agnostic else None
-                              for e in self.entries])
-        i = len(self.entries) - 1
+        now_answers = {t: k for t, k in self.answers.items()
+                       if t != entry.task_id and k != entry.task_id}
+        now_answers.update(answers or {})
+        entries = [*self.entries, entry]
+        matrix, agn = list(self.matrix), list(self.agnostic)
+        if matrix:
+            matrix[-1] = [*matrix[-1], entry.initial]  # R[i-1][i]: before training on it
+            agn[-1] = [*agn[-1], agnostic[1] if agnostic else None]
+        matrix.append([row[e.task_id] for e in entries])
+        agn.append([agnostic[0].get(e.task_id) if agnostic else None for e in entries])
+        i = len(entries) - 1
         with self._tx() as db:  # the commit point: O(tasks) rows
             db.execute("INSERT INTO entries VALUES (?, ?)", (i, json.dumps(asdict(entry))))
-            for name in _MATRICES:
-                rows = getattr(self, name)
+            for name, rows in (("matrix", matrix), ("agnostic", agn)):
                 if i > 0:
                     self._put_cells(db, name, i - 1, {i: rows[i - 1][i]})
                 self._put_cells(db, name, i, dict(enumerate(rows[i])))
-            self._put_answers(db)
-        self.prune()
+            self._put_answers(db, now_answers, merged)
+            body = None
+            if outbox is not None:
+                body = outbox(transfer_metrics(matrix, [e.zero_shot for e in entries]).as_dict())
+                db.execute("INSERT OR REPLACE INTO outbox VALUES (?, ?)", (i + 1, body))
+        self.entries, self.matrix, self.agnostic = entries, matrix, agn
+        self.answers, self.consolidated = now_answers, merged
+        self._prune_after_commit()
+        return body
 
     def record_agnostic(self, row: dict[str, float], consolidated: dict[str, str]) -> None:
         """Score the latest event's task-agnostic row later (the stream was idle), with the
         consolidated adapters merged for it."""
-        self.consolidated.update(consolidated)
-        self.agnostic[-1] = [row.get(e.task_id) for e in self.entries]
+        merged = {**self.consolidated, **consolidated}
+        latest = [row.get(e.task_id) for e in self.entries]
         with self._tx() as db:
-            self._put_cells(db, "agnostic", len(self.entries) - 1, dict(enumerate(self.agnostic[-1])))
-            self._put_answers(db)
-        self.prune()
+            self._put_cells(db, "agnostic", len(self.entries) - 1, dict(enumerate(latest)))
+            self._put_answers(db, self.answers, merged)
+        self.agnostic = [*self.agnostic[:-1], latest]
+        self.consolidated = merged
+        self._prune_after_commit()
 
     def record_joint(self, entries: list[TaskEntry], row: dict[str, float]) -> None:
         """Record tasks learned together in one event (the multitask bound).
@@ -344,11 +457,39 @@ class State:
         task, so BWT and forgetting come out 0 and FWT compares the joint result with
         zero-shot; they do not mean transfer here.
         """
-        self.entries += entries
+        before = (self.entries, self.matrix, self.agnostic)
+        self.entries = [*self.entries, *entries]
         self.matrix = [[row[e.task_id] for e in self.entries] for _ in self.entries]
         self.agnostic = [list(r) for r in self.matrix]
-        self.save()
-        self.prune()
+        try:
+            self.save()
+        except BaseException:
+            self.entries, self.matrix, self.agnostic = before
+            raise
+        self._prune_after_commit()
+
+    def _prune_after_commit(self) -> None:
+        """Old versions are dropped after a commit; a failure here is logged, never the
+        commit's (what it left is dropped by the next prune)."""
+        try:
+            self.prune()
+        except OSError as exc:
+            log.warning("state: pruning old adapter versions failed (%s); retried later", exc)
+
+    # -- the result outbox -----------------------------------------------------------------
+    # A result is committed with its event and dropped once published, so a crash between
+    # the commit and the publish loses no `learned` result: the next start publishes it.
+    def unpublished(self) -> list[tuple[int, str]]:
+        """Results committed with their event and not yet published: (event, JSON)."""
+        if self.db is None:
+            return []
+        return list(self.db.execute("SELECT event, body FROM outbox ORDER BY event"))
+
+    def published(self, event: int) -> None:
+        """The result of `event` went out: drop it from the outbox."""
+        if self.db is not None:
+            with self._tx() as db:
+                db.execute("DELETE FROM outbox WHERE event=?", (event,))
 
     def summary(self) -> dict[str, Any]:
         return {"tasks": len(self.entries), **self.metrics().as_dict()}

@@ -80,6 +80,9 @@ class ReplayRequest:
     n: int
     seed: int = 0
     kinds: tuple[RecordKind, ...] = field(default=("experience", "error"))
+    # only records of past tasks of this task kind (None: any kind). Applied before the
+    # sample is cut to `n`, so that a kind's replay is never crowded out by another's.
+    task_kind: str | None = None
 
 
 class Memory(Protocol):
@@ -126,9 +129,11 @@ class Memory(Protocol):
         """For each text, the task with the nearest input centroid (None: no tasks yet)."""
         ...
 
-    def recall(self, task_id: str, texts: Sequence[str], seed: int = 0) -> list[ReplayItem]:
+    def recall(self, task_id: str, texts: Sequence[str], seed: int = 0,
+               task_kind: str | None = None) -> list[ReplayItem]:
         """Past examples to replay while learning `task_id` (inputs `texts`), as configured
-        by `memory.replay`; never the task's own, never evaluation data."""
+        by `memory.replay`; never the task's own, never evaluation data; only of past tasks
+        of `task_kind` when given (chosen among those, not filtered after the choice)."""
         ...
 
     def negatives(self, texts: Sequence[str], k: int, task_kind: str = "generation",

@@ -1,7 +1,9 @@
 """Replay sampling policies, chosen by name (`memory.replay.policy`).
 
 Each policy takes the memory and a `ReplayRequest` and returns up to `n` past records from
-tasks other than the one being learned, deterministically for a given seed. Only records of
+tasks other than the one being learned (only of tasks of `task_kind` when the request names
+one: chosen among those, never cut to `n` first and filtered after), deterministically for
+a given seed. Only records of
 the train split, and the synthetic examples a task trained on (split `synthetic`), are
 ever replayed: evaluation examples (and the mistakes made on them) stay in memory for
 analysis but never train an adapter, or the accuracy matrix would measure memorisation.
@@ -23,10 +25,20 @@ Policy = Callable[["ExperienceMemory", ReplayRequest], list[Record]]
 REPLAYED = ("train", "synthetic")  # the only splits replay draws from
 
 
+def _sources(memory: ExperienceMemory, req: ReplayRequest) -> tuple[str, ...] | None:
+    """The memory task ids replay may draw from: those of `req.task_kind` (None: any)."""
+    if req.task_kind is None:
+        return None
+    return tuple(t for t in memory.task_ids() if committed_id(t) != req.task_id
+                 and (info := memory.task_info(t)) is not None and info.kind == req.task_kind)
+
+
 def _past(
     memory: ExperienceMemory, req: ReplayRequest, kind: RecordKind = "experience"
 ) -> list[Record]:
-    return [r for r in memory.records(kind=kind, split=REPLAYED) if committed_id(r.task_id) != req.task_id]
+    sources = _sources(memory, req)
+    return [r for r in memory.records(kind=kind, split=REPLAYED)
+            if committed_id(r.task_id) != req.task_id and (sources is None or r.task_id in sources)]
 
 
 def reservoir(memory: ExperienceMemory, req: ReplayRequest) -> list[Record]:
@@ -62,11 +74,13 @@ def _nearest(memory: ExperienceMemory, req: ReplayRequest, kind: RecordKind, n: 
     Neighbour lists of similar queries overlap, so the search widens until `n` distinct
     records are found or every candidate has been seen.
     """
-    if n <= 0 or len(req.queries) == 0:
+    sources = _sources(memory, req)
+    if n <= 0 or len(req.queries) == 0 or sources == ():
         return []
     k = max(1, -(-n // len(req.queries)) * 2)
     while True:
-        hits = memory.search(req.queries, k, kind=kind, exclude_task=req.task_id, split=REPLAYED)
+        hits = memory.search(req.queries, k, task_id=sources, kind=kind,
+                             exclude_task=req.task_id, split=REPLAYED)
         seen: set[int] = set()
         out: list[Record] = []
         for depth in range(k):

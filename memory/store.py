@@ -216,7 +216,7 @@ class ExperienceMemory:
         self,
         query: Vectors,
         k: int,
-        task_id: str | None = None,
+        task_id: str | tuple[str, ...] | None = None,
         kind: RecordKind | None = None,
         exclude_task: str | None = None,
         split: str | tuple[str, ...] | None = None,
@@ -233,7 +233,7 @@ class ExperienceMemory:
         ]
 
     def _filtered_search(
-        self, query: Vectors, k: int, task_id: str | None, kind: str | None,
+        self, query: Vectors, k: int, task_id: str | tuple[str, ...] | None, kind: str | None,
         exclude_task: str | None, split: str | tuple[str, ...] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         cond, args = where(split=split, task_id=task_id, exclude_task=exclude_task, kind=kind)
@@ -269,15 +269,17 @@ class ExperienceMemory:
         """For each text, the task whose input centroid is nearest (cosine); None if no task."""
         return self.profiles.route(self.embed(texts)) if texts else []
 
-    def recall(self, task_id: str, texts: Sequence[str], seed: int = 0) -> list[ReplayItem]:
+    def recall(self, task_id: str, texts: Sequence[str], seed: int = 0,
+               task_kind: str | None = None) -> list[ReplayItem]:
         """Replay for a new task with inputs `texts`: `memory.replay.ratio` examples per new
-        one (at most `max_examples`), chosen by `memory.replay.policy`; train and synthetic
-        examples only."""
+        one (at most `max_examples`), chosen by `memory.replay.policy` among past tasks of
+        `task_kind` (None: any); train and synthetic examples only."""
         cfg = self.config.replay
         n = min(cfg.max_examples, round(cfg.ratio * len(texts)))
         if n <= 0:
             return []
-        return self.replay(cfg.policy, ReplayRequest(task_id, self.embed(texts), n, seed=seed))
+        return self.replay(cfg.policy, ReplayRequest(task_id, self.embed(texts), n, seed=seed,
+                                                     task_kind=task_kind))
 
     def replay(self, policy: str, request: ReplayRequest) -> list[ReplayItem]:
         from synlearner.memory.replay import get_policy

@@ -11,6 +11,7 @@ or on big-integer conversion.
 from __future__ import annotations
 
 import errno
+import sqlite3
 
 from synlearner.stream.errors import InvalidTask, SourceUnavailable
 from synlearner.stream.schema import Limits, Task, parse_task
@@ -18,6 +19,9 @@ from synlearner.stream.schema import Limits, Task, parse_task
 # the machine, not the message: out of disk, files, memory for buffers
 TRANSIENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EMFILE, errno.ENFILE,
                               errno.ENOMEM, errno.EAGAIN, errno.EIO})
+# SQLite's primary result codes for the same: busy or locked by another process, an I/O
+# error, a full disk, a database file that cannot be opened now
+SQLITE_TRANSIENT = frozenset({5, 6, 10, 13, 14})  # BUSY, LOCKED, IOERR, FULL, CANTOPEN
 MAX_REASON_CHARS = 300
 
 
@@ -25,13 +29,27 @@ def is_transient(exc: BaseException) -> bool:
     """Whether `exc` says the machine or the stream is in trouble rather than the message.
 
     Such a failure must never dead-letter a good task: the caller backs off and retries.
+    Faults are told apart by their type and code (errno, SQLite's result code), never by
+    their text, which a message's own content can fill.
     """
     if isinstance(exc, SourceUnavailable):
         return True
     if isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS:
         return True
-    # torch.cuda.OutOfMemoryError, without importing torch here
-    return type(exc).__name__ == "OutOfMemoryError" or "CUDA out of memory" in str(exc)[:200]
+    if isinstance(exc, sqlite3.OperationalError):
+        return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in SQLITE_TRANSIENT
+    return False
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """An allocation that failed (torch.OutOfMemoryError, Python's MemoryError): the
+    machine's memory or the task's size; retried a bounded number of times, then counted
+    against the task."""
+    if isinstance(exc, MemoryError):
+        return True
+    # torch.OutOfMemoryError (and torch.cuda's alias), by type, without importing torch
+    return any(c.__name__ == "OutOfMemoryError" and c.__module__.split(".")[0] == "torch"
+               for c in type(exc).__mro__)
 
 
 def describe(exc: BaseException) -> str:

@@ -55,10 +55,15 @@ class StreamConfig(_Section):
     kind: Literal["spool", "kafka", "memory"] = "spool"
     spool_dir: Path | None = None  # default: <state_dir>/spool
     poll_timeout_s: float = Field(1.0, gt=0)
-    # a message taken up this many times without being settled (it crashed the process each
-    # time) is dead-lettered as `crashed N times`
+    # a message that died this many times in a row at the same point (it crashed the
+    # process) is dead-lettered as `crashed N times at the same point`; also the tries a
+    # task that runs out of memory gets
     max_attempts: int = Field(3, ge=1)
     backoff_max_s: float = Field(60.0, gt=0)  # longest wait between retries of a transient failure
+    # spool failed/: a dead letter older than this is deleted when the next one is written (0: kept)
+    failed_max_age_s: float = Field(30 * 86400, ge=0)
+    # spool failed/: past this many dead letters the oldest are deleted (0: no limit)
+    failed_max_count: int = Field(10_000, ge=0)
     limits: Limits = Limits()
     kafka: KafkaConfig = KafkaConfig()
 

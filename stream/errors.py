@@ -23,6 +23,8 @@ DeadLetterCode = Literal[
     "crashed",  # the process died while handling it, max_attempts times
     "learning_failed",  # a valid task that could not be learned
     "internal",  # an unexpected error while decoding it (a bug, reported with its type)
+    "out_of_memory",  # learning it ran out of memory on every one of max_attempts tries
+    "parked",  # held on a resource fault, and moved aside by an operator
 ]
 DEAD_LETTER_CODES: tuple[str, ...] = get_args(DeadLetterCode)
 

@@ -10,7 +10,13 @@ coordinates) with the same headers plus `synlearner.stub: 1`.
 (nothing is committed, any number of readers) and returns `DeadLetter`s. `requeue`
 republishes dead letters to the tasks topic with their key (a stub: the original, read back
 from its source coordinates while the tasks topic still retains it) and records what it
-requeued in a small JSON file, so requeueing everything again skips them.
+requeued in a small JSON file, so requeueing everything again skips them. Requeueing
+everything also skips dead letters quarantined for crashing the process (`crashed`): those
+go back only when named.
+
+Anyone who may write to the dead-letter topic can put a stub there, so a stub is trusted
+only as far as it is checked: its original is read back only from the configured tasks
+topic, and only when its bytes have the SHA-256 the stub gives.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +41,7 @@ from synlearner.stream.errors import SourceUnavailable
 from synlearner.stream.io import write_atomic
 from synlearner.stream.kafka_io import Headers, ProducerSlot, new_consumer, send_until
 from synlearner.stream.kafka_io import producer as make_producer
+from synlearner.stream.spool_dlq import crashed
 
 log = logging.getLogger(__name__)
 ERROR = "synlearner.error"
@@ -44,6 +52,7 @@ REQUEUED_FROM = "synlearner.requeued.from"  # on a requeued task: the dead lette
 STUB_TEXT = "record too large to republish"
 MAX_REASON_BYTES = 4096
 MAX_REQUEUE_BYTES = 16 * 1024 * 1024  # the requeue producer's limit (the broker has its own)
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass
@@ -114,7 +123,8 @@ def requeue(stream: StreamConfig, ids: Sequence[str] | None, requeued_log: Path,
 
 def requeue_report(stream: StreamConfig, ids: Sequence[str] | None, requeued_log: Path,
                    force: bool = False, timeout_s: float = 60.0) -> RequeueReport:
-    """`requeue`, also telling why each requested dead letter that was not requeued was not."""
+    """`requeue`, also telling why each requested dead letter that was not requeued was not.
+    `ids` None: every dead letter but those quarantined for crashing the process."""
     done = _read_log(requeued_log)
     settings = stream.kafka
     wanted = None if ids is None else set(ids)
@@ -134,10 +144,13 @@ def requeue_report(stream: StreamConfig, ids: Sequence[str] | None, requeued_log
                 if dl_id in done and not force:
                     report.skipped[dl_id] = f"already requeued as {done[dl_id].get('to', '?')}"
                     continue
+                if wanted is None and crashed(_describe(rec, done)):
+                    report.skipped[dl_id] = "quarantined for crashing the process: requeue it by id"
+                    continue
                 headers = _headers(rec)
                 value: bytes = rec.value or b""
                 if STUB in headers:
-                    original = _original(originals, headers, value, timeout_s)
+                    original = _original(originals, headers, value, settings.topic, timeout_s)
                     if isinstance(original, str):
                         report.skipped[dl_id] = original
                         log.warning("kafka: cannot requeue %s: %s", dl_id, original)
@@ -218,16 +231,33 @@ def _describe(rec: Any, done: dict[str, dict[str, Any]]) -> DeadLetter:
     )
 
 
-def _original(consumer: KafkaConsumer, headers: dict[str, bytes], stub_value: bytes,
-              timeout_s: float) -> bytes | str:
-    """A stub's original bytes, read back from its source coordinates, or why not."""
+def _stub_source(headers: dict[str, bytes], stub_value: bytes,
+                 tasks_topic: str) -> tuple[TopicPartition, int, str] | str:
+    """Where a stub's original is and its SHA-256, or why the stub cannot be trusted."""
     try:
         topic = headers[f"{SOURCE}topic"].decode()
         tp = TopicPartition(topic, int(headers[f"{SOURCE}partition"]))
         offset = int(headers[f"{SOURCE}offset"])
-        digest = json.loads(stub_value).get("sha256")
+        body = json.loads(stub_value)
     except (KeyError, ValueError) as exc:
         return f"the stub does not say where its original is ({exc!r})"
+    digest = body.get("sha256") if isinstance(body, dict) else None
+    if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+        return "the stub has no valid SHA-256 of its original; refusing to republish it"
+    if topic != tasks_topic:
+        return (f"the stub points to topic {topic!r}, not the tasks topic {tasks_topic!r}; "
+                "refusing to republish from it")
+    return tp, offset, digest
+
+
+def _original(consumer: KafkaConsumer, headers: dict[str, bytes], stub_value: bytes,
+              tasks_topic: str, timeout_s: float) -> bytes | str:
+    """A stub's original bytes, read back from its source coordinates on the tasks topic and
+    checked against its SHA-256, or why not."""
+    source = _stub_source(headers, stub_value, tasks_topic)
+    if isinstance(source, str):
+        return source
+    tp, offset, digest = source
     where = f"{tp.topic}/{tp.partition}/{offset}"
     try:
         consumer.assign([tp])
@@ -241,7 +271,7 @@ def _original(consumer: KafkaConsumer, headers: dict[str, bytes], stub_value: by
             for rec in consumer.poll(timeout_ms=500).get(tp, []):
                 if rec.offset == offset:
                     value: bytes = rec.value or b""
-                    if digest and hashlib.sha256(value).hexdigest() != digest:
+                    if hashlib.sha256(value).hexdigest() != digest:
                         return f"the record at {where} is not the original (SHA-256 differs)"
                     return value
                 if rec.offset > offset:

@@ -24,6 +24,13 @@ class TaskResult:
     error: str = ""
     truncated: Mapping[str, int] = field(default_factory=dict)  # what the daemon cut, by what
 
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> TaskResult:
+        """A result written by `to_json` (the daemon's own outbox, not untrusted input)."""
+        body = json.loads(raw)
+        body.pop("schema", None)
+        return cls(**body)
+
     def to_json(self) -> bytes:
         body = {"schema": RESULT_SCHEMA_V1, **self.__dict__}
         body["metrics"] = dict(self.metrics)

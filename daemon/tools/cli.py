@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from synlearner.daemon.config import Config, ConfigError, load_config
-from synlearner.daemon.state import State
+from synlearner.daemon.state import State, StateError
 
 log = logging.getLogger("synlearner")
 
@@ -31,7 +31,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = _config(args, **overrides)
     setup_logging(cfg)
     with extending_start():  # model, adapters, memory: up to minutes before READY=1
-        parts = build_daemon(cfg)
+        parts = build_daemon(cfg, reset=args.reset)
     Service(cfg, parts, reload=lambda: _config(args, **overrides)).run()
     return 0
 
@@ -108,30 +108,42 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """A read-only replica over the state directory: the HTTP API of `daemon/api.py`."""
-    import uvicorn
-
-    from synlearner.daemon.api import create_app
+    from synlearner.daemon.api import ApiServer, create_app
     from synlearner.daemon.build import build_learners, setup_logging
     from synlearner.daemon.serving import Predictor
 
-    cfg = _config(args)
-    api = cfg.daemon.api.model_copy(update={k: v for k, v in (("host", args.host), ("port", args.port))
-                                            if v is not None})
+    # --host and --port are validated as the config is: beyond loopback only with a token
+    bind = {f"daemon.api.{k}": v for k, v in (("host", args.host), ("port", args.port))
+            if v is not None}
+    cfg = _config(args, **bind)
+    api = cfg.daemon.api
     setup_logging(cfg)
     app = create_app(Predictor(cfg, build_learners(cfg)), api)
-    uvicorn.run(app, host=api.host, port=api.port, log_level=cfg.daemon.log_level.lower(),
-                access_log=False, limit_concurrency=64, timeout_keep_alive=5)
+    server = ApiServer(app, api, log_level=cfg.daemon.log_level.lower())
+    log.info("serving on http://%s:%d (token: %s)", api.host, server.port,
+             "required" if api.token is not None else "none")
+    server.run()
     return 0
 
 
 def cmd_install_service(args: argparse.Namespace) -> int:
-    from synlearner.daemon.tools.install import install, next_steps
+    from synlearner.daemon.tools.install import InstallError, install, next_steps
 
-    root = Path(args.root)
-    for line in install(root, args.user, Path(args.state_dir)):
+    root, state_dir = Path(args.root), Path(args.state_dir)
+    try:
+        lines = install(root, args.user, state_dir)
+    except InstallError as exc:
+        print(f"install-service: {exc}", file=sys.stderr)  # noqa: T201  # CLI output
+        return 2
+    except OSError as exc:  # not root, a read-only root, no checkout
+        why = f"cannot write {exc.filename}: {exc.strerror}" if exc.filename else str(exc)
+        hint = " (run it as root, or stage it with --root)" if isinstance(exc, PermissionError) else ""
+        print(f"install-service: {why}{hint}", file=sys.stderr)  # noqa: T201  # CLI output
+        return 1
+    for line in lines:
         print(line)  # noqa: T201  # CLI output
     print("then, as root:")  # noqa: T201  # CLI output
-    for step in next_steps(root, args.user):
+    for step in next_steps(root, args.user, state_dir):
         print(f"  {step}")  # noqa: T201  # CLI output
     return 0
 
@@ -230,10 +242,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_dead_letters(args: argparse.Namespace) -> int:
-    """List dead letters, or requeue them (spool: back into incoming/; Kafka: republished)."""
+    """List dead letters, or requeue them (spool: back into incoming/; Kafka: republished).
+    `requeue --all` leaves out those quarantined for crashing the daemon (`crashed N
+    times`): they go back only when named."""
+    import shlex
+
     from synlearner.daemon.build import dead_letter_store
+    from synlearner.stream.spool_dlq import crashed
 
     cfg = _config(args)
+    if args.action == "park":
+        return _park(cfg.state_dir, args.task)
     store = dead_letter_store(cfg)
     if args.action == "list":
         letters = store.entries()
@@ -249,6 +268,7 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
     if not args.ids and not args.all:
         print("dead-letters requeue: give IDs or --all", file=sys.stderr)  # noqa: T201
         return 2
+    held = [d.id for d in store.entries() if crashed(d) and not d.requeued] if args.all else []
     try:
         done = store.requeue(None if args.all else args.ids)
     except KeyError as exc:
@@ -256,7 +276,26 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
         return 2
     for ref in done:
         print(f"requeued {ref}")  # noqa: T201  # CLI output
+    if held:
+        example = " ".join(shlex.quote(i) for i in held[:3]) + (" ..." if len(held) > 3 else "")
+        print(f"skipped {len(held)} quarantined for crashing the daemon ('crashed N times'); "  # noqa: T201
+              f"once the cause is fixed, requeue each by id: synlearner dead-letters requeue "
+              f"{example}")
     return 0
+
+
+def _park(state_dir: Path, task_id: str | None) -> int:
+    """Ask the daemon to move the message it holds on a fault aside (`daemon/park.py`)."""
+    from synlearner.daemon.park import request_park, wait_parked
+
+    if wait_parked(request_park(state_dir, task_id), timeout_s=10):
+        print("parked: the held message is a dead letter now (dead-letters list; requeue it "  # noqa: T201
+              "once the fault is fixed)")
+        return 0
+    which = f"task {task_id}" if task_id else "a message"
+    print(f"dead-letters park: the daemon of {state_dir} is not holding {which} (nothing "  # noqa: T201
+          "was parked)", file=sys.stderr)
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -265,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="run the daemon until stopped")
     p.add_argument("--drain", action="store_true", help="exit once the stream is empty")
+    p.add_argument("--reset", action="store_true", help="begin a new state where the state "
+                   "database is missing or unreadable (what it held is moved aside, not deleted)")
     p.set_defaults(fn=cmd_run)
     p = sub.add_parser("submit", help="publish task files (JSON, JSONL, or folders of them)")
     p.add_argument("files", nargs="+")
@@ -294,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
                        "state directory (never overwrites a config)")
     p.add_argument("--root", default="/", help="install under this folder (default: /)")
     p.add_argument("--user", default="synlearner", help="the user the daemon runs as")
-    p.add_argument("--state-dir", default="/var/lib/synlearner")
+    p.add_argument("--state-dir", default="/var/lib/synlearner",
+                   help="an absolute path without spaces (default: /var/lib/synlearner)")
     p.set_defaults(fn=cmd_install_service)
     p = sub.add_parser("demo", help="learn the bundled demo stream and print the report")
     p.add_argument("--workdir", default="demo-run")
@@ -321,10 +363,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="bench-report", help="report folder")
     p.add_argument("--workdir", help="keep each strategy's state directory here")
     p.set_defaults(fn=cmd_bench)
-    p = sub.add_parser("dead-letters", help="list dead-lettered messages, or requeue them")
-    p.add_argument("action", choices=["list", "requeue"])
+    p = sub.add_parser("dead-letters", help="list dead-lettered messages, requeue them, or "
+                       "park the message the daemon holds on a fault")
+    p.add_argument("action", choices=["list", "requeue", "park"])
+    p.add_argument("--task", help="park: only if the held message is this task")
     p.add_argument("ids", nargs="*", help="requeue: the dead letters' ids (see list)")
-    p.add_argument("--all", action="store_true", help="requeue: every dead letter")
+    p.add_argument("--all", action="store_true", help="requeue: every dead letter but those "
+                   "quarantined for crashing the daemon (requeue those by id)")
     p.add_argument("--json", action="store_true", help="list: as JSON")
     p.set_defaults(fn=cmd_dead_letters)
     # allow --config after the subcommand too
@@ -333,8 +378,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.fn(args))
-    except ConfigError as exc:
+    except (ConfigError, StateError) as exc:
         print(f"synlearner: {exc}", file=sys.stderr)  # noqa: T201  # CLI output
+        return 2
+    except OSError as exc:  # a file named on the command line or in the config
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"synlearner: {exc.strerror or exc}{where}", file=sys.stderr)  # noqa: T201
         return 2
 
 

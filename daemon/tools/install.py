@@ -9,15 +9,20 @@ Writes, under `root` (/ by default; another folder to stage a package or an imag
                                             unless one is there
     var/lib/synlearner/                     the state directory (0750)
 
-It never overwrites a config or an environment file, and prints what systemd still needs
-(it does not run systemctl: staging a root and a live host differ there).
+It never overwrites a config or an environment file, never writes through a symlink below
+`root`, and prints what is still to do as root, in order (it does not run useradd or
+systemctl: staging a root and a live host differ there). Input that would give a unit or
+files the service cannot use (a user that does not exist on the live root, a state
+directory that is relative or holds what a unit would split or expand) is refused with an
+`InstallError` before anything is written.
 """
 
 from __future__ import annotations
 
 import os
 import pwd
-import shutil
+import re
+import stat
 import sys
 from pathlib import Path
 
@@ -28,6 +33,36 @@ ENV_TEMPLATE = """\
 # synlearner overrides (SYNLEARNER__SECTION__KEY=value), read by the unit. Keep secrets
 # (a broker's SASL password, say) here rather than in config.yaml: this file is 0640.
 """
+# what a path may hold to go into the unit as it is: no whitespace (systemd splits lists
+# such as ReadWritePaths= on it), no quotes, backslashes or `%` specifiers
+_UNIT_PATH = re.compile(r"/[A-Za-z0-9._@+/-]*")
+_USER = re.compile(r"[A-Za-z_][A-Za-z0-9._-]{0,31}")  # a user name, nothing a unit would split
+
+
+class InstallError(ValueError):
+    """Bad input to `install-service`: one line that says what is wrong and what to do."""
+
+
+def useradd(user: str, state_dir: Path = DEFAULT_STATE) -> str:
+    return f"useradd --system --home {state_dir} --shell /usr/sbin/nologin {user}"
+
+
+def check(root: Path, user: str, state_dir: Path, exe: Path) -> None:
+    """Refuse, with an `InstallError`, what would make a unit or files the service cannot use."""
+    if not _USER.fullmatch(user):
+        raise InstallError(f"--user {user!r}: not a user name (letters, digits, '._-', "
+                           "at most 32)")
+    if not state_dir.is_absolute():
+        raise InstallError(f"--state-dir {str(state_dir)!r}: must be an absolute path")
+    if ".." in state_dir.parts or not _UNIT_PATH.fullmatch(str(state_dir)):
+        raise InstallError(f"--state-dir {str(state_dir)!r}: only letters, digits and "
+                           "'._@+-/' can go into a systemd unit as they are (no spaces, no '..')")
+    if not _UNIT_PATH.fullmatch(str(exe)):
+        raise InstallError(f"the synlearner executable {str(exe)!r} has characters a systemd "
+                           "unit cannot take as they are; install from a path without them")
+    if _user(user) is None and root.resolve() == Path("/"):
+        raise InstallError(f"user {user!r} does not exist, and the files must belong to it; "
+                           f"create it first: {useradd(user, state_dir)}")
 
 
 def render_unit(unit: str, exe: Path, user: str, state_dir: Path) -> str:
@@ -43,39 +78,64 @@ def render_unit(unit: str, exe: Path, user: str, state_dir: Path) -> str:
 
 def install(root: Path, user: str = "synlearner", state_dir: Path = DEFAULT_STATE,
             exe: Path | None = None) -> list[str]:
-    """Install into `root`; returns one line per thing done or kept."""
+    """Install into `root`; returns one line per thing done or kept. Raises `InstallError`
+    on bad input (see `check`) and on a symlink where it would write."""
     source = CHECKOUT / UNIT
     if not source.is_file():
         raise FileNotFoundError(f"install-service runs from a checkout (make venv): no {source}")
     exe = exe or Path(sys.prefix) / "bin" / "synlearner"
+    check(root, user, state_dir, exe)
+    root.mkdir(parents=True, exist_ok=True)
     done: list[str] = []
-    unit = root / "etc/systemd/system/synlearner.service"
-    unit.parent.mkdir(parents=True, exist_ok=True)
-    unit.write_text(render_unit(source.read_text(), exe, user, state_dir))
-    unit.chmod(0o644)
+    unit = _inside(root, "etc/systemd/system/synlearner.service")
+    _write(unit, render_unit(source.read_text(), exe, user, state_dir).encode(), 0o644)
     done.append(f"wrote {unit}")
-    conf = root / "etc/synlearner"
-    conf.mkdir(parents=True, exist_ok=True)
+    conf = _inside(root, "etc/synlearner")
     for name in ("config.yaml", "synlearner.env"):
-        path = conf / name
-        if path.exists():
+        path = _inside(root, f"etc/synlearner/{name}")
+        if os.path.lexists(path):
             done.append(f"kept {path}")
             continue
-        if name == "config.yaml":
-            shutil.copyfile(CHECKOUT / "configs/default.yaml", path)
-        else:
-            path.write_text(ENV_TEMPLATE)
-        path.chmod(0o640)
+        body = (CHECKOUT / "configs/default.yaml").read_bytes() if name == "config.yaml" \
+            else ENV_TEMPLATE.encode()
+        _write(path, body, 0o640)
         done.append(f"wrote {path}")
-    state = root / state_dir.relative_to("/")
+    state = _inside(root, str(state_dir.relative_to("/")))
     state.mkdir(parents=True, exist_ok=True)
     state.chmod(0o750)
     done.append(f"state directory {state}")
-    owner = _user(user)
-    if owner is not None and os.geteuid() == 0:
+    if _owns(user):
+        owner = pwd.getpwnam(user)
         for path in (state, conf / "config.yaml", conf / "synlearner.env"):
-            os.chown(path, 0 if path.parent == conf else owner.pw_uid, owner.pw_gid)
+            os.chown(path, 0 if path.parent == conf else owner.pw_uid, owner.pw_gid,
+                     follow_symlinks=False)
     return done
+
+
+def _inside(root: Path, relative: str) -> Path:
+    """`root/relative`, refused when a part of it below `root` is a symlink (a write would go
+    wherever the link points); the folders above the last part are created."""
+    path = root
+    parts = Path(relative).parts
+    for i, part in enumerate(parts):
+        path = path / part
+        if path.is_symlink():
+            raise InstallError(f"{path} is a symlink; refusing to write through it "
+                               "(remove it, or install under another --root)")
+        if i < len(parts) - 1:
+            path.mkdir(exist_ok=True)
+    return path
+
+
+def _write(path: Path, data: bytes, mode: int) -> None:
+    """Create or replace the regular file `path` (never following a symlink)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    with os.fdopen(os.open(path, flags, mode), "wb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise InstallError(f"{path} is not a regular file; refusing to write it")
+        fh.truncate()
+        fh.write(data)
+        os.fchmod(fh.fileno(), mode)
 
 
 def _user(name: str) -> pwd.struct_passwd | None:
@@ -85,10 +145,20 @@ def _user(name: str) -> pwd.struct_passwd | None:
         return None
 
 
-def next_steps(root: Path, user: str) -> list[str]:
+def _owns(user: str) -> bool:
+    """Whether `install` gives the state dir and the config files to `user` itself."""
+    return _user(user) is not None and os.geteuid() == 0
+
+
+def next_steps(root: Path, user: str, state_dir: Path = DEFAULT_STATE) -> list[str]:
+    """What is left to do as root on the host, in order: the user before the files are
+    given to it, the files before the service starts."""
     steps = []
     if _user(user) is None:
-        steps.append(f"useradd --system --home {DEFAULT_STATE} --shell /usr/sbin/nologin {user}")
+        steps.append(useradd(user, state_dir))
+    if not _owns(user):
+        steps += [f"chown {user}:{user} {state_dir}",
+                  f"chown root:{user} /etc/synlearner/config.yaml /etc/synlearner/synlearner.env"]
     unit = root / "etc/systemd/system/synlearner.service"
     steps += [f"systemd-analyze verify {unit}", "systemctl daemon-reload",
               "systemctl enable --now synlearner",

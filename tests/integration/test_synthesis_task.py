@@ -83,7 +83,11 @@ def test_the_daemon_learns_synthesis_tasks_judged_by_a_learned_classifier(
     assert 0.0 <= figures["sample_agreement"] <= 1.0 and figures["eval_agreement"] == write.final
     assert figures["eval_pairwise_distance"] > 0.0 and figures["eval_distinct_2"] > 0.0
     assert write.seconds["learner_sft"] > 0 and write.seconds["learner_grpo"] > 0
-    assert more.synthesis["samples"] == 2 * 2 * 4 and more.replay_examples > 0
+    assert more.synthesis["samples"] == 2 * 2 * 4
+    # replay is drawn from past synthesis tasks only ("write"), never crowded out by the
+    # judge's copies of the same texts: the full ratio of its 24 train texts, every time
+    assert write.replay_examples == 0  # no synthesis task before it
+    assert more.replay_examples == round(cfg.memory.replay.ratio * 24) > 0
     # the nearest past synthesis task's adapter, kept: the task's texts are likelier under it
     assert more.init_from == "write"
     assert more.synthesis["start_logp_transferred"] >= more.synthesis["start_logp_fresh"]

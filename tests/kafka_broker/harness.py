@@ -56,16 +56,25 @@ def write_config(path: Path, broker: KafkaBroker, topics: Topics, state: Path,
     return port
 
 
+CRASH_AT = Path(__file__).parents[1] / "crash_at.py"
+
+
 class Daemon:
-    def __init__(self, config: Path, log: Path, port: int) -> None:
+    def __init__(self, config: Path, log: Path, port: int,
+                 crash_at: tuple[str, int] | None = None) -> None:
+        """`crash_at`: (task id, step): the process kills itself when that task reaches that
+        training step (`tests/crash_at.py`)."""
         self.config, self.log, self.port = config, log, port
+        self.crash_at = crash_at
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Daemon:
         fh = self.log.open("ab")
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+        run = ([str(CRASH_AT), self.crash_at[0], str(self.crash_at[1])] if self.crash_at
+               else ["-m", "synlearner.daemon.tools.cli"])
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "synlearner.daemon.tools.cli", "--config", str(self.config), "run"],
+            [sys.executable, *run, "--config", str(self.config), "run"],
             stdout=fh, stderr=subprocess.STDOUT, env=env)
         return self
 

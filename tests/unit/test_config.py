@@ -47,3 +47,45 @@ def test_environment_overrides(tmp_path: Path) -> None:
     assert cfg.state_dir == tmp_path and cfg.spool_dir == tmp_path / "spool"
     with pytest.raises(ConfigError, match="nope"):
         load_config(None, env={"SYNLEARNER__DAEMON__NOPE": "1"})
+
+
+@pytest.mark.parametrize("body", [
+    "a: " + "[" * 5000 + "]" * 5000,  # the YAML composer recursed past Python's limit
+    "daemon:\n" + "".join(f"{'  ' * (i + 1)}k{i}:\n" for i in range(40)) + "      x: 1\n",
+    "k: v\n" * 300_000,  # over 1 MiB
+    "\xff\xfe",
+])
+def test_a_config_nested_too_deep_or_too_big_is_one_error_line(tmp_path: Path, body: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(body.encode("latin-1") if body == "\xff\xfe" else body.encode())
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, env={})
+    assert str(raised.value).startswith(f"{path}: ") and "\n" not in str(raised.value)
+
+
+def test_the_cli_turns_a_bad_config_or_state_into_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from synlearner.daemon.tools.cli import main
+
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("a: " + "[" * 5000 + "]" * 5000)
+    assert main(["--config", str(deep), "status"]) == 2
+    assert main(["--config", str(tmp_path / "missing.yaml"), "status"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and all(line.startswith("synlearner: ") for line in err)
+    assert "nested more than 16 levels" in err[0] and "missing.yaml" in err[1]
+
+
+def test_sighup_with_a_bad_config_keeps_the_running_one(tmp_path: Path) -> None:
+    from synlearner.stream import InMemorySource
+    from tests.unit.doubles import CentroidLearner, unit_config, unit_daemon
+
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("a: " + "[" * 5000 + "]" * 5000)
+    daemon = unit_daemon(unit_config(tmp_path / "state"), InMemorySource([]), CentroidLearner())
+    running = daemon.cfg
+    daemon.config_loader = lambda: load_config(deep, env={})
+    daemon.reload_config()
+    assert daemon.cfg is running
+    assert daemon.metrics.config_reloads.labels(outcome="invalid")._value.get() == 1

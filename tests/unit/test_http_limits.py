@@ -1,30 +1,23 @@
-"""The HTTP server under clients that never finish their request."""
+"""The metrics port (daemon/http.py) under clients that never finish their request, or
+that hold every thread that answers."""
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import socket
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from synlearner.daemon.http import CONNECTION_THREAD, HttpServer, is_loopback
+from tests.unit.slow_clients import closed_by_peer, connect, probe, saturated
 
 TIMEOUT_S = 0.5
 CAP = 8
-
-
-def get(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as err:
-        return err.code
+TOKEN = "metrics-token-0123456789"
 
 
 def wait_for(check: Callable[[], bool], within_s: float = 5.0) -> bool:
@@ -42,7 +35,7 @@ def held() -> int:
 
 
 def half_request(port: int) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock = connect(port)
     sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # never the blank line
     return sock
 
@@ -57,63 +50,132 @@ def server() -> Iterator[HttpServer]:
     srv.stop()
 
 
-def test_half_open_connections_are_capped_and_time_out(server: HttpServer) -> None:
+def test_half_open_connections_hold_no_thread_and_are_closed_at_the_deadline(
+        server: HttpServer) -> None:
     socks = [half_request(server.port) for _ in range(50)]
-    busy = 0
     try:
-        assert held() <= CAP
-        for sock in socks:  # each is answered 503 or closed on timeout; none is left hanging
+        time.sleep(0.1)
+        assert held() == 0  # the heads are read by one thread, for all connections
+        for sock in socks:  # each is closed on its deadline; none is left hanging
             sock.settimeout(5)
-            try:
-                reply = sock.recv(1024)
-            except ConnectionResetError:
-                reply = b""
-            assert reply == b"" or reply.startswith(b"HTTP/1.0 503")
-            busy += reply.startswith(b"HTTP/1.0 503")
-            assert held() <= CAP
+            with contextlib.suppress(ConnectionResetError):
+                assert sock.recv(1024) == b""
     finally:
         for sock in socks:
             sock.close()
-    assert busy >= 1
-    assert wait_for(lambda: held() == 0)  # the threads are released
-    assert get(f"http://127.0.0.1:{server.port}/healthz") == 200
+    status, took, _ = probe(server.port, "/healthz")
+    assert status == 200 and took < 1
 
 
-def test_healthz_answers_beside_slow_clients_under_the_cap(server: HttpServer) -> None:
-    socks = [half_request(server.port) for _ in range(CAP // 2)]
+def test_a_trickled_head_is_cut_off_when_its_whole_time_is_up() -> None:
+    """A byte every 0.3 s never waits a whole second for a read, yet the head as a whole
+    has 1 s: a per-read timeout would let it hold the connection forever."""
+    srv = HttpServer("127.0.0.1", 0, CollectorRegistry(), dict, lambda: True, request_timeout_s=1.0)
+    srv.start()
     try:
-        started = time.monotonic()
-        assert get(f"http://127.0.0.1:{server.port}/healthz") == 200
-        assert time.monotonic() - started < 2 * TIMEOUT_S + 2
-    finally:
-        for sock in socks:
-            sock.close()
-
-
-def test_over_the_cap_is_refused_at_once_then_served_again(server: HttpServer) -> None:
-    socks = [half_request(server.port) for _ in range(CAP)]
-    try:
-        assert wait_for(lambda: held() == CAP, within_s=TIMEOUT_S)
-        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as extra:
-            extra.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+        sock = connect(srv.port)
+        started, closed_after = time.monotonic(), None
+        for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: aaaaaaaaaaaaaaaaaaaaaa":
+            if closed_by_peer(sock):
+                closed_after = time.monotonic() - started
+                break
             try:
-                reply = extra.recv(1024)
-            except ConnectionResetError:
-                reply = b""
-        # busy (or, had timeouts just freed the slots, served)
-        assert reply == b"" or reply.startswith((b"HTTP/1.0 503", b"HTTP/1.0 200"))
-        assert wait_for(lambda: get(f"http://127.0.0.1:{server.port}/healthz") == 200)
+                sock.sendall(bytes([byte]))
+            except OSError:
+                closed_after = time.monotonic() - started
+                break
+            time.sleep(0.3)
+        sock.close()
+        assert closed_after is not None and 0.9 <= closed_after < 2.5
+    finally:
+        srv.stop()
+
+
+def test_past_max_pending_the_connection_waiting_longest_is_closed() -> None:
+    srv = HttpServer("127.0.0.1", 0, CollectorRegistry(), dict, lambda: True,
+                     request_timeout_s=30, max_pending=4)
+    srv.start()
+    socks = [half_request(srv.port) for _ in range(4)]
+    try:
+        time.sleep(0.2)
+        assert not any(closed_by_peer(s) for s in socks)
+        socks.append(half_request(srv.port))
+        assert wait_for(lambda: closed_by_peer(socks[0]), within_s=2)
+        assert not any(closed_by_peer(s) for s in socks[1:])
+        status, took, _ = probe(srv.port, "/readyz")
+        assert status == 200 and took < 1
     finally:
         for sock in socks:
             sock.close()
+        srv.stop()
 
 
-def test_binding_beyond_loopback_warns(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="synlearner.daemon"):
-        HttpServer("127.0.0.1", 0, CollectorRegistry(), dict, lambda: True).stop()
-        assert not caplog.records
-        HttpServer("0.0.0.0", 0, CollectorRegistry(), dict, lambda: True).stop()
-    assert any("not a loopback" in r.getMessage() for r in caplog.records)
+def test_requests_over_the_cap_get_503_at_once_and_probes_have_threads_of_their_own() -> None:
+    release = threading.Event()
+
+    def slow_status() -> dict[str, str]:
+        release.wait(10)
+        return {"phase": "idle"}
+
+    srv = HttpServer("127.0.0.1", 0, CollectorRegistry(), slow_status, lambda: True,
+                     request_timeout_s=5, max_connections=2)
+    srv.start()
+    answers: list[int] = []
+    clients = [threading.Thread(target=lambda: answers.append(probe(srv.port, "/status", timeout_s=15)[0]))
+               for _ in range(2)]
+    try:
+        for c in clients:
+            c.start()
+        assert wait_for(lambda: held() == 2)
+        status, took, body = probe(srv.port, "/status")
+        assert (status, body) == (503, b"busy\n") and took < 1
+        for path in ("/healthz", "/readyz"):
+            status, took, _ = probe(srv.port, path)
+            assert status == 200 and took < 1
+    finally:
+        release.set()
+        for c in clients:
+            c.join(timeout=15)
+        srv.stop()
+    assert answers == [200, 200]
+
+
+def test_probes_and_metrics_answer_within_a_second_while_slow_clients_fill_the_port() -> None:
+    """70 idle connections and 32 that trickle a byte every 3 s, against the defaults
+    (32 connections answered at once, 5 s to send a request head)."""
+    srv = HttpServer("127.0.0.1", 0, CollectorRegistry(), dict, lambda: True)
+    srv.start()
+    try:
+        with saturated(srv.port, idle=70, trickle=32):
+            for _ in range(3):
+                for path in ("/healthz", "/readyz", "/metrics"):
+                    status, took, _ = probe(srv.port, path)
+                    assert status == 200 and took < 1, (path, status, took)
+                time.sleep(1)
+    finally:
+        srv.stop()
+
+
+def test_a_token_guards_metrics_and_status_but_never_the_probes() -> None:
+    srv = HttpServer("127.0.0.1", 0, CollectorRegistry(), lambda: {"phase": "idle"},
+                     lambda: True, token=TOKEN)
+    srv.start()
+    try:
+        for path in ("/metrics", "/status"):
+            assert probe(srv.port, path)[0] == 401
+            assert probe(srv.port, path, token="wrong-token-0123456789")[0] == 401
+            assert probe(srv.port, path, token=TOKEN)[0] == 200
+        for path in ("/healthz", "/readyz"):
+            assert probe(srv.port, path)[0] == 200
+    finally:
+        srv.stop()
+
+
+def test_binding_beyond_loopback_needs_a_token() -> None:
+    HttpServer("127.0.0.1", 0, CollectorRegistry(), dict, lambda: True).stop()
+    with pytest.raises(ValueError, match="daemon.http.token"):
+        HttpServer("0.0.0.0", 0, CollectorRegistry(), dict, lambda: True)
+    HttpServer("0.0.0.0", 0, CollectorRegistry(), dict, lambda: True, token=TOKEN).stop()
 
 
 @pytest.mark.parametrize(("host", "loopback"), [
@@ -128,3 +190,5 @@ def test_is_loopback(host: str, loopback: bool) -> None:
 def test_settings_must_be_positive() -> None:
     with pytest.raises(ValueError):
         HttpServer("127.0.0.1", 0, CollectorRegistry(), dict, lambda: True, max_connections=0)
+    with pytest.raises(ValueError):
+        HttpServer("127.0.0.1", 0, CollectorRegistry(), dict, lambda: True, max_pending=0)

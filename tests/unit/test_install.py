@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from synlearner.daemon.tools.cli import main
 from synlearner.daemon.tools.install import CHECKOUT, install
 
 
@@ -34,3 +38,75 @@ def test_a_state_dir_elsewhere_is_named_writable_in_the_unit(tmp_path: Path) -> 
     assert "WorkingDirectory=/srv/learner" in unit and "SYNLEARNER__STATE_DIR=/srv/learner" in unit
     assert "ReadWritePaths=/srv/learner" in unit and "StateDirectory=" not in unit
     assert (tmp_path / "srv/learner").is_dir()
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """`synlearner install-service ARGS` in this process: exit code, stdout, stderr."""
+    code = main(["install-service", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def refused(result: tuple[int, str, str], *words: str) -> None:
+    """Exit code 2 and one line on stderr that says what is wrong (a traceback would have
+    failed the test already)."""
+    code, _, err = result
+    assert code == 2, err
+    assert err.startswith("install-service: ") and err.count("\n") == 1, err
+    assert all(w in err for w in words), err
+
+
+@pytest.mark.skipif(Path("/etc/synlearner").exists(), reason="synlearner is installed here")
+def test_a_user_that_does_not_exist_is_refused_on_the_live_root_before_anything_is_written(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    refused(cli(capsys, "--user", "nosuchuser"), "'nosuchuser' does not exist",
+            "useradd --system --home /var/lib/synlearner --shell /usr/sbin/nologin nosuchuser")
+    assert not Path("/etc/synlearner").exists()
+
+
+def test_staged_for_a_user_yet_to_be_created_the_steps_come_in_order(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = cli(capsys, "--root", str(tmp_path), "--user", "svc", "--state-dir",
+                         "/srv/learner")
+    assert code == 0, err
+    steps = [line.strip() for line in out.split("then, as root:")[1].splitlines() if line]
+    assert steps[:3] == [
+        "useradd --system --home /srv/learner --shell /usr/sbin/nologin svc",
+        "chown svc:svc /srv/learner",
+        "chown root:svc /etc/synlearner/config.yaml /etc/synlearner/synlearner.env"]
+    assert steps.index("systemctl enable --now synlearner") > 2
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--state-dir", "/srv/syn state"], ["'/srv/syn state'", "no spaces"]),
+    (["--state-dir", "srv/learner"], ["'srv/learner'", "absolute path"]),
+    (["--state-dir", "/srv/../../etc"], ["no '..'"]),
+    (["--state-dir", "/srv/%h"], ["'/srv/%h'"]),
+    (["--user", "svc\nExecStartPre=/bin/sh"], ["not a user name"]),
+])
+def test_bad_input_is_one_clear_line_and_writes_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
+        words: list[str]) -> None:
+    refused(cli(capsys, "--root", str(tmp_path / "root"), *args), *words)
+    assert not (tmp_path / "root").exists()
+
+
+@pytest.mark.parametrize("link", ["etc/synlearner", "etc/systemd",
+                                  "etc/systemd/system/synlearner.service",
+                                  "etc/synlearner/synlearner.env", "var/lib/synlearner"])
+def test_it_never_writes_through_a_symlink_in_the_root(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], link: str) -> None:
+    root, elsewhere = tmp_path / "root", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (root / link).parent.mkdir(parents=True)
+    (root / link).symlink_to(elsewhere / "target")
+    refused(cli(capsys, "--root", str(root)), str(root / link), "symlink")
+    assert not list(elsewhere.iterdir())
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_the_staged_unit_verifies(tmp_path: Path) -> None:
+    install(tmp_path, "svc", Path("/srv/learner"), exe=Path(sys.prefix) / "bin" / "synlearner")
+    unit = tmp_path / "etc/systemd/system/synlearner.service"
+    out = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout + out.stderr == "", out.stdout + out.stderr

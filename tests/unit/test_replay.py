@@ -69,3 +69,21 @@ def test_nearest_widens_when_neighbour_lists_overlap(mem: ExperienceMemory) -> N
     same = EMB.embed(["the soup was tasty"] * 10)  # ten identical queries: k=6 finds only 6
     items = mem.replay("nearest", ReplayRequest("new", same, 25))
     assert len(items) == 25 and len({i.record.id for i in items}) == 25
+
+
+@pytest.mark.parametrize("policy", ["reservoir", "balanced", "nearest", "errors_first"])
+def test_replay_of_a_kind_is_chosen_among_that_kinds_tasks(tmp_path: Path, policy: str) -> None:
+    """A synthesis task that writes the texts a classification task was learned on: the
+    classifier's copies are as near (a tie, broken by float noise or by id), yet every
+    replayed example is the synthesis task's, and as many as asked for."""
+    m = ExperienceMemory(tmp_path, EMB)
+    texts = [f"the pasta number {i} was tasty" for i in range(20)]
+    for task_id, kind in (("judge", "classification"), ("write", "synthesis")):
+        m.register_task(TaskInfo(task_id, kind, "?", ("pos", "neg"), len(texts)), texts)
+        m.add([Record(task_id, t, "pos") for t in texts])
+    items = m.recall("more", texts, task_kind="synthesis")
+    assert len(items) == 10 and {i.record.task_id for i in items} == {"write"}
+    request = ReplayRequest("more", EMB.embed(texts), 10, task_kind="synthesis")
+    assert {i.record.task_id for i in m.replay(policy, request)} == {"write"}
+    assert m.recall("more", texts, task_kind="generation") == []  # no past task of that kind
+    assert {i.record.task_id for i in m.recall("more", texts * 4)} == {"judge", "write"}

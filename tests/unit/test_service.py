@@ -136,6 +136,11 @@ def test_the_daemon_serves_the_api_and_is_ready_only_while_running(tmp_path: Pat
         status, body = get(api, "/v1/tasks")  # from the state: no model is loaded for it
         assert status == 200 and [t["task_id"] for t in json.loads(body)] == ["a"]
         assert b"synlearner_tasks_learned_total 1.0" in get(api, "/metrics")[1]
+        daemon.settler.held = True  # holding the stream on a failure: not ready, still alive
+        assert get(api, "/readyz")[0] == 503 and get(metrics, "/readyz")[0] == 503
+        assert get(metrics, "/healthz")[0] == 200
+        daemon.settler.held = False
+        assert get(api, "/readyz")[0] == 200
         daemon.stop()  # stopping: no longer ready (a load balancer takes it out)
         assert get(api, "/readyz")[0] == 503 and get(metrics, "/readyz")[0] == 503
     finally:

@@ -83,11 +83,44 @@ def test_a_message_that_crashed_the_process_max_attempts_times_is_quarantined(
     daemon.run()
     assert learner.trained == ["next"]
     (delivery, reason), = source.dead_letters
-    assert reason == "crashed 3 times: last in phase train of task poison"
+    assert reason == "crashed 3 times at the same point: last in phase train of task poison"
     assert delivery.attrs["attempts"] == "3"
     assert statuses(daemon) == [("", "invalid"), ("next", "learned")]
     assert daemon.metrics.dead_letters.labels(reason="crashed")._value.get() == 1
     assert not list((tmp_path / "attempts").iterdir())  # settled messages leave no record
+
+
+def test_only_deaths_at_the_same_point_count_toward_the_quarantine(tmp_path: Path) -> None:
+    """A process killed from outside dies wherever it happens to be: ten kills at different
+    points never quarantine a message; three deaths in a row at one point do, and a death
+    elsewhere starts that count again."""
+    ledger = Attempts(tmp_path)
+    for i in range(10):
+        attempt = ledger.begin("good")
+        assert attempt.same <= 1, attempt
+        ledger.note("good", "phase recall of task good")
+        ledger.note("good", f"train step {2 * i + 1}/40 of task good")  # killed here
+    sames = []
+    for point in ("step 5", "step 5", "step 9", "step 9"):
+        sames.append(ledger.begin("bad").same)
+        ledger.note("bad", point)
+    ledger.undo("bad")  # a requested stop is no death: the count stays as it was
+    for point in ("step 9", "step 9"):
+        sames.append(ledger.begin("bad").same)
+        ledger.note("bad", point)
+    assert sames + [ledger.begin("bad").same] == [0, 1, 2, 1, 1, 2, 3]
+
+
+def test_a_good_task_killed_at_different_points_is_learned(tmp_path: Path) -> None:
+    source = InMemorySource([task_raw("good")])
+    ledger = Attempts(tmp_path / "attempts")
+    for i in range(10):  # ten earlier processes were killed at ten different points
+        ledger.begin("mem-1")
+        ledger.note("mem-1", f"train step {i + 1}/12 of task good")
+    learner = CentroidLearner()
+    daemon = build(tmp_path, source, learner, **{"stream.max_attempts": 3})
+    daemon.run()
+    assert statuses(daemon) == [("good", "learned")] and not source.dead_letters
 
 
 def test_failures_that_are_not_the_messages_fault_hold_and_retry(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from synlearner.stream import (
     TaskResult,
     TaskSource,
 )
+from synlearner.stream.spool_dlq import list_dead_letters
 
 
 class SpoolHarness:
@@ -128,3 +129,21 @@ def test_jsonl_results_sink(tmp_path: Path) -> None:
     rows = sink.read()
     assert [r["status"] for r in rows] == ["learned", "invalid"]
     assert rows[0]["metrics"] == {"final": 0.9} and rows[0]["schema"] == "synlearner.result/v1"
+
+
+def test_spool_settles_messages_whose_names_take_the_whole_name_limit(tmp_path: Path) -> None:
+    """A producer may name a file up to NAME_MAX bytes; acking and failing it still works,
+    and the error record beside a dead letter gets a bounded name of its own."""
+    h = SpoolHarness(tmp_path)
+    done_name, failed_name = "d" * 250 + ".json", "f" * 250 + ".json"
+    (tmp_path / "incoming" / done_name).write_bytes(b'{"ok": 1}')
+    (tmp_path / "incoming" / failed_name).write_bytes(b"broken")
+    first, second = h.source.poll(0.5), h.source.poll(0.5)
+    assert first is not None and second is not None
+    h.source.ack(first)
+    h.source.fail(second, "message: not valid JSON")
+    assert [p.name for p in (tmp_path / "done").iterdir()] == [done_name]
+    [record] = [p for p in (tmp_path / "failed").iterdir() if p.name != failed_name]
+    assert record.name.endswith(".error.json") and len(record.name) <= 255
+    assert json.loads(record.read_text())["reason"] == "message: not valid JSON"
+    assert [d.reason for d in list_dead_letters(tmp_path)] == ["message: not valid JSON"]
