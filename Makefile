@@ -52,7 +52,8 @@ test-unit: venv
 	$(PY) -m pytest tests/unit -q
 
 # mypy sees the folders as the installed `synlearner.*` packages through a symlink tree; its
-# cache is kept outside the clone, so a fresh clone checks only what changed.
+# cache is kept outside the clone, so a fresh clone checks only what changed. Of bench/ it
+# checks the harness and the streams; ruff alone checks the speed scripts.
 LINT_PINS = "ruff==0.17.6" "mypy==2.4.1" "types-PyYAML==6.0.12.20261113"
 lint: venv
 	$(UV) pip install -q --no-index --find-links $(WHEELHOUSE) $(LINT_PINS) || \
@@ -60,10 +61,12 @@ lint: venv
 	    $(UV) pip install -q --no-index --find-links $(WHEELHOUSE) $(LINT_PINS); }
 	$(VENV)/bin/ruff check .
 	rm -rf .typecheck && mkdir -p .typecheck/synlearner
-	for p in daemon stream memory learner; do ln -s ../../$$p .typecheck/synlearner/$$p; done
+	for p in daemon stream memory learner bench; do ln -s ../../$$p .typecheck/synlearner/$$p; done
 	MYPYPATH=.typecheck $(VENV)/bin/mypy --namespace-packages --explicit-package-bases \
 	  --cache-dir $(HOME)/.cache/synlearner/mypy \
-	  -p synlearner.daemon -p synlearner.stream -p synlearner.memory -p synlearner.learner
+	  -p synlearner.daemon -p synlearner.stream -p synlearner.memory -p synlearner.learner \
+	  -m synlearner.bench -m synlearner.bench.compare -m synlearner.bench.compare_report \
+	  -p synlearner.bench.streams
 
 bench: venv
 	$(PY) bench/bench_memory.py

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from synlearner.daemon.tools.generative import generation_stream
+from synlearner.bench.streams.generative import generation_stream
 from synlearner.stream.schema import Limits, Task, parse_task
 
 

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).parents[1]))
+sys.path.insert(0, str(Path(__file__).parents[1]))  # the clone: tests/kafka_broker/broker.py
 
 from synlearner.daemon.build import (  # noqa: E402
     build_daemon,
@@ -31,9 +31,9 @@ from synlearner.daemon.build import (  # noqa: E402
     setup_logging,
 )
 from synlearner.daemon.config import load_config  # noqa: E402
-from synlearner.daemon.tools.kafka_broker import KafkaBroker  # noqa: E402
-from synlearner.daemon.tools.synthetic import demo_stream  # noqa: E402
+from synlearner.daemon.tools.demo import demo_stream  # noqa: E402
 from synlearner.stream import SpoolPublisher, TaskPublisher  # noqa: E402
+from tests.kafka_broker.broker import KafkaBroker  # noqa: E402
 
 
 def small_task(task_id: str) -> bytes:

@@ -42,10 +42,10 @@ import torch.nn.functional as F  # noqa: E402
 from peft import get_peft_model  # noqa: E402
 from transformers import AutoModel, AutoTokenizer  # noqa: E402
 
+from synlearner.bench.streams.bundled import benchmark_messages  # noqa: E402
 from synlearner.daemon.build import build_daemon  # noqa: E402
 from synlearner.daemon.config import load_config  # noqa: E402
 from synlearner.daemon.tools.cli import _read_task_files  # noqa: E402
-from synlearner.daemon.tools.synthetic import benchmark_messages  # noqa: E402
 from synlearner.learner.adapters import peft_lora  # noqa: E402
 from synlearner.learner.model import resolve_model_path  # noqa: E402
 from synlearner.memory.base import ReplayItem  # noqa: E402

@@ -26,8 +26,8 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from synlearner.bench.streams.bundled import benchmark_messages  # noqa: E402
 from synlearner.daemon.tools.cli import _read_task_files  # noqa: E402
-from synlearner.daemon.tools.synthetic import benchmark_messages  # noqa: E402
 from synlearner.learner.classifier import BiEncoderClassifier  # noqa: E402
 from synlearner.stream.boundary import decode  # noqa: E402
 from synlearner.stream.limits import Limits  # noqa: E402

@@ -33,7 +33,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
-from synlearner.daemon.tools.synthetic import demo_stream  # noqa: E402
+from synlearner.daemon.tools.demo import demo_stream  # noqa: E402
 
 
 def free_port() -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from synlearner.daemon.tools.synthetic import demo_stream  # noqa: E402
+from synlearner.daemon.tools.demo import demo_stream  # noqa: E402
 from synlearner.learner.base import LearnPlan
 from synlearner.learner.classifier import BiEncoderClassifier  # noqa: E402
 from synlearner.learner.config import TrainConfig  # noqa: E402

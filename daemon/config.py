@@ -61,15 +61,19 @@ class HttpConfig(_Section):
     """/metrics, /healthz, /readyz and /status (daemon/http.py). With a token, /metrics and
     /status ask for it (probes never do); beyond loopback there must be one."""
 
-    enabled: bool = True
-    host: str = "127.0.0.1"
-    port: int = Field(9464, ge=0, le=65535)  # 0: any free port
-    # a connection has this long in all to send its request head (however it trickles), and
-    # each write of the answer as long
-    request_timeout_s: float = Field(HTTP_REQUEST_TIMEOUT_S, gt=0)
-    max_connections: int = Field(HTTP_MAX_CONNECTIONS, gt=0)  # requests answered at once; more: 503
-    max_pending: int = Field(HTTP_MAX_PENDING, gt=0)  # connections still sending a request head
-    token: SecretStr | None = None  # bearer token; prefer SYNLEARNER__DAEMON__HTTP__TOKEN
+    enabled: bool = Field(True, description="serve /metrics, /healthz, /readyz and /status")
+    host: str = Field("127.0.0.1", description="the address to bind (beyond loopback only with a token)")
+    port: int = Field(9464, ge=0, le=65535, description="the port (0: any free port)")
+    request_timeout_s: float = Field(
+        HTTP_REQUEST_TIMEOUT_S, gt=0, description="to send a request head, in all, however it trickles "
+        "(and per write of the answer)")
+    max_connections: int = Field(
+        HTTP_MAX_CONNECTIONS, gt=0, description="requests answered at once; more are answered 503")
+    max_pending: int = Field(
+        HTTP_MAX_PENDING, gt=0,
+        description="connections still sending a request head; past this the oldest closes")
+    token: SecretStr | None = Field(
+        None, description="the bearer token /metrics and /status ask for (needed beyond loopback)")
 
     @model_validator(mode="after")
     def _token_beyond_loopback(self) -> HttpConfig:
@@ -83,19 +87,25 @@ class ApiConfig(_Section):
     daemon's, loaded by the first request). With a token, /v1/* and /metrics ask for it
     (probes never do); beyond loopback there must be one."""
 
-    enabled: bool = True  # on the training daemon (`synlearner serve` always serves)
-    host: str = "127.0.0.1"
-    port: int = Field(9465, ge=0, le=65535)  # 0: any free port
-    max_body_bytes: int = Field(1 << 20, gt=0)  # a larger request is answered 413
-    max_inputs: int = Field(64, gt=0)  # inputs in one request
-    max_input_chars: int = Field(8192, gt=0)  # characters in one input
-    max_refine: int = Field(8, ge=0)  # `refine` rounds a request may ask for
-    reload_check_s: float = Field(1.0, gt=0)  # how often the state dir is checked for commits
-    request_timeout_s: float = Field(5.0, gt=0)  # to send a whole request, in all; then closed
-    max_pending: int = Field(256, gt=0)  # connections still sending a request; then the oldest closes
-    max_queue: int = Field(8, ge=0)  # predictions waiting for the model; more are answered 503
-    queue_timeout_s: float = Field(10.0, gt=0)  # longest wait for the model (past it: 503)
-    token: SecretStr | None = None  # bearer token; prefer SYNLEARNER__DAEMON__API__TOKEN
+    enabled: bool = Field(
+        True, description="serve the API from the training daemon too (`synlearner serve` always does)")
+    host: str = Field("127.0.0.1", description="the address to bind (beyond loopback only with a token)")
+    port: int = Field(9465, ge=0, le=65535, description="the port (0: any free port)")
+    max_body_bytes: int = Field(1 << 20, gt=0, description="a larger request is answered 413")
+    max_inputs: int = Field(64, gt=0, description="inputs in one request")
+    max_input_chars: int = Field(8192, gt=0, description="characters in one input")
+    max_refine: int = Field(8, ge=0, description="`refine` rounds a request may ask for")
+    reload_check_s: float = Field(
+        1.0, gt=0, description="how often the state directory is checked for commits")
+    request_timeout_s: float = Field(
+        5.0, gt=0, description="to send a whole request, in all; then it is closed")
+    max_pending: int = Field(
+        256, gt=0, description="connections still sending a request; past this the oldest closes")
+    max_queue: int = Field(
+        8, ge=0, description="predictions waiting for the model; more are answered 503 (Retry-After)")
+    queue_timeout_s: float = Field(10.0, gt=0, description="longest wait for the model (past it: 503)")
+    token: SecretStr | None = Field(
+        None, description="the bearer token /v1/* and /metrics ask for (needed beyond loopback)")
 
     @model_validator(mode="after")
     def _token_beyond_loopback(self) -> ApiConfig:
@@ -107,35 +117,44 @@ class JobsConfig(_Section):
     """Scheduled upkeep (APScheduler queues each job; the main loop runs it between tasks,
     drift and compaction only while the stream is idle). An interval of 0 turns a job off."""
 
-    drift_every_s: float = Field(6 * 3600, ge=0)  # re-evaluate every task with its adapter
-    drift_tolerance: float = Field(0.02, ge=0)  # a score this far from its record is logged
-    retention_every_s: float = Field(3600, ge=0)
-    adapter_versions: int = Field(2, ge=1)  # folders kept per adapter key (latest first)
-    done_max_age_s: float = Field(7 * 86400, ge=0)  # spool done/ messages (0: kept forever)
-    max_results_bytes: int = Field(64 << 20, ge=0)  # spool results.jsonl rotated past this (0: never)
-    compaction_every_s: float = Field(24 * 3600, ge=0)  # memory: duplicates, free pages
+    drift_every_s: float = Field(
+        6 * 3600, ge=0, description="re-evaluate every task with its adapter this often (idle only; 0: off)")
+    drift_tolerance: float = Field(0.02, ge=0, description="a score this far from its record is logged")
+    retention_every_s: float = Field(
+        3600, ge=0, description="remove what is past the limits below this often (0: off)")
+    adapter_versions: int = Field(2, ge=1, description="folders kept per adapter key (latest first)")
+    done_max_age_s: float = Field(
+        7 * 86400, ge=0, description="spool done/ messages older than this are deleted (0: kept)")
+    max_results_bytes: int = Field(
+        64 << 20, ge=0, description="spool results.jsonl is rotated past this size (0: never)")
+    compaction_every_s: float = Field(
+        24 * 3600, ge=0,
+        description="compact the memory (duplicates, free pages) this often (idle only; 0: off)")
 
 
 class DaemonConfig(_Section):
-    http: HttpConfig = HttpConfig()
-    api: ApiConfig = ApiConfig()
-    jobs: JobsConfig = JobsConfig()
-    drain: bool = False  # exit once the stream is empty
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["text", "json"] = "text"
-    watchdog_s: float = Field(10.0, gt=0)
-    # no heartbeat (poll, training step, phase, task scored) for this long: unhealthy, and
-    # the systemd watchdog is no longer fed; under systemd at most its WatchdogSec
-    stall_after_s: float = Field(900.0, gt=0)
-    progress_every_steps: int = Field(10, gt=0)
+    http: HttpConfig = Field(HttpConfig(), description="/metrics, /healthz, /readyz and /status")
+    api: ApiConfig = Field(ApiConfig(), description="the HTTP API (POST /v1/predict, GET /v1/tasks)")
+    jobs: JobsConfig = Field(JobsConfig(), description="scheduled upkeep, run between tasks")
+    drain: bool = Field(False, description="exit once the stream is empty")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="DEBUG | INFO | WARNING | ERROR")
+    log_format: Literal["text", "json"] = Field("text", description="text | json (one object a line)")
+    watchdog_s: float = Field(
+        10.0, gt=0, description="how often the systemd watchdog is fed when systemd names no interval")
+    # a heartbeat: a poll, a training step, a phase, a task scored
+    stall_after_s: float = Field(900.0, gt=0, description="no heartbeat this long: unhealthy, the "
+                                 "watchdog unfed (under systemd at most WatchdogSec)")
+    progress_every_steps: int = Field(10, gt=0, description="log training progress every N steps")
 
 
 class Config(_Section):
-    state_dir: Path = Path("state")
-    stream: StreamConfig = StreamConfig()
-    memory: MemoryConfig = MemoryConfig()
-    learner: LearnerConfig = LearnerConfig()
-    daemon: DaemonConfig = DaemonConfig()
+    state_dir: Path = Field(
+        Path("state"), description="adapters, memory, task definitions, state.sqlite3 (and the spool)")
+    stream: StreamConfig = Field(StreamConfig(), description="where tasks come from and results go")
+    memory: MemoryConfig = Field(MemoryConfig(), description="experience and error memory, and replay")
+    learner: LearnerConfig = Field(LearnerConfig(), description="the models, adapters and training")
+    daemon: DaemonConfig = Field(DaemonConfig(), description="HTTP, jobs, logging and health")
 
     @property
     def spool_dir(self) -> Path:

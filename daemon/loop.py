@@ -38,6 +38,7 @@ from synlearner.daemon.settle import Parked, Settler, Stopped
 from synlearner.daemon.state import State
 from synlearner.daemon.strategies import Joint, build_strategy
 from synlearner.learner.base import Learner, Progress
+from synlearner.learner.methods import unknown_methods
 from synlearner.memory.base import Memory
 from synlearner.stream.base import Delivery, ResultSink, TaskSource
 from synlearner.stream.boundary import decode, describe, is_out_of_memory, is_transient
@@ -398,6 +399,8 @@ class Daemon:
             if task.kind not in self.learners:
                 raise InvalidTask(f"kind: no learner for {task.kind!r} tasks is configured",
                                   task.task_id, code="unsupported")
+            if unknown := unknown_methods(task.kind, task.methods):
+                raise InvalidTask(f"methods: {unknown[0]}", task.task_id, code="unsupported")
             try:
                 self.learners[task.kind].check(task)
             except ValueError as exc:

@@ -4,28 +4,14 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from synlearner.learner.methods import REGISTRY
+
 # Task phases run from sub-second (validation) to hours (training a large model).
 DURATION_BUCKETS = (0.01, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 SEARCH_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 MAX_TASK_LABELS = 256  # latest accuracy is exported for at most this many tasks
-MAX_SELFTRAIN_TASKS = 32  # self-training rounds are exported for the latest tasks only
-SELFTRAIN_GAUGES = {
-    "balance_ratio": "Balance score of a self-training round's kept answers (B-STaR)",
-    "pass_at_1_ratio": "Share of a self-training round's sampled answers that are correct",
-    "pass_at_k_ratio": "Share of a self-training round's prompts with a correct answer sampled",
-    "temperature": "Sampling temperature a self-training round chose",
-    "tau": "Reward threshold a self-training round chose",
-    "eval_accuracy_ratio": "Eval exact match after a self-training round",
-}
-SELFTRAIN_KEYS = {"balance_ratio": "balance", "pass_at_1_ratio": "pass_at_1",
-                  "pass_at_k_ratio": "pass_at_k", "temperature": "temperature", "tau": "tau",
-                  "eval_accuracy_ratio": "eval_accuracy"}
 # the last synthesis task's figures: gauge name -> (key in `LearnOutcome.synthesis`, help)
 SYNTHESIS_GAUGES = {
-    "reward_ratio": ("reward_mean", "Mean hierarchical reward of the last synthesis task's "
-                     "GRPO samples"),
-    "sample_agreement_ratio": ("sample_agreement", "Share of the last synthesis task's GRPO "
-                               "samples the judge gave their intended label"),
     "eval_agreement_ratio": ("eval_agreement", "Label agreement of the last synthesis task's "
                              "evaluation texts"),
     "eval_pairwise_distance_ratio": ("eval_pairwise_distance", "Mean pairwise cosine distance "
@@ -129,27 +115,6 @@ class Metrics:
             "dead_lettered": self.stream_dead_lettered,
             "commit_failed": self.stream_commit_failures, "rebalance": self.stream_rebalances,
         }
-        self.selftrain = {
-            name: Gauge(f"synlearner_selftrain_{name}", help_, ["task", "round"], registry=r)
-            for name, help_ in SELFTRAIN_GAUGES.items()}
-        self.selftrain_samples = Counter(
-            "synlearner_selftrain_samples_total",
-            "Answers sampled by self-training, the (T, tau) search's included", registry=r)
-        self._selftrain_tasks: list[tuple[str, list[dict[str, float]]]] = []
-        self.preference_pairs = Counter(
-            "synlearner_preference_pairs_total",
-            "Preference pairs trained on, by where the rejected answer came from", ["source"],
-            registry=r)
-        self.preference_skipped = Counter(
-            "synlearner_preference_skipped_total",
-            "Rejected answers skipped for a reward gap under min_score_gap", registry=r)
-        self.preference_reward_accuracy = Gauge(
-            "synlearner_preference_reward_accuracy_ratio",
-            "Of the last preference phase's pairs, the share whose implicit reward ranks the "
-            "chosen answer first after DPO", registry=r)
-        self.synthesis_samples = Counter(
-            "synlearner_synthesis_samples_total",
-            "Texts sampled by synthesis tasks' reward optimisation (GRPO)", registry=r)
         self.synthetic_examples = Counter(
             "synlearner_synthetic_examples_total",
             "Synthetic examples written for classification tasks that ask for them, and the "
@@ -178,6 +143,9 @@ class Metrics:
             "synlearner_drift_max_drop_ratio",
             "Largest drop of a task's accuracy, re-evaluated when idle, below its recorded score",
             registry=r)
+        # each learning method's own metrics (`learner/method.py`), set from its figures
+        self.methods = {name: observe for name, method in REGISTRY.items()
+                        if (observe := method.metrics(r)) is not None}
         self.config_reloads = Counter(
             "synlearner_config_reloads_total", "SIGHUP config reloads, by outcome", ["outcome"],
             registry=r)
@@ -199,38 +167,14 @@ class Metrics:
         for column, score in list(latest.items())[-MAX_TASK_LABELS:]:
             self.task_accuracy.labels(eval_task=column).set(score)
 
-    def set_self_training(self, column: str, rounds: list[dict[str, float]]) -> None:
-        """Per round of a task's self-training: the balance score, pass@1, pass@K, T and tau
-        (the latest `MAX_SELFTRAIN_TASKS` tasks keep their series)."""
-        self.selftrain_samples.inc(sum(r["samples"] for r in rounds))
-        self._selftrain_tasks = [*(t for t in self._selftrain_tasks if t[0] != column),
-                                 (column, rounds)][-MAX_SELFTRAIN_TASKS:]
-        for gauge in self.selftrain.values():
-            gauge.clear()
-        for task, done in self._selftrain_tasks:
-            for r in done:
-                for name, key in SELFTRAIN_KEYS.items():
-                    self.selftrain[name].labels(task=task, round=str(int(r["round"]))).set(r[key])
-
-    def set_preference(self, figures: dict[str, float]) -> None:
-        """A task's preference phase: its pairs by source, the skipped ones, and the DPO
-        reward accuracy."""
-        for key, value in figures.items():
-            if key.startswith("pairs_"):
-                self.preference_pairs.labels(source=key.removeprefix("pairs_")).inc(value)
-        self.preference_skipped.inc(figures.get("skipped_gap", 0.0))
-        if "reward_accuracy" in figures:
-            self.preference_reward_accuracy.set(figures["reward_accuracy"])
-
     def set_synthesis(self, figures: dict[str, float]) -> None:
-        """The last synthesis task's figures: its GRPO samples, their reward and judge
-        agreement, and the label agreement and diversity of its evaluation texts; or the
-        synthetic examples a classification task asked for (written, kept)."""
+        """The last synthesis task's figures: the label agreement and diversity of its
+        evaluation texts; or the synthetic examples a classification task asked for
+        (written, kept)."""
         if "generated" in figures:
             self.synthetic_examples.labels(outcome="generated").inc(figures["generated"])
             self.synthetic_examples.labels(outcome="kept").inc(figures["kept"])
             return
-        self.synthesis_samples.inc(figures.get("samples", 0.0))
         for name, (key, _) in SYNTHESIS_GAUGES.items():
             if key in figures:
                 self.synthesis[name].set(figures[key])

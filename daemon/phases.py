@@ -20,11 +20,11 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from synlearner.daemon.flywheel import Synthesize, kept_agreement
-from synlearner.daemon.negatives import phases_of, recall_negatives, recall_successes
 from synlearner.daemon.runner import Context, Phase, TaskRun
 from synlearner.daemon.state import TaskEntry
 from synlearner.daemon.strategies import task_info
@@ -64,17 +64,12 @@ class Recall:
         items = ctx.memory.recall(task.task_id, texts, seed=lc.seed, task_kind=task.kind)
         ctx.metrics.memory_search.labels(operation="replay").observe(time.perf_counter() - t)
         run.replay = items
-        phases = phases_of(task, ctx) if task.kind == "generation" else ()
-        if "preference" in phases:
+        for method in run.methods:  # what each of its learning methods needs from memory
             t = time.perf_counter()
-            run.negatives = recall_negatives(ctx, texts)
-            ctx.metrics.memory_search.labels(operation="negatives").observe(
-                time.perf_counter() - t)
-        if "self_train" in phases:
-            t = time.perf_counter()
-            run.successes = recall_successes(ctx, task, texts)
-            ctx.metrics.memory_search.labels(operation="successes").observe(
-                time.perf_counter() - t)
+            run.recalled[method.name] = method.recall(task, ctx)
+            if run.recalled[method.name] is not None:
+                ctx.metrics.memory_search.labels(operation=method.name).observe(
+                    time.perf_counter() - t)
 
 
 def _judge(task: Task, ctx: Context) -> Judge | None:
@@ -120,8 +115,9 @@ class Train:
         return True
 
     def run(self, run: TaskRun, ctx: Context) -> None:
-        run.plan = dataclasses.replace(ctx.strategy.plan(run, ctx), negatives=run.negatives,
-                                       successes=run.successes, judge=_judge(run.task, ctx))
+        stages = [m.stage(run.task, run.recalled.get(m.name), ctx) for m in run.methods]
+        run.plan = dataclasses.replace(ctx.strategy.plan(run, ctx), judge=_judge(run.task, ctx),
+                                       stages=tuple(s for s in stages if s is not None))
         key = run.plan.adapter
         ctx.scores = {k: v for k, v in ctx.scores.items() if k[1] != key}  # it changes now
         task = run.task
@@ -271,6 +267,11 @@ class Evaluate:
             run.row[task_id] = ctx.scores[(task_id, key)]
         if separate_agnostic(ctx) and run.agnostic_due:
             run.agnostic_row = _agnostic_row(ctx, [*ctx.state.task_ids(), task.task_id], run)
+        for method in run.methods:  # what each learning method does once the task is scored
+            figures = method.after_evaluate(task, run.learned, run.recalled.get(method.name),
+                                            ctx)
+            if figures:
+                run.figures[method.name] = dict(figures)
 
 
 def _agnostic_row(ctx: Context, task_ids: Sequence[str], run: TaskRun | None) -> dict[str, float]:
@@ -325,8 +326,7 @@ def commit(run: TaskRun, ctx: Context) -> None:
         learned_at=time.time(), adapter_key=ctx.strategy.adapter_key(task.task_id),
         probe=dataclasses.asdict(probe) if probe else None,
         curve=[list(point) for point in outcome.curve], task_file=run.task_file,
-        rounds=[dict(r) for r in outcome.rounds], preference=dict(outcome.preference),
-        synthesis={**outcome.synthesis, **_flywheel(run)},
+        extras=_extras({**outcome.extras, **run.figures}, _flywheel(run)),
     )
     # (row, score before) of the task-agnostic matrix; None: not measured this event
     agnostic: tuple[dict[str, float], float | None] | None = None
@@ -364,12 +364,11 @@ def _after_commit(run: TaskRun, ctx: Context, entry: TaskEntry) -> None:
     ctx.missing.discard(entry.adapter_key or task.task_id)
     ctx.metrics.tasks_learned.inc()
     ctx.metrics.last_task_timestamp.set(time.time())
-    if entry.rounds:
-        ctx.metrics.set_self_training(entry.column, entry.rounds)
-    if entry.preference:
-        ctx.metrics.set_preference(entry.preference)
-    if entry.synthesis:
-        ctx.metrics.set_synthesis(entry.synthesis)
+    for name, figures in entry.extras.items():
+        if name in ctx.metrics.methods:
+            ctx.metrics.methods[name](entry.column, figures)
+    if "synthesis" in entry.extras:  # a synthesis task's own figures, or the flywheel's
+        ctx.metrics.set_synthesis(entry.extras["synthesis"])
     if outcome.inputs_cut:
         log.warning("task %s: %d inputs are longer than the model's max_length=%d tokens; only "
                     "their start is read", task.task_id, outcome.inputs_cut, outcome.max_length)
@@ -381,6 +380,15 @@ def _after_commit(run: TaskRun, ctx: Context, entry: TaskEntry) -> None:
         entry.zero_shot, entry.initial, entry.final, entry.init_from,
         entry.replay_examples, summary["acc"], summary["bwt"], summary["fwt"],
     )
+
+
+def _extras(learned: Mapping[str, Mapping[str, Any]],
+            flywheel: dict[str, float]) -> dict[str, dict[str, Any]]:
+    """Each method's figures by its name (and a synthesis task's own), JSON-able."""
+    out = {name: dict(figures) for name, figures in learned.items()}
+    if flywheel:
+        out["synthesis"] = {**out.get("synthesis", {}), **flywheel}
+    return out
 
 
 def _flywheel(run: TaskRun) -> dict[str, float]:
@@ -400,5 +408,5 @@ def learned_result(task: Task, entry: TaskEntry, root: Path, summary: Mapping[st
         metrics={"zero_shot": entry.zero_shot, "initial": entry.initial,
                  "final": entry.final, **summary},
         adapter_path=str(root / entry.adapter), timings=entry.seconds,
-        truncated=dict(task.truncated if cut is None else cut),
+        truncated=dict(task.truncated if cut is None else cut), extras=entry.extras,
     )

@@ -6,9 +6,8 @@ The runner times each phase the same way (the task's `timings`, the
 `synlearner_task_phase_duration_seconds{phase}` histogram, the log line), beats the
 heartbeat, notes the phase against the message's attempt record and stops between phases
 when asked. Nothing a phase writes is visible until `commit`, the last step, records the
-event in the state (one SQLite transaction). New methods (self-training, preference
-learning, synthesis) add phases to the list (`PHASES` in phases.py), not branches to the
-loop.
+event in the state (one SQLite transaction). A learning method is no phase: it is a plugin
+that the phases call (`learner/method.py`), chosen per task.
 """
 
 from __future__ import annotations
@@ -27,10 +26,10 @@ from synlearner.learner.base import (
     Learner,
     LearnOutcome,
     LearnPlan,
-    Negative,
     Progress,
     check_learnable,
 )
+from synlearner.learner.methods import Method, default_methods, methods_of
 from synlearner.memory.base import Memory, ReplayItem, pending_id
 from synlearner.stream.schema import Example, Task, TaskResult
 
@@ -60,10 +59,9 @@ class TaskRun:
     timings: dict[str, float] = field(default_factory=dict)
     init_from: str | None = None  # the past task whose adapter it starts from
     replay: list[ReplayItem] = field(default_factory=list)
-    # recalled wrong answers by train input (generation tasks with a `preference` phase)
-    negatives: dict[str, list[Negative]] = field(default_factory=dict)
-    # the model's own right answers to related past tasks (a `self_train` phase)
-    successes: list[ReplayItem] = field(default_factory=list)
+    methods: list[Method] = field(default_factory=list)  # the learning methods it runs
+    recalled: dict[str, Any] = field(default_factory=dict)  # what each method recalled
+    figures: dict[str, dict[str, Any]] = field(default_factory=dict)  # methods' after evaluation
     # classification tasks that ask for synthetic data (`flywheel.py`): the kept examples,
     # trained on with the real ones, and the flywheel's figures
     synthetic: list[Example] = field(default_factory=list)
@@ -113,6 +111,13 @@ class Context:
         run = run or self.current
         return self.strategy.answer_key(task_id, self.state, run.promoted if run else {})
 
+    def section(self, key: str) -> Any:
+        """The config section at dotted `key` (a learning method's `config_key`)."""
+        node: Any = self.cfg
+        for part in key.split("."):
+            node = getattr(node, part)
+        return node
+
     def task(self, task_id: str, run: TaskRun | None) -> Task:
         return run.task if run and task_id == run.task.task_id else self.state.load_task(task_id)
 
@@ -144,7 +149,8 @@ class Runner:
         return TaskRun(task=task, learner=self.ctx.learners[task.kind], event=event,
                        version=previous.version + 1 if previous else 1,
                        pending=pending_id(task.task_id, task.content_hash),
-                       agnostic_due=every > 0 and event % every == 0)
+                       agnostic_due=every > 0 and event % every == 0,
+                       methods=methods_of(task, default_methods(self.ctx.cfg.learner)))
 
     def learn(self, task: Task) -> TaskRun:
         """Run every phase on `task`, then commit; raises `Stopped` between phases and

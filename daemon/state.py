@@ -109,9 +109,23 @@ class TaskEntry:
     probe: dict[str, Any] | None = None  # nearest-vs-fresh start check (`InitProbe` fields)
     curve: list[list[float]] = field(default_factory=list)  # [step, eval accuracy] pairs
     task_file: str = ""  # the task's definition, relative to the state dir ("": tasks/<id>.json)
-    rounds: list[dict[str, float]] = field(default_factory=list)  # self-training rounds
-    preference: dict[str, float] = field(default_factory=dict)  # the preference phase's figures
-    synthesis: dict[str, float] = field(default_factory=dict)  # a synthesis task's figures
+    # each learning method's figures by its name (`learner/method.py`), and a synthesis
+    # task's own under "synthesis"
+    extras: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> TaskEntry:
+        """An entry as stored; one stored before methods kept their figures in `extras` has
+        them moved there."""
+        body = dict(body)
+        extras = body.setdefault("extras", {})
+        if rounds := body.pop("rounds", None):
+            extras["self_train"] = {"rounds": rounds}
+        if preference := body.pop("preference", None):
+            extras["preference"] = preference
+        if synthesis := body.pop("synthesis", None):
+            extras["synthesis"] = synthesis
+        return cls(**body)
 
 
 @dataclass
@@ -207,7 +221,7 @@ class State:
     def _import(self, data: dict[str, Any]) -> None:
         if data.get("version") != STATE_VERSION:
             raise ValueError(f"{self.root}: unsupported state version {data.get('version')}")
-        self.entries = [TaskEntry(**e) for e in data["entries"]]
+        self.entries = [TaskEntry.of(e) for e in data["entries"]]
         self.matrix = data["matrix"]
         self.agnostic = data.get("agnostic", [])
         self.answers = data.get("answers", {})
@@ -220,7 +234,7 @@ class State:
         version = self.db.execute("SELECT value FROM meta WHERE key='version'").fetchone()
         if version is not None and int(version[0]) != STATE_VERSION:
             raise ValueError(f"{self.path}: unsupported state version {version[0]}")
-        self.entries = [TaskEntry(**json.loads(body)) for (body,) in
+        self.entries = [TaskEntry.of(json.loads(body)) for (body,) in
                         self.db.execute("SELECT body FROM entries ORDER BY event")]
         n = len(self.entries)
         shape: list[list[float | None]] = [[None] * min(i + 2, n) for i in range(n)]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from synlearner.memory.base import Embedder, ReplayItem
 from synlearner.stream.schema import Task
@@ -81,6 +82,32 @@ class Judge:
         return cls(Task(task_id, "classification", instruction, tuple(labels), (), ()), adapter)
 
 
+@dataclass
+class StageResult:
+    """What one stage of training produced: its optimiser steps, its last loss, its figures
+    (JSON-able, its own fields) and the answers it sampled (for the error memory and the
+    stages after it)."""
+
+    steps: int
+    loss: float = math.nan
+    figures: Mapping[str, Any] = field(default_factory=dict)
+    attempts: Sequence[Prediction] = ()
+
+
+class Stage(Protocol):
+    """Training a method adds to a task (`learner/method.py`): run by the task's learner on
+    adapter `key`, after the stages before it (`earlier`: the answers they sampled)."""
+
+    @property
+    def name(self) -> str:
+        """The method's name: its figures go in the outcome's `extras[name]`."""
+        ...
+
+    def train(self, learner: Any, task: Task, key: str, replay: Sequence[ReplayItem],
+              steps: int, seed: int, progress: Progress,
+              earlier: Sequence[Prediction]) -> StageResult: ...
+
+
 @dataclass(frozen=True)
 class LearnPlan:
     """How to learn one task: which adapter to train, where it starts, how long.
@@ -109,11 +136,9 @@ class LearnPlan:
     probe_max_holdout: int = 128  # held-out examples at most (the probe's scoring cost)
     probe_budget: float = 1.0  # the share of the task's steps the probe's losing arms may take
     curve_every: int = 0
-    # generation tasks with a `preference` phase: recalled wrong answers by train input
-    negatives: Mapping[str, Sequence[Negative]] = field(default_factory=dict)
-    # generation tasks with a `self_train` phase: the model's own right answers to related
-    # past tasks (`Memory.successes`), replayed in every round
-    successes: Sequence[ReplayItem] = ()
+    # the training the task's methods do, in order (`learner/method.py`); empty: the
+    # learner's own (generation and synthesis learners run supervised fine-tuning)
+    stages: Sequence[Stage] = ()
     # synthesis tasks: the judge of their texts' labels (None: zero-shot on their labels)
     judge: Judge | None = None
 
@@ -165,9 +190,9 @@ class LearnOutcome:
     curve: Sequence[tuple[int, float]] = field(default_factory=tuple)  # (step, eval accuracy)
     max_length: int = 0  # the model's input length in tokens (0: not limited)
     inputs_cut: int = 0  # the task's inputs (train and eval) longer than that, cut to fit
-    rounds: Sequence[Mapping[str, float]] = field(default_factory=tuple)  # self-training rounds
-    preference: Mapping[str, float] = field(default_factory=dict)  # the preference phase's figures
-    synthesis: Mapping[str, float] = field(default_factory=dict)  # a synthesis task's figures
+    # each method's figures by its name (`learner/method.py`), and the kind's own figures
+    # under the kind's name (a synthesis task's agreement and diversity)
+    extras: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @runtime_checkable

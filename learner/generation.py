@@ -1,6 +1,6 @@
 """The causal LM's tasks, one LoRA adapter per task on one resident model: `generation`
 (TRL's `SFTTrainer` on prompt/completion pairs, loss on the completion only, then the
-phases the task asks for; exact match after normalising case, punctuation and spaces),
+training its methods add; exact match after normalising case, punctuation and spaces),
 `preference` (DPO on its pairs, `learner.dpo`; the share of pairs whose chosen answer is
 likelier per token) and `verification` (a verifier, `learner.verifier`: SFT to the score's
 digit; the share of judgements equal to the score rounded)."""
@@ -8,6 +8,7 @@ digit; the share of judgements equal to the score rounded)."""
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,14 +28,15 @@ from synlearner.learner.base import (
     LearnPlan,
     Prediction,
     Progress,
+    StageResult,
     no_progress,
 )
 from synlearner.learner.config import GenerationConfig
-from synlearner.learner.dpo import learn_preference_task, prefers_chosen, run_preference
+from synlearner.learner.dpo import learn_preference_task, prefers_chosen
+from synlearner.learner.methods import stages_of
 from synlearner.learner.model import causal_lm_path, pick_device, seed_everything
 from synlearner.learner.refine import Refined, refine
 from synlearner.learner.rewards import normalise
-from synlearner.learner.selftrain import SelfTrainer
 from synlearner.learner.sft import completion_dataset, train_sft
 from synlearner.learner.verifier import CachedScorer, Verifier, instruction_of
 from synlearner.memory.base import Embedder, ReplayItem
@@ -55,9 +57,8 @@ class _Trained:
 
     steps: int = 0
     loss: float = float("nan")
-    rounds: list[dict[str, float]] = field(default_factory=list)
-    extra: list[Prediction] = field(default_factory=list)  # wrong answers of the phases
-    preference: dict[str, float] = field(default_factory=dict)
+    extra: list[Prediction] = field(default_factory=list)  # answers the stages sampled
+    extras: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # by method
     replay: int = 0
 
 
@@ -234,7 +235,7 @@ class SftGenerator:
         elif task.kind == "verification":
             done = self._learn_verification(task, replay, key, plan, seed, progress, seconds)
         else:
-            done = self._learn_phases(task, replay, key, plan, seed, progress, seconds)
+            done = self._learn_stages(task, replay, key, plan, seed, progress, seconds)
         t2 = time.perf_counter()
         # one pass per split: the final score and the mistakes
         preds = [*self._judge(task, task.train, key, "train"),
@@ -246,46 +247,45 @@ class SftGenerator:
             steps=done.steps, train_examples=len(task.train), replay_examples=done.replay,
             train_loss=done.loss, predictions=(*preds, *done.extra),
             max_length=self.settings.max_length, inputs_cut=self._count_cut(task),
-            seconds=seconds, rounds=tuple(done.rounds), preference=done.preference,
+            seconds=seconds, extras=done.extras,
         )
 
-    def _learn_phases(self, task: Task, replay: Sequence[ReplayItem], key: str, plan: LearnPlan,
+    def _learn_stages(self, task: Task, replay: Sequence[ReplayItem], key: str, plan: LearnPlan,
                       seed: int, progress: Progress, seconds: dict[str, float]) -> _Trained:
-        """A generation task's phases (its own `phases`, else `learner.generation.phases`):
-        `sft` on the task's data plus replay, `self_train` on the model's own rewarded
-        answers (B-STaR), `preference` DPO on pairs whose rejected answers are the model's
-        own errors first (`plan.negatives`, recalled from the error memory)."""
-        phases = task.phases or tuple(self.settings.phases)
+        """A generation task's training: the stages its methods add, in order (those of
+        `learner.generation.phases` when the plan has none); each method's figures go in
+        `extras[name]`."""
         done = _Trained(replay=len(replay))
-        reward = rewards.build(rewards.parse(task.reward), self._scorers(task))
-        for phase in phases:
+        stages = plan.stages or stages_of(task, self.settings.phases)
+        for stage in stages:
             t = time.perf_counter()
-            if phase == "sft":
-                n = plan.steps or self.settings.max_steps
-                done.loss = self._sft(key, self._pairs(task, replay), n, seed, progress)
-                done.steps += n
-            elif phase == "self_train":
-                trainer = SelfTrainer(self, self.settings.self_train, reward)
-                rounds = trainer.run(task, key, replay, seed, progress, plan.successes)
-                done.rounds += [r.as_dict() for r in rounds]
-                done.steps += sum(r.steps for r in rounds)
-                done.loss = rounds[-1].loss if rounds else done.loss
-                done.extra += trainer.attempts
-            elif phase == "preference":
-                done.preference, wrong = run_preference(self, task, key, reward, plan.negatives,
-                                                        done.extra, seed, progress)
-                done.steps += int(done.preference["steps"])
-                done.extra += wrong
-            seconds[phase] = seconds.get(phase, 0.0) + time.perf_counter() - t
-        seconds["train"] = sum(seconds.get(p, 0.0) for p in phases)
+            got = stage.train(self, task, key, replay, plan.steps, seed, progress, done.extra)
+            done.steps += got.steps
+            done.loss = got.loss if not math.isnan(got.loss) else done.loss
+            done.extra += got.attempts
+            if got.figures:
+                done.extras[stage.name] = dict(got.figures)
+            seconds[stage.name] = seconds.get(stage.name, 0.0) + time.perf_counter() - t
+        seconds["train"] = sum(seconds.get(s.name, 0.0) for s in stages)
         return done
+
+    def supervised(self, task: Task, key: str, replay: Sequence[ReplayItem], steps: int,
+                   seed: int, progress: Progress) -> StageResult:
+        """Supervised fine-tuning on the task's pairs plus replay (`steps` 0: the settings')."""
+        n = steps or self.settings.max_steps
+        return StageResult(n, self._sft(key, self._pairs(task, replay), n, seed, progress))
+
+    def reward_of(self, task: Task) -> rewards.Reward:
+        """The task's reward (`reward` in its message; its verifiers must be learned)."""
+        return rewards.build(rewards.parse(task.reward), self._scorers(task))
 
     def _learn_preference(self, task: Task, key: str, plan: LearnPlan, seed: int,
                           progress: Progress, seconds: dict[str, float]) -> _Trained:
         t = time.perf_counter()
         figures = learn_preference_task(self, task, key, plan.steps, seed, progress)
         seconds["train"] = seconds["preference"] = time.perf_counter() - t
-        return _Trained(steps=int(figures["steps"]), loss=figures["loss"], preference=figures)
+        return _Trained(steps=int(figures["steps"]), loss=figures["loss"],
+                        extras={"preference": figures})
 
     def _learn_verification(self, task: Task, replay: Sequence[ReplayItem], key: str,
                             plan: LearnPlan, seed: int, progress: Progress,

@@ -3,8 +3,9 @@ labels, learned task after task on the one resident model of `SftGenerator`.
 
 A synthesis task's examples are labelled texts (`input` the text, `output` its label); its
 `synthesis` section (`stream.schema.SynthesisSpec`) describes the labels and the attribute
-pools, and names the judge. Learning it runs its phases (its own `phases`, else
-`learner.generation.synthesis.phases`), each on the task's adapter:
+pools, and names the judge. Learning it runs the training its methods add (its own
+`methods`, else `learner.generation.synthesis.phases`: `sft`, then `grpo`), each on the
+task's adapter:
 
 - the start: a copy of the nearest past synthesis task's adapter (`plan.init_from`) is kept
   only if a sample of the task's train texts (which neither start has seen) is likelier
@@ -48,6 +49,7 @@ import random
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,12 +61,14 @@ from synlearner.learner.base import (
     LearnPlan,
     Prediction,
     Progress,
+    StageResult,
     no_progress,
 )
 from synlearner.learner.classifier import BiEncoderClassifier
 from synlearner.learner.dpo import answer_logps, answer_sequences
 from synlearner.learner.generation import SftGenerator
-from synlearner.learner.grpo import Written, train_grpo
+from synlearner.learner.grpo import Written
+from synlearner.learner.methods import stages_of
 from synlearner.learner.model import seed_everything
 from synlearner.learner.refine import Refined, refine
 from synlearner.learner.sft import completion_dataset, train_sft
@@ -289,22 +293,19 @@ class SynthesisLearner:
         zero_shot = float(np.mean([w.agrees for w in self._eval_written(task, None)]))
         initial = self.evaluate(task, key) if resume or init_from else zero_shot
         seconds = {"eval_before": time.perf_counter() - t0}
-        steps, loss, attempts = 0, math.nan, []
-        phases = task.phases or tuple(self.settings.phases)
-        for phase in phases:
+        steps, loss = 0, math.nan
+        attempts: list[Prediction] = []
+        extras: dict[str, Any] = {}
+        stages = plan.stages or stages_of(task, self.settings.phases)
+        for stage in stages:  # the training its methods add, in order
             t = time.perf_counter()
-            if phase == "sft":
-                n = plan.steps or self.settings.sft_steps or self.gen.settings.max_steps
-                loss = self._sft(self._sft_pairs(task, spec, replay, random.Random(seed)), key, n,
-                                 seed, progress)
-                steps += n
-            elif phase == "grpo":
-                done = train_grpo(self, task, spec, key, seed, progress)
-                steps, loss = steps + done.steps, done.loss
-                figures.update(done.figures)
-                attempts += done.attempts
-            seconds[phase] = time.perf_counter() - t
-        seconds["train"] = sum(seconds.get(p, 0.0) for p in phases)
+            got = stage.train(self, task, key, replay, plan.steps, seed, progress, attempts)
+            steps, loss = steps + got.steps, got.loss if not math.isnan(got.loss) else loss
+            attempts += got.attempts
+            if got.figures:
+                extras[stage.name] = dict(got.figures)
+            seconds[stage.name] = time.perf_counter() - t
+        seconds["train"] = sum(seconds.get(stage.name, 0.0) for stage in stages)
         t2 = time.perf_counter()
         written = self._eval_written(task, key)
         final = float(np.mean([w.agrees for w in written]))
@@ -321,8 +322,16 @@ class SynthesisLearner:
             zero_shot=zero_shot, initial=initial, final=final, init_from=init_from, steps=steps,
             train_examples=len(task.train), replay_examples=len(replay), train_loss=loss,
             predictions=(*preds, *attempts), max_length=self.settings.max_length,
-            seconds=seconds, synthesis=figures,
+            seconds=seconds, extras={**extras, "synthesis": figures},
         )
+
+    def supervised(self, task: Task, key: str, replay: Sequence[ReplayItem], steps: int,
+                   seed: int, progress: Progress) -> StageResult:
+        """Supervised fine-tuning on the task's request/text pairs plus replay (`steps` 0:
+        `sft_steps`, else the generation settings')."""
+        n = steps or self.settings.sft_steps or self.gen.settings.max_steps
+        pairs = self._sft_pairs(task, spec_of(task), replay, random.Random(seed))
+        return StageResult(n, self._sft(pairs, key, n, seed, progress))
 
     # -- the rest of the protocol --------------------------------------------------------
     def check(self, task: Task) -> None:

@@ -17,24 +17,32 @@ class _Section(BaseModel):
 
 
 class KafkaConfig(_Section):
-    bootstrap_servers: list[str] = Field(default_factory=lambda: ["127.0.0.1:9092"])
-    topic: str = "synlearner.tasks"
-    results_topic: str = "synlearner.results"
-    dead_letter_topic: str = "synlearner.tasks.dlq"
-    group_id: str = "synlearner"
-    client_id: str = "synlearner"
-    max_poll_interval_ms: int = Field(300_000, gt=0)
-    session_timeout_ms: int = Field(45_000, gt=0)
-    poll_timeout_ms: int = Field(200, gt=0)
-    delivery_timeout_s: float = Field(120.0, gt=0)
-    unhealthy_after_s: float = Field(300.0, gt=0)  # the broker unreachable this long: unhealthy
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None  # prefer SYNLEARNER__STREAM__KAFKA__SASL_PASSWORD
-    ssl_cafile: Path | None = None
-    ssl_certfile: Path | None = None
-    ssl_keyfile: Path | None = None
+    """Kafka (`stream.kind: kafka`): brokers, topics, the consumer group, timeouts, security."""
+
+    bootstrap_servers: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1:9092"], description="brokers to connect to first (host:port)")
+    topic: str = Field("synlearner.tasks", description="the topic tasks are consumed from")
+    results_topic: str = Field("synlearner.results", description="the topic task results are published to")
+    dead_letter_topic: str = Field("synlearner.tasks.dlq", description="the topic dead letters go to")
+    group_id: str = Field("synlearner", description="the consumer group (one per daemon sharing the work)")
+    client_id: str = Field("synlearner", description="the client id the broker sees")
+    max_poll_interval_ms: int = Field(
+        300_000, gt=0, description="Kafka's max.poll.interval.ms (a thread polls throughout training)")
+    session_timeout_ms: int = Field(45_000, gt=0, description="Kafka's session.timeout.ms")
+    poll_timeout_ms: int = Field(200, gt=0, description="how long one poll of the broker waits")
+    delivery_timeout_s: float = Field(
+        120.0, gt=0, description="longest wait for the broker to acknowledge a published message")
+    unhealthy_after_s: float = Field(
+        300.0, gt=0, description="the broker unreachable this long: /healthz reports the daemon unhealthy")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL")
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512 (with SASL_*)")
+    sasl_username: str | None = Field(None, description="SASL user name")
+    sasl_password: SecretStr | None = Field(None, description="SASL password")
+    ssl_cafile: Path | None = Field(None, description="CA certificates that sign the brokers' (PEM)")
+    ssl_certfile: Path | None = Field(None, description="the client certificate (PEM)")
+    ssl_keyfile: Path | None = Field(None, description="the client certificate's private key (PEM)")
 
     def common(self) -> dict[str, Any]:
         """The kafka-python client options every consumer and producer takes."""
@@ -52,19 +60,18 @@ class KafkaConfig(_Section):
 
 
 class StreamConfig(_Section):
-    kind: Literal["spool", "kafka", "memory"] = "spool"
-    spool_dir: Path | None = None  # default: <state_dir>/spool
-    poll_timeout_s: float = Field(1.0, gt=0)
-    # a message that died this many times in a row at the same point (it crashed the
-    # process) is dead-lettered as `crashed N times at the same point`; also the tries a
-    # task that runs out of memory gets
-    max_attempts: int = Field(3, ge=1)
-    backoff_max_s: float = Field(60.0, gt=0)  # longest wait between retries of a transient failure
-    # spool failed/: a dead letter older than this is deleted when the next one is written (0: kept)
-    failed_max_age_s: float = Field(30 * 86400, ge=0)
-    # spool failed/: past this many dead letters the oldest are deleted (0: no limit)
-    failed_max_count: int = Field(10_000, ge=0)
-    limits: Limits = Limits()
-    kafka: KafkaConfig = KafkaConfig()
-
-
+    kind: Literal["spool", "kafka", "memory"] = Field(
+        "spool", description="the task source: spool (a directory, the default) | kafka | memory (tests)")
+    spool_dir: Path | None = Field(None, description="the spool directory (null: <state_dir>/spool)")
+    poll_timeout_s: float = Field(1.0, gt=0, description="how long one poll of the source waits for a task")
+    max_attempts: int = Field(3, ge=1, description="a message that crashed the process this often at "
+                              "one point is dead-lettered; also the tries of a task out of memory")
+    backoff_max_s: float = Field(
+        60.0, gt=0, description="longest wait between retries of a failure that is not the message's")
+    failed_max_age_s: float = Field(30 * 86400, ge=0, description="spool failed/: dead letters older "
+                                    "than this go when the next one is written (0: kept)")
+    failed_max_count: int = Field(
+        10_000, ge=0, description="spool failed/: past this many dead letters the oldest go (0: no limit)")
+    limits: Limits = Field(
+        Limits(), description="what a task message may hold, and what happens to what is over")
+    kafka: KafkaConfig = Field(KafkaConfig(), description="the Kafka source and sinks (`kind: kafka`)")

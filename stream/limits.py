@@ -19,15 +19,19 @@ class Limits(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_message_bytes: int = Field(4 * 1024 * 1024, gt=0)
-    max_json_depth: int = Field(32, ge=4)  # a task message needs 4 levels
-    max_number_chars: int = Field(64, gt=0)
-    max_train_examples: int = Field(10_000, gt=0)
-    max_eval_examples: int = Field(5_000, gt=0)
-    max_field_chars: int = Field(4_000, gt=0)
-    max_labels: int = Field(64, ge=2)
-    on_oversize: Literal["truncate", "reject"] = "truncate"
-    sample_seed: int = 0  # seeds the down-sampling of an oversized split
-    allowed_data_roots: tuple[Path, ...] = ()
-    max_data_file_bytes: int = Field(256 * 1024 * 1024, gt=0)
-    max_data_line_bytes: int = Field(1024 * 1024, gt=0)  # one JSONL row
+    max_message_bytes: int = Field(4 * 1024 * 1024, gt=0, description="largest message, in bytes")
+    max_json_depth: int = Field(
+        32, ge=4, description="deepest nesting of a message's JSON (a task message needs 4 levels)")
+    max_number_chars: int = Field(64, gt=0, description="longest number in a message's JSON, in characters")
+    max_train_examples: int = Field(10_000, gt=0, description="train examples in one task")
+    max_eval_examples: int = Field(5_000, gt=0, description="eval examples in one task")
+    max_field_chars: int = Field(4_000, gt=0, description="longest text field (input, output, instruction)")
+    max_labels: int = Field(64, ge=2, description="labels in one task")
+    on_oversize: Literal["truncate", "reject"] = Field(
+        "truncate", description="content over a limit: truncate (cut and sample down, reported) | reject")
+    sample_seed: int = Field(0, description="seeds the down-sampling of an oversized split")
+    allowed_data_roots: tuple[Path, ...] = Field(
+        (), description="folders that `data.train` / `data.eval` files may come from (empty: none allowed)")
+    max_data_file_bytes: int = Field(256 * 1024 * 1024, gt=0, description="largest data file, in bytes")
+    max_data_line_bytes: int = Field(
+        1024 * 1024, gt=0, description="longest JSONL row of a data file, in bytes")

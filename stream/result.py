@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 RESULT_SCHEMA_V1 = "synlearner.result/v1"
 
@@ -23,6 +23,8 @@ class TaskResult:
     timings: Mapping[str, float] = field(default_factory=dict)
     error: str = ""
     truncated: Mapping[str, int] = field(default_factory=dict)  # what the daemon cut, by what
+    # each learning method's figures by its name (learned only; absent when none)
+    extras: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> TaskResult:
@@ -36,4 +38,7 @@ class TaskResult:
         body["metrics"] = dict(self.metrics)
         body["timings"] = dict(self.timings)
         body["truncated"] = dict(self.truncated)
+        body["extras"] = {name: dict(figures) for name, figures in self.extras.items()}
+        if not body["extras"]:
+            del body["extras"]  # results without them read as they did
         return json.dumps(body, sort_keys=True).encode()

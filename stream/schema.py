@@ -16,7 +16,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from synlearner.stream.errors import InvalidTask
 from synlearner.stream.limits import Limits
@@ -68,16 +75,15 @@ class Task:
     metadata: Mapping[str, str] = field(default_factory=dict)
     content_hash: str = ""
     truncated: Mapping[str, int] = field(default_factory=dict)  # what `on_oversize` cut, by what
-    # generation only: the reward declaration (JSON, read by the learner) and the learning
-    # phases the task asks for (empty: the daemon's `learner.generation.phases`)
+    # generation only: the reward declaration (JSON, read by the learner)
     reward: Any = None
-    phases: tuple[str, ...] = ()
+    methods: tuple[str, ...] = ()  # the learning methods it names (empty: its kind's defaults)
     synthesis: Mapping[str, Any] | None = None  # synthesis only: its `SynthesisSpec`, dumped
     # classification only: its request for synthetic data, {"count": N, "from": id | "nearest"}
     synthesize: Mapping[str, Any] | None = None
 
     def to_message(self) -> dict[str, Any]:
-        """The task as a self-contained v1 message (data inlined). `reward` and `phases`
+        """The task as a self-contained v1 message (data inlined). `reward` and `methods`
         appear only when set, so tasks without them keep the content hash they had."""
         out = {
             "schema": SCHEMA_V1,
@@ -91,8 +97,8 @@ class Task:
         }
         if self.reward is not None:
             out["reward"] = self.reward
-        if self.phases:
-            out["phases"] = list(self.phases)
+        if self.methods:
+            out["methods"] = list(self.methods)
         if self.synthesis is not None:
             out["synthesis"] = dict(self.synthesis)
         if self.synthesize is not None:
@@ -144,7 +150,8 @@ class DataRef(BaseModel):
     eval: str | None = None
 
 
-PHASES_OF = {"generation": ("sft", "self_train", "preference"), "synthesis": ("sft", "grpo")}
+METHOD_NAME = r"^[a-z][a-z0-9_]{0,39}$"  # a learning method's registry name
+MethodNames = list[Annotated[str, StringConstraints(pattern=METHOD_NAME)]]
 
 
 class TaskMessage(BaseModel):
@@ -163,9 +170,10 @@ class TaskMessage(BaseModel):
     metadata: dict[str, str] = Field(default_factory=dict, max_length=64)
     # generation only; the learner checks the declaration (names, weights, parameters)
     reward: str | list[Any] | dict[str, Any] | None = None
-    # generation: sft, self_train, preference; synthesis: sft, grpo
-    phases: list[Literal["sft", "self_train", "preference", "grpo"]] | None = Field(
-        None, min_length=1, max_length=4)
+    # the learning methods to run, by registry name, in order (the daemon checks each against
+    # its registry and the task's kind when it accepts the task); absent: the kind's defaults
+    methods: MethodNames | None = Field(None, min_length=1, max_length=8)
+    phases: MethodNames | None = Field(None, min_length=1, max_length=8)  # deprecated: `methods`
     synthesis: SynthesisSpec | None = None  # synthesis only (absent: the defaults)
     synthesize: SynthesizeSpec | None = None  # classification only
 
@@ -184,15 +192,11 @@ class TaskMessage(BaseModel):
             raise ValueError("synthesis: only synthesis tasks take synthesis")
         if self.kind != "classification" and self.synthesize is not None:
             raise ValueError("synthesize: only classification tasks take synthesize")
-        allowed = PHASES_OF.get(self.kind, ())
-        for phase in self.phases or ():
-            if not allowed:
-                raise ValueError("phases: only generation and synthesis tasks take phases")
-            if phase not in allowed:
-                raise ValueError(f"phases: {phase!r} is not a phase of {self.kind} tasks "
-                                 f"({', '.join(allowed)})")
-        if self.phases is not None and len(set(self.phases)) != len(self.phases):
-            raise ValueError("phases: a phase may appear once")
+        if self.methods is not None and self.phases is not None:
+            raise ValueError("phases: the old name of methods; give methods only")
+        named = self.methods if self.methods is not None else self.phases
+        if named is not None and len(set(named)) != len(named):
+            raise ValueError("methods: a method may appear once")
         if self.synthesis is not None:
             unknown = sorted(set(self.synthesis.descriptions) - set(self.labels))
             if unknown:
@@ -265,7 +269,7 @@ def _to_task(msg: TaskMessage, limits: Limits) -> Task:
         metadata=dict(msg.metadata),
         truncated=cut,
         reward=msg.reward,
-        phases=tuple(msg.phases or ()),
+        methods=tuple(msg.methods or msg.phases or ()),
         synthesis=((msg.synthesis or SynthesisSpec()).model_dump()
                    if msg.kind == "synthesis" else None),
         synthesize=msg.synthesize.model_dump(by_alias=True) if msg.synthesize else None,

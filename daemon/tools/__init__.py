@@ -1,2 +1,2 @@
-"""Offline tools apart from the service: the command line, the report, the strategy
-comparison (`synlearner bench`) and the synthetic streams of the demo and the benchmark."""
+"""Offline tools apart from the service: the command line, `install-service`, `predict`,
+the report, and the demo stream of `synlearner demo` (the benchmark is `synlearner.bench`)."""

@@ -151,8 +151,8 @@ def cmd_install_service(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from synlearner.daemon.build import build_daemon, setup_logging
     from synlearner.daemon.service import Service
+    from synlearner.daemon.tools.demo import demo_messages
     from synlearner.daemon.tools.report import build_report, render_text, write_report
-    from synlearner.daemon.tools.synthetic import demo_messages
     from synlearner.stream.spool import SpoolPublisher
 
     work = Path(args.workdir)
@@ -176,10 +176,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _stream(spec: str, seed: int | None) -> list[bytes]:
-    from synlearner.daemon.tools.generative import generation_messages
-    from synlearner.daemon.tools.hard import hard_messages
-    from synlearner.daemon.tools.synthesis_stream import synthesis_messages
-    from synlearner.daemon.tools.synthetic import benchmark_messages
+    from synlearner.bench.streams.bundled import benchmark_messages
+    from synlearner.bench.streams.generative import generation_messages
+    from synlearner.bench.streams.hard import hard_messages
+    from synlearner.bench.streams.synthesis import synthesis_messages
 
     if spec == "bundled":
         return [raw for _, raw in benchmark_messages(13 if seed is None else seed)]
@@ -210,14 +210,14 @@ def _kind(messages: list[bytes]) -> str:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from synlearner.daemon.tools.compare import (
+    from synlearner.bench.compare import (
         GENERATION_STRATEGIES,
         STRATEGIES,
         SYNTHESIS_STRATEGIES,
         BenchSettings,
         run_bench,
     )
-    from synlearner.daemon.tools.compare_report import render_text, write_bench_report
+    from synlearner.bench.compare_report import render_text, write_bench_report
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     messages = _stream(args.stream, args.stream_seed)
@@ -298,6 +298,16 @@ def _park(state_dir: Path, task_id: str | None) -> int:
     return 1
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    """The configuration reference, generated from the config models (built-in defaults,
+    not `--config`): `defaults` is configs/default.yaml, `docs` docs/configuration.md."""
+    from synlearner.daemon.config_reference import defaults_yaml, reference_markdown
+
+    text = defaults_yaml() if args.what == "defaults" else reference_markdown()
+    print(text, end="")  # noqa: T201  # CLI output
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="synlearner", description=__doc__)
     parser.add_argument("--config", help="YAML config (default: built-in defaults)")
@@ -372,6 +382,11 @@ def main(argv: list[str] | None = None) -> int:
                    "quarantined for crashing the daemon (requeue those by id)")
     p.add_argument("--json", action="store_true", help="list: as JSON")
     p.set_defaults(fn=cmd_dead_letters)
+    p = sub.add_parser("config", help="print the configuration reference, generated from the code")
+    p.add_argument("what", choices=["defaults", "docs"], help="defaults: every key at its default "
+                   "with its help, as YAML (configs/default.yaml); docs: the Markdown reference "
+                   "(docs/configuration.md)")
+    p.set_defaults(fn=cmd_config)
     # allow --config after the subcommand too
     for action in sub.choices.values():
         action.add_argument("--config", default=argparse.SUPPRESS)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from synlearner.daemon.state import State
+from synlearner.learner.methods import REGISTRY
 from synlearner.stream.io import write_atomic
 
 
@@ -24,9 +25,7 @@ def build_report(state: State) -> dict[str, Any]:
             "replay_examples": e.replay_examples,
             "seconds": round(sum(v for k, v in e.seconds.items() if not k.startswith("learner_")), 2),
             "seconds_by_phase": {k: round(v, 3) for k, v in e.seconds.items()},
-            "rounds": e.rounds,
-            "preference": e.preference,
-            "synthesis": e.synthesis,
+            "extras": e.extras,
         })
     return {
         "columns": columns, "matrix": state.matrix, "tasks": tasks,
@@ -63,31 +62,8 @@ def render_text(report: dict[str, Any]) -> str:
                          f"forgetting {a['forgetting']:.3f}   (task-agnostic: no task id)")
         for task_id, key in (report.get("answers") or {}).items():
             lines.append(f"{task_id} is answered by {key}'s adapter (better on its train data)")
-    trained = [t for t in report["tasks"] if t.get("rounds")]
-    if trained:
-        lines += ["", "self-training rounds (B-STaR: T and tau chosen per round)",
-                  f"{'task':<24} {'round':>5} {'T':>5} {'tau':>5} {'balance':>7} {'pass@1':>6} "
-                  f"{'pass@K':>6} {'kept':>5} {'past':>4} {'samples':>7} {'grid':>7} {'eval':>6}"]
-        for t in trained:
-            for r in t["rounds"]:
-                lines.append(
-                    f"{t['task'][:24]:<24} {int(r['round']):>5} {r['temperature']:>5.2f} "
-                    f"{r['tau']:>5.2f} {r['balance']:>7.3f} {r['pass_at_1']:>6.3f} "
-                    f"{r['pass_at_k']:>6.3f} {int(r['kept']):>5} "
-                    f"{int(r.get('past_successes', 0)):>4} {int(r['samples']):>7} "  # older states lack it
-                    f"{int(r['grid_samples']):>7} {r['eval_accuracy']:>6.3f}")
-    preferring = [t for t in report["tasks"] if t.get("preference")]
-    if preferring:
-        lines += ["", "preference learning (DPO; rejected answers by source)",
-                  f"{'task':<24} {'pairs':>5} {'own':>4} {'neigh':>5} {'cand':>4} {'tmpl':>4} "
-                  f"{'skip':>4} {'steps':>5} {'loss':>7} {'rew.acc':>7}"]
-        for t in preferring:
-            p = t["preference"]
-            lines.append(
-                f"{t['task'][:24]:<24} {int(p['pairs']):>5} {int(p['pairs_own']):>4} "
-                f"{int(p['pairs_neighbour']):>5} {int(p['pairs_candidate']):>4} "
-                f"{int(p['pairs_template']):>4} {int(p['skipped_gap']):>4} {int(p['steps']):>5} "
-                f"{p.get('loss', float('nan')):>7.4f} {p.get('reward_accuracy', float('nan')):>7.3f}")
+    for method in REGISTRY.values():  # each learning method's own lines
+        lines += method.report(report["tasks"])
     lines += _synthesis_lines(report["tasks"])
     return "\n".join(lines)
 
@@ -95,26 +71,21 @@ def render_text(report: dict[str, Any]) -> str:
 def _synthesis_lines(tasks: list[dict[str, Any]]) -> list[str]:
     """Synthesis tasks' figures, and the synthetic data classification tasks asked for."""
     lines: list[str] = []
-    writers = [t for t in tasks if t.get("synthesis") and "generated" not in t["synthesis"]]
+    own = [(t, t["extras"].get("synthesis") or {}) for t in tasks]
+    writers = [(t, s) for t, s in own if s and "generated" not in s]
     if writers:
-        lines += ["", "synthesis tasks (SynLearner: SFT, then GRPO with the hierarchical reward)",
-                  f"{'task':<24} {'agree':>6} {'samples':>7} {'s-agree':>7} {'reward':>6} "
-                  f"{'1st half':>8} {'2nd half':>8} {'dist':>6} {'dist-2':>6}"]
-        for t in writers:
-            s = t["synthesis"]
-            lines.append(
-                f"{t['task'][:24]:<24} {t['final']:>6.3f} {int(s.get('samples', 0)):>7} "
-                + " ".join(f"{s[k]:>{w}.3f}" if k in s else f"{'-':>{w}}" for k, w in (
-                    ("sample_agreement", 7), ("reward_mean", 6), ("reward_first_half", 8),
-                    ("reward_second_half", 8), ("eval_pairwise_distance", 6),
-                    ("eval_distinct_2", 6))))
-    asking = [t for t in tasks if t.get("synthesis") and "generated" in t["synthesis"]]
+        lines += ["", "synthesis tasks (label agreement and diversity of their evaluation texts)",
+                  f"{'task':<24} {'agree':>6} {'dist':>6} {'dist-2':>6}"]
+        for t, s in writers:
+            lines.append(f"{t['task'][:24]:<24} {t['final']:>6.3f} " + " ".join(
+                f"{s[k]:>6.3f}" if k in s else f"{'-':>6}"
+                for k in ("eval_pairwise_distance", "eval_distinct_2")))
+    asking = [(t, s) for t, s in own if s and "generated" in s]
     if asking:
         lines += ["", "synthetic training data (written, of the intended label, kept; the "
                       "trained adapter's agreement with the kept ones)",
                   f"{'task':<24} {'written':>7} {'label':>6} {'kept':>5} {'agree':>6}"]
-        for t in asking:
-            s = t["synthesis"]
+        for t, s in asking:
             agree = f"{s['kept_agreement']:.3f}" if "kept_agreement" in s else "-"
             lines.append(f"{t['task'][:24]:<24} {int(s['generated']):>7} "
                          f"{int(s.get('confident', 0)):>6} {int(s['kept']):>5} {agree:>6}")
@@ -179,15 +150,16 @@ def _plots(report: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     fig.savefig(time_png, dpi=110)
     plt.close(fig)
     paths = {"matrix_png": matrix_png, "time_png": time_png}
-    trained = [t for t in report["tasks"] if t.get("rounds")]
+    trained = [(t, rounds) for t in report["tasks"]
+               if (rounds := t["extras"].get("self_train", {}).get("rounds"))]
     if trained:
         fig, axes = plt.subplots(1, 3, figsize=(14, 4))
         done = 0  # rounds along the stream: exploration within a task and across tasks
-        for t in trained:
-            xs = [done + i + 1 for i in range(len(t["rounds"]))]
-            done += len(t["rounds"])
+        for t, rounds in trained:
+            xs = [done + i + 1 for i in range(len(rounds))]
+            done += len(rounds)
             for ax, key in zip(axes, ("balance", "eval_accuracy", "temperature"), strict=True):
-                ax.plot(xs, [r[key] for r in t["rounds"]], marker="o", label=t["task"])
+                ax.plot(xs, [r[key] for r in rounds], marker="o", label=t["task"])
         for ax, title in zip(axes, ("balance score", "eval exact match", "temperature chosen"),
                              strict=True):
             ax.set_xlabel("self-training round, along the stream")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from synlearner.daemon.tools.kafka_broker import KafkaBroker
+from tests.kafka_broker.broker import KafkaBroker
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

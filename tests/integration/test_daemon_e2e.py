@@ -12,7 +12,7 @@ from synlearner.daemon.build import build_daemon, build_learners
 from synlearner.daemon.config import load_config
 from synlearner.daemon.service import Service
 from synlearner.daemon.state import State
-from synlearner.daemon.tools.synthetic import demo_stream
+from synlearner.daemon.tools.demo import demo_stream
 from synlearner.learner.base import LearnPlan
 from synlearner.memory.records import read_counts
 from synlearner.stream import JsonlResultSink, Limits, SpoolPublisher, parse_task

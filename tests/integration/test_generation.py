@@ -106,12 +106,12 @@ def test_self_training_rounds_sample_score_keep_and_train(tiny_causal_lm: Path, 
     gen = SftGenerator(GenerationConfig(model_path=str(tiny_causal_lm), max_steps=30, batch_size=8,
                                         lr=5e-3, self_train=st), classifier.embedder)
     task = dataclasses.replace(parse_task(colour_task("colours-st"), Limits()),
-                               phases=("sft", "self_train"))
+                               methods=("sft", "self_train"))
     phases: list[str] = []
     outcome = gen.learn(task, [], LearnPlan(task.task_id),
                         lambda phase, step, total, loss: phases.append(phase))
-    assert [r["round"] for r in outcome.rounds] == [1.0, 2.0]
-    for r in outcome.rounds:
+    assert [r["round"] for r in outcome.extras["self_train"]["rounds"]] == [1.0, 2.0]
+    for r in outcome.extras["self_train"]["rounds"]:
         assert r["temperature"] in (0.5, 0.9, 1.3)
         # halving: 3 temperatures x 2, the better one 2 more (x 3 dev prompts); the round: 6 x 4
         assert r["search_samples"] == (3 * 2 + 2) * 3
@@ -154,14 +154,16 @@ def test_a_self_training_task_through_the_daemon(tiny_causal_lm: Path, tmp_path:
         msg = json.loads(colour_task(task_id))
         for example in msg["train"] + msg["eval"]:  # one answer: learned in a few steps
             example["output"] = "red"
-        msg.update(phases=["sft", "self_train"], reward="exact_match")
+        msg.update(methods=["sft", "self_train"], reward="exact_match")
         SpoolPublisher(cfg.spool_dir).submit(json.dumps(msg).encode(), msg["task_id"])
     text = drain_and_scrape(cfg)
     state = State.read(cfg.state_dir)
     entry = state.latest("colours-daemon")
-    assert entry is not None and [r["round"] for r in entry.rounds] == [1.0, 2.0]
+    assert entry is not None
+    rounds = entry.extras["self_train"]["rounds"]
+    assert [r["round"] for r in rounds] == [1.0, 2.0]
     assert entry.steps == 30 + 2 * 4
-    assert [r["past_successes"] for r in entry.rounds] == [0.0, 0.0]  # nothing learned before
+    assert [r["past_successes"] for r in rounds] == [0.0, 0.0]  # nothing learned before
     assert 'synlearner_selftrain_balance_ratio{round="2",task="colours-daemon"}' in text
     assert "synlearner_selftrain_samples_total" in text
     assert 'synlearner_memory_search_duration_seconds_count{operation="successes"} 2.0' in text
@@ -181,7 +183,8 @@ def test_a_self_training_task_through_the_daemon(tiny_causal_lm: Path, tmp_path:
     assert len(wrong) == len({(r.input, r.prediction) for r in wrong})
     again = state.latest("colours-again")
     assert again is not None
-    assert [r["past_successes"] for r in again.rounds] == [float(min(5, len(right)))] * 2
+    again_rounds = again.extras["self_train"]["rounds"]
+    assert [r["past_successes"] for r in again_rounds] == [float(min(5, len(right)))] * 2
 
 
 @pytest.mark.parametrize(("phases", "inside"), [
@@ -209,7 +212,7 @@ def test_killed_inside_a_phase_the_task_is_learned_once_on_restart(
         # 16 DPO steps: the kill lands well before the phase ends (4 raced the commit)
         "preference: {prompts: 4, temperatures: [1.0], steps: 16, batch_size: 2}}}\n")
     msg = json.loads(colour_task("colours-crash"))
-    msg["phases"] = phases
+    msg["methods"] = phases
     (tmp_path / "task.json").write_text(json.dumps(msg))
     cli("submit", str(tmp_path / "task.json"), cfg=cfg)
     log = tmp_path / "run1.log"
@@ -224,9 +227,9 @@ def test_killed_inside_a_phase_the_task_is_learned_once_on_restart(
     entries = State.read(state).entries
     assert [e.task_id for e in entries] == ["colours-crash"]
     if "self_train" in phases:
-        assert [r["round"] for r in entries[0].rounds] == [1.0, 2.0]
+        assert [r["round"] for r in entries[0].extras["self_train"]["rounds"]] == [1.0, 2.0]
     else:
-        assert entries[0].preference["steps"] == 16
+        assert entries[0].extras["preference"]["steps"] == 16
     results = JsonlResultSink(state / "spool" / "results.jsonl").read()
     assert [(r["task_id"], r["status"]) for r in results] == [("colours-crash", "learned")]
 
@@ -244,14 +247,14 @@ def test_preference_phase_trains_dpo_on_recalled_errors_first(tiny_causal_lm: Pa
     gen = SftGenerator(GenerationConfig(model_path=str(tiny_causal_lm), max_steps=10, batch_size=8,
                                         lr=5e-3, preference=pref), classifier.embedder)
     task = dataclasses.replace(parse_task(colour_task("colours-dpo"), Limits()),
-                               phases=("sft", "preference"))
+                               methods=("sft", "preference"))
     recalled = {k: [Negative(wrong, "own")] for k, wrong in
                 (("apple", "green"), ("banana", "blue"), ("grass", "red"), ("sky", "black"),
                  ("snow", "yellow"), ("coal", "white"))}
     phases: list[str] = []
     outcome = gen.learn(task, [], LearnPlan(task.task_id, negatives=recalled),
                         lambda phase, step, total, loss: phases.append(phase))
-    p = outcome.preference
+    p = outcome.extras["preference"]
     assert p["prompts"] == 6 and p["candidates"] == 12
     # every prompt has its recalled error first, then a candidate (unless all were right)
     assert p["pairs_own"] == 6 and p["pairs_neighbour"] == 0 and p["pairs_template"] == 0
@@ -285,16 +288,16 @@ def test_preference_task_through_the_daemon_uses_the_error_memory(tiny_causal_lm
             "preference": {"prompts": 6, "temperatures": [1.0], "steps": 4, "batch_size": 4}}},
         env={})
     first = json.loads(colour_task("colours-first"))
-    first["phases"] = ["sft", "self_train"]
+    first["methods"] = ["sft", "self_train"]
     second = json.loads(colour_task("colours-second"))
-    second.update(instruction="Which colour is it?", phases=["sft", "preference"])
+    second.update(instruction="Which colour is it?", methods=["sft", "preference"])
     for msg in (first, second):
         SpoolPublisher(cfg.spool_dir).submit(json.dumps(msg).encode(), msg["task_id"])
     text = drain_and_scrape(cfg)
     state = State.read(cfg.state_dir)
     first_entry, entry = state.latest("colours-first"), state.latest("colours-second")
-    assert first_entry is not None and entry is not None and not first_entry.preference
-    p = entry.preference
+    assert first_entry is not None and entry is not None and "preference" not in first_entry.extras
+    p = entry.extras["preference"]
     assert p["pairs_own"] > 0 and p["steps"] == 4, p
     assert f'synlearner_preference_pairs_total{{source="own"}} {p["pairs_own"]}' in text
     assert "synlearner_preference_reward_accuracy_ratio" in text

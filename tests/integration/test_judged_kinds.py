@@ -43,9 +43,9 @@ def preference_task(task_id: str = "prefs") -> bytes:
     return task_bytes(task_id, "preference", rows, rows)
 
 
-def colours_task(task_id: str, reward: Any, phases: list[str]) -> bytes:
+def colours_task(task_id: str, reward: Any, methods: list[str]) -> bytes:
     rows = [{"input": t, "output": c} for t, c in zip(THINGS, COLOURS, strict=True)]
-    return task_bytes(task_id, "generation", rows * 2, rows, reward=reward, phases=phases)
+    return task_bytes(task_id, "generation", rows * 2, rows, reward=reward, methods=methods)
 
 
 def generator(tiny_causal_lm: Path, embedder: Any, **over: Any) -> Any:
@@ -117,8 +117,8 @@ def test_a_preference_task_is_learned_with_dpo_on_its_pairs(  # type: ignore[no-
     outcome = gen.learn(task, [], LearnPlan(task.task_id),
                         lambda phase, step, total, loss: steps.append((phase, step)))
     assert steps[-1] == ("preference", 30)
-    assert outcome.steps == 30 and outcome.preference["pairs"] == len(THINGS)
-    assert outcome.preference["reward_accuracy"] == 1.0  # every pair's margin moved its way
+    assert outcome.steps == 30 and outcome.extras["preference"]["pairs"] == len(THINGS)
+    assert outcome.extras["preference"]["reward_accuracy"] == 1.0  # every pair's margin moved its way
     assert outcome.final == 1.0 and outcome.final > outcome.zero_shot, outcome
     # the base model's mistakes were that it preferred the rejected answer
     base = gen._judge(task, task.eval, None, "eval")
@@ -156,8 +156,9 @@ def test_the_daemon_learns_every_kind_and_checks_verifier_references(
     kinds = {e.task_id: e.kind for e in state.entries}
     assert kinds == {"judge": "verification", "named": "generation", "prefs": "preference"}
     named, prefs = state.latest("named"), state.latest("prefs")
-    assert named is not None and len(named.rounds) == 1  # self-trained, scored by the verifier
-    assert prefs is not None and prefs.preference["steps"] == 6
+    assert named is not None  # self-trained, scored by the verifier
+    assert len(named.extras["self_train"]["rounds"]) == 1
+    assert prefs is not None and prefs.extras["preference"]["steps"] == 6
     (dead,) = list_dead_letters(cfg.spool_dir)
     assert dead.reason == "reward.0.task: 'nope' is not a learned verification task"
     assert 'synlearner_dead_letters_total{reason="unsupported"} 1.0' in text

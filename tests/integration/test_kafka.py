@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from synlearner.daemon.state import State
-from synlearner.daemon.tools.kafka_broker import KafkaBroker
-from synlearner.daemon.tools.synthetic import demo_stream
+from synlearner.daemon.tools.demo import demo_stream
+from tests.kafka_broker.broker import KafkaBroker
 from tests.kafka_broker.harness import (
     Daemon,
     Topics,

@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 from kafka import KafkaAdminClient, TopicPartition
 
-from synlearner.daemon.tools.kafka_broker import KafkaBroker
 from synlearner.stream.base import Delivery
 from synlearner.stream.config import KafkaConfig, StreamConfig
 from synlearner.stream.errors import SourceUnavailable
 from synlearner.stream.kafka import KafkaResultSink, KafkaTaskSource
 from synlearner.stream.kafka_dlq import list_dead_letters, requeue, requeue_report
 from synlearner.stream.schema import Limits, TaskResult
+from tests.kafka_broker.broker import KafkaBroker
 from tests.kafka_broker.harness import Topics, committed, produce, read_topic
 
 pytestmark = pytest.mark.integration

@@ -22,7 +22,7 @@ import pytest
 from synlearner.daemon.build import build_daemon
 from synlearner.daemon.config import load_config
 from synlearner.daemon.service import Service
-from synlearner.daemon.tools.synthetic import demo_stream
+from synlearner.daemon.tools.demo import demo_stream
 from synlearner.stream import SpoolPublisher
 
 pytestmark = pytest.mark.integration

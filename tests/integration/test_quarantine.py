@@ -15,7 +15,7 @@ import pytest
 
 from synlearner.daemon.build import build_daemon
 from synlearner.daemon.config import load_config
-from synlearner.daemon.tools.synthetic import demo_stream
+from synlearner.daemon.tools.demo import demo_stream
 from synlearner.stream import JsonlResultSink, SpoolPublisher
 from tests.integration.test_sigterm_restart import cli, wait_for
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from synlearner.daemon.tools.synthetic import demo_stream
+from synlearner.daemon.tools.demo import demo_stream
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from synlearner.daemon.tools.synthetic import benchmark_stream, demo_stream
+from synlearner.bench.streams.bundled import benchmark_stream
+from synlearner.daemon.tools.demo import demo_stream
 from synlearner.learner.base import LearnPlan
 from synlearner.stream import Limits, parse_task
 

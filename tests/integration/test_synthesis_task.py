@@ -83,21 +83,21 @@ def test_the_daemon_learns_synthesis_tasks_judged_by_a_learned_classifier(
     assert 0.0 <= figures["sample_agreement"] <= 1.0 and figures["eval_agreement"] == write.final
     assert figures["eval_pairwise_distance"] > 0.0 and figures["eval_distinct_2"] > 0.0
     assert write.seconds["learner_sft"] > 0 and write.seconds["learner_grpo"] > 0
-    assert more.synthesis["samples"] == 2 * 2 * 4
+    assert more.extras["grpo"]["samples"] == 2 * 2 * 4
     # replay is drawn from past synthesis tasks only ("write"), never crowded out by the
     # judge's copies of the same texts: the full ratio of its 24 train texts, every time
     assert write.replay_examples == 0  # no synthesis task before it
     assert more.replay_examples == round(cfg.memory.replay.ratio * 24) > 0
     # the nearest past synthesis task's adapter, kept: the task's texts are likelier under it
     assert more.init_from == "write"
-    assert more.synthesis["start_logp_transferred"] >= more.synthesis["start_logp_fresh"]
+    assert more.extras["synthesis"]["start_logp_transferred"] >= more.extras["synthesis"]["start_logp_fresh"]
     (dead,) = list_dead_letters(cfg.spool_dir)
     assert dead.reason == "synthesis.judge: 'nothing' is not a learned classification task"
     assert "synlearner_synthesis_samples_total 32.0" in text
     assert "synlearner_synthesis_eval_agreement_ratio" in text
     flywheel = state.latest("few")
-    assert flywheel is not None and flywheel.synthesis["generated"] == 8
-    kept = int(flywheel.synthesis["kept"])
+    assert flywheel is not None and flywheel.extras["synthesis"]["generated"] == 8
+    kept = int(flywheel.extras["synthesis"]["kept"])
     assert flywheel.train_examples == 8 + kept
     assert f'synlearner_synthetic_examples_total{{outcome="kept"}} {kept}.0' in text
     parts = build_daemon(cfg)  # restarted: the judge comes back with the adapter

@@ -16,7 +16,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from synlearner.daemon.tools.kafka_broker import KafkaBroker, free_port
+from tests.kafka_broker.broker import KafkaBroker, free_port
 
 
 class Topics:

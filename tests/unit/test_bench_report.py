@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from synlearner.daemon.tools.compare import BenchSettings, steps_to_reach, summarise
-from synlearner.daemon.tools.compare_report import efficiency, render_text, targets, write_bench_report
+from synlearner.bench.compare import BenchSettings, steps_to_reach, summarise
+from synlearner.bench.compare_report import efficiency, render_text, targets, write_bench_report
 from synlearner.memory import ExperienceMemory, HashingEmbedder, TaskInfo
 
 
@@ -144,8 +144,8 @@ def test_generation_runs_report_what_they_sampled() -> None:
               {"round": 2.0, "samples": 60.0, "pass_at_k": 0.75, "balance": 0.5}]
     pref = {"candidates": 40.0, "pairs": 30.0, "pairs_own": 10.0, "pairs_neighbour": 5.0,
             "pairs_candidate": 15.0, "pairs_template": 0.0, "skipped_gap": 3.0, "steps": 6.0}
-    a = {**entry("a", 0.5, []), "rounds": rounds}
-    b = {**entry("b", 0.25, []), "preference": pref}
+    a = {**entry("a", 0.5, []), "extras": {"self_train": {"rounds": rounds}}}
+    b = {**entry("b", 0.25, []), "extras": {"preference": pref}}
     gen = run("synlearner", "per-task", [[0.5, 0.0], [0.5, 0.25]], [[None], [None, None]], [a, b])
     plain = run("sft", "per-task", [[0.25, 0.0], [0.25, 0.125]], [],
                 [entry("a", 0.25, []), entry("b", 0.125, [])])
@@ -171,13 +171,13 @@ def test_synthesis_runs_compare_the_few_shot_tasks_and_what_they_were_given(tmp_
     synthesis task that writes for them."""
     import json as _json
 
-    from synlearner.daemon.tools.compare import strategy_messages
+    from synlearner.bench.compare import strategy_messages
 
-    writer = {**entry("w", 0.5, []), "kind": "synthesis",
-              "synthesis": {"samples": 32.0, "sample_agreement": 0.25, "reward_mean": 0.6,
-                            "eval_pairwise_distance": 0.4, "eval_distinct_2": 0.7}}
-    asked = {**entry("c", 0.7, []), "kind": "classification",
-             "synthesis": {"generated": 8.0, "confident": 6.0, "kept": 5.0, "kept_agreement": 0.8}}
+    writer = {**entry("w", 0.5, []), "kind": "synthesis", "extras": {
+        "grpo": {"samples": 32.0, "sample_agreement": 0.25, "reward_mean": 0.6},
+        "synthesis": {"eval_pairwise_distance": 0.4, "eval_distinct_2": 0.7}}}
+    asked = {**entry("c", 0.7, []), "kind": "classification", "extras": {"synthesis": {
+        "generated": 8.0, "confident": 6.0, "kept": 5.0, "kept_agreement": 0.8}}}
     hro = run("synthesis-hro", "per-task", [[0.5, 0.0], [0.5, 0.75]], [], [writer, asked])
     hro["synthetic"] = {"c": {"pairwise_distance": 0.3, "distinct_2": 0.9}}
     few = run("few-shot", "per-task", [[0.625]], [], [{**entry("c", 0.625, []),

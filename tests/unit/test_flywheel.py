@@ -75,9 +75,9 @@ def test_kept_synthetic_examples_train_the_task_and_are_remembered_apart(tmp_pat
     few = state.latest("few")
     assert few is not None
     # kept: the two of the intended label that are no copy, too short or near copy
-    assert {k: few.synthesis[k] for k in ("generated", "confident", "kept")} == {
+    assert {k: few.extras["synthesis"][k] for k in ("generated", "confident", "kept")} == {
         "generated": 6.0, "confident": 5.0, "kept": 2.0}
-    assert few.synthesis["kept_agreement"] == 1.0
+    assert few.extras["synthesis"]["kept_agreement"] == 1.0
     assert few.train_examples == 6 + 2  # trained on the real examples and the kept ones
     synthetic = memory.records(task_id="few", split="synthetic")
     assert sorted(r.input for r in synthetic if r.kind == "experience") == [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from synlearner.daemon.tools.generative import generation_messages, generation_stream
+from synlearner.bench.streams.generative import generation_messages, generation_stream
 from synlearner.learner import rewards
 from synlearner.stream import Limits, parse_task
 

@@ -1,4 +1,4 @@
-"""The hard benchmark stream (`daemon/tools/hard.py`): deterministic, valid, and as described."""
+"""The hard benchmark stream (`bench/streams/hard.py`): deterministic, valid, and as described."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from synlearner.daemon.tools.hard import HARD_SPECS, hard_messages, hard_stream
-from synlearner.daemon.tools.hard_reviews import RATINGS
+from synlearner.bench.streams.hard import HARD_SPECS, hard_messages, hard_stream
+from synlearner.bench.streams.hard_reviews import RATINGS
 from synlearner.stream import Limits, parse_task
 
 N_TRAIN, N_EVAL = 120, 40  # small, so the tests stay fast; the rules do not depend on it
@@ -76,7 +76,7 @@ def test_graded_labels_follow_the_count_of_favourable_judgments() -> None:
     # the generator's own parts: k favourable judgments out of four give k + 1 stars
     import random
 
-    from synlearner.daemon.tools.hard_reviews import HOTEL, review_sentences
+    from synlearner.bench.streams.hard_reviews import HOTEL, review_sentences
 
     rng = random.Random(0)
     for k in range(5):

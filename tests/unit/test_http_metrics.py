@@ -68,7 +68,7 @@ def test_per_task_accuracy_series_stay_capped_as_tasks_accumulate() -> None:
 def test_self_training_rounds_are_exported_for_the_latest_tasks_only() -> None:
     from prometheus_client import generate_latest
 
-    from synlearner.daemon.metrics import MAX_SELFTRAIN_TASKS
+    from synlearner.learner.methods.self_train import MAX_TASKS as MAX_SELFTRAIN_TASKS
 
     metrics = Metrics()
 
@@ -77,13 +77,14 @@ def test_self_training_rounds_are_exported_for_the_latest_tasks_only() -> None:
                  "temperature": 0.9, "tau": 0.5, "eval_accuracy": 0.4, "samples": 100.0}
                 for i in range(2)]
 
-    metrics.set_self_training("arith", rounds(0.625))
+    observe = metrics.methods["self_train"]  # the method's own metrics
+    observe("arith", {"rounds": rounds(0.625)})
     text = generate_latest(metrics.registry).decode()
     assert 'synlearner_selftrain_balance_ratio{round="2",task="arith"} 0.625' in text
     assert 'synlearner_selftrain_temperature{round="1",task="arith"} 0.9' in text
     assert "synlearner_selftrain_samples_total 200.0" in text
     for i in range(MAX_SELFTRAIN_TASKS + 5):
-        metrics.set_self_training(f"t{i}", rounds(0.5))
+        observe(f"t{i}", {"rounds": rounds(0.5)})
     text = generate_latest(metrics.registry).decode()
     series = [line for line in text.splitlines()
               if line.startswith("synlearner_selftrain_balance_ratio{")]

@@ -18,7 +18,8 @@ def test_self_training_rounds_are_reported_and_plotted(tmp_path: Path) -> None:
               for i, t, b, acc, past in ((1, 0.85, 0.41, 0.30, 16.0), (2, 1.05, 0.55, 0.45, 7.0))]
     for task_id, done in (("sums", rounds), ("plain", [])):
         state.record(TaskEntry(task_id, task_id, 1, "h", "generation", f"adapters/{task_id}/1",
-                               0.1, 0.1, 0.45, None, 40, 8, 0, rounds=done),
+                               0.1, 0.1, 0.45, None, 40, 8, 0,
+                               extras={"self_train": {"rounds": done}} if done else {}),
                      {"sums": 0.45, "plain": 0.45})
     paths = write_report(state, tmp_path / "report")
     text = paths["text"].read_text()
@@ -29,23 +30,28 @@ def test_self_training_rounds_are_reported_and_plotted(tmp_path: Path) -> None:
     assert lines[0].split()[8:10] == ["16", "200"] and lines[1].split()[8] == "7"  # past, samples
     assert not any(line.startswith("plain ") for line in table)
     body = json.loads(paths["json"].read_text())
-    assert [t["rounds"] for t in body["tasks"]] == [rounds, []]
+    assert [t["extras"] for t in body["tasks"]] == [{"self_train": {"rounds": rounds}}, {}]
     assert paths["self_training_png"].stat().st_size > 1000
 
 
 def test_synthesis_tasks_and_the_synthetic_data_asked_for_are_reported(tmp_path: Path) -> None:
     state = State.load(tmp_path / "state")
-    writer = {"samples": 128.0, "sample_agreement": 0.625, "reward_mean": 0.71,
-              "reward_first_half": 0.66, "reward_second_half": 0.76,
-              "eval_pairwise_distance": 0.42, "eval_distinct_2": 0.8}
+    grpo = {"samples": 128.0, "sample_agreement": 0.625, "reward_mean": 0.71,
+            "reward_first_half": 0.66, "reward_second_half": 0.76}
+    writer = {"eval_pairwise_distance": 0.42, "eval_distinct_2": 0.8}
     asked = {"generated": 48.0, "confident": 30.0, "kept": 27.0, "kept_agreement": 0.926}
     state.record(TaskEntry("write", "write", 1, "h", "synthesis", "adapters/write/1", 0.2, 0.2,
-                           0.55, None, 40, 24, 0, synthesis=writer), {"write": 0.55})
+                           0.55, None, 40, 24, 0, extras={"grpo": grpo, "synthesis": writer}),
+                 {"write": 0.55})
     state.record(TaskEntry("few", "few", 1, "h", "classification", "adapters/few/2", 0.4, 0.4,
-                           0.8, None, 24, 51, 0, synthesis=asked), {"write": 0.55, "few": 0.8})
+                           0.8, None, 24, 51, 0, extras={"synthesis": asked}),
+                 {"write": 0.55, "few": 0.8})
     text = write_report(state, tmp_path / "report")["text"].read_text()
     (w,) = [x for x in text.split("synthesis tasks")[1].splitlines() if x.startswith("write ")]
-    assert w.split()[1:] == ["0.550", "128", "0.625", "0.710", "0.660", "0.760", "0.420", "0.800"]
+    assert w.split()[1:] == ["0.550", "0.420", "0.800"]
+    (g,) = [x for x in text.split("reward-optimised synthesis")[1].split("\n\n")[0].splitlines()
+            if x.startswith("write ")]
+    assert g.split()[1:] == ["128", "0.625", "0.710", "0.660", "0.760"]
     (f,) = [x for x in text.split("synthetic training data")[1].splitlines()
             if x.startswith("few ")]
     assert f.split()[1:] == ["48", "30", "27", "0.926"]

@@ -72,28 +72,30 @@ def test_labels_and_outputs_must_agree() -> None:
     assert parse_task(json.dumps(gen).encode(), Limits()).kind == "generation"
 
 
-def test_generation_tasks_declare_a_reward_and_phases() -> None:
+def test_generation_tasks_declare_a_reward_and_methods() -> None:
     gen = message(kind="generation", labels=[], train=[{"input": "2+2", "output": "4"}],
                   eval=[{"input": "1+1", "output": "2"}])
     plain = parse_task(json.dumps(gen).encode(), Limits())
-    assert plain.reward is None and plain.phases == ()
+    assert plain.reward is None and plain.methods == ()
     assert "reward" not in plain.to_message()  # tasks without one keep their content hash
     spec = [{"name": "numeric", "weight": 2}, "exact_match"]
-    task = parse_task(json.dumps({**gen, "reward": spec, "phases": ["sft", "self_train"]}).encode(),
+    task = parse_task(json.dumps({**gen, "reward": spec, "methods": ["sft", "self_train"]}).encode(),
                       Limits())
-    assert task.reward == spec and task.phases == ("sft", "self_train")
+    assert task.reward == spec and task.methods == ("sft", "self_train")
     assert task.content_hash != plain.content_hash
     again = parse_task(json.dumps(task.to_message()).encode(), Limits())
-    assert (again.reward, again.phases, again.content_hash) == (spec, task.phases, task.content_hash)
+    assert (again.reward, again.methods, again.content_hash) == (spec, task.methods,
+                                                                 task.content_hash)
+    old = parse_task(json.dumps({**gen, "reward": spec, "phases": ["sft", "self_train"]}).encode(),
+                     Limits())  # the old name of the field is still read
+    assert (old.methods, old.content_hash) == (task.methods, task.content_hash)
     assert reason(raw(reward="exact_match")) == "reward: only generation tasks take reward"
-    assert reason(raw(phases=["sft"])) == (
-        "phases: only generation and synthesis tasks take phases")
-    assert reason(json.dumps({**gen, "phases": ["sft", "sft"]}).encode()) == (
-        "phases: a phase may appear once")
-    assert reason(json.dumps({**gen, "phases": ["grpo"]}).encode()) == (
-        "phases: 'grpo' is not a phase of generation tasks (sft, self_train, preference)")
-    assert reason(json.dumps({**gen, "phases": ["dance"]}).encode()).startswith("phases.0:")
-    assert reason(json.dumps({**gen, "phases": []}).encode()).startswith("phases:")
+    assert reason(json.dumps({**gen, "methods": ["sft", "sft"]}).encode()) == (
+        "methods: a method may appear once")
+    assert reason(json.dumps({**gen, "methods": ["sft"], "phases": ["sft"]}).encode()) == (
+        "phases: the old name of methods; give methods only")
+    assert reason(json.dumps({**gen, "methods": ["Dance!"]}).encode()).startswith("methods.0:")
+    assert reason(json.dumps({**gen, "methods": []}).encode()).startswith("methods:")
     assert reason(json.dumps({**gen, "reward": 3}).encode()).startswith("reward")
 
 
@@ -183,9 +185,9 @@ def test_synthesis_tasks_take_labelled_texts_and_a_request() -> None:
                                "judge": None}  # absent: the defaults, kept in the task
     spec = {"descriptions": {"pos": "glad"}, "attributes": {"length": ["short", "long"]},
             "count": 8, "shots": 1, "judge": "reviews"}
-    task = parse_task(json.dumps({**syn, "synthesis": spec, "phases": ["grpo"]}).encode(),
+    task = parse_task(json.dumps({**syn, "synthesis": spec, "methods": ["grpo"]}).encode(),
                       Limits())
-    assert task.synthesis == spec and task.phases == ("grpo",)
+    assert task.synthesis == spec and task.methods == ("grpo",)
     again = parse_task(json.dumps(task.to_message()).encode(), Limits())
     assert (again.synthesis, again.content_hash) == (spec, task.content_hash)
     assert reason(json.dumps({**syn, "labels": ["pos"]}).encode()) == (
@@ -194,8 +196,6 @@ def test_synthesis_tasks_take_labelled_texts_and_a_request() -> None:
         {**syn, "train": [{"input": "x", "output": "meh"}]}).encode())
     assert reason(json.dumps({**syn, "synthesis": {"descriptions": {"meh": "x"}}}).encode()) == (
         "synthesis.descriptions: 'meh' is not one of labels")
-    assert reason(json.dumps({**syn, "phases": ["preference"]}).encode()) == (
-        "phases: 'preference' is not a phase of synthesis tasks (sft, grpo)")
     assert reason(raw(synthesis={"count": 4})) == "synthesis: only synthesis tasks take synthesis"
     assert reason(json.dumps({**syn, "synthesis": {"count": 0}}).encode()).startswith(
         "synthesis.count:")

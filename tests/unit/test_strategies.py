@@ -11,6 +11,12 @@ from typing import Any
 
 import pytest
 
+from synlearner.bench.compare import (
+    GENERATION_STRATEGIES,
+    STRATEGIES,
+    BenchSettings,
+    strategy_config,
+)
 from synlearner.daemon.agnostic import (
     TaskAgnostic,
     answering_adapter,
@@ -20,12 +26,6 @@ from synlearner.daemon.agnostic import (
 from synlearner.daemon.config import ConfigError
 from synlearner.daemon.loop import Daemon
 from synlearner.daemon.state import State
-from synlearner.daemon.tools.compare import (
-    GENERATION_STRATEGIES,
-    STRATEGIES,
-    BenchSettings,
-    strategy_config,
-)
 from synlearner.learner.base import SHARED, consolidated_key
 from synlearner.stream import InMemorySource
 from synlearner.stream.schema import Example, Task

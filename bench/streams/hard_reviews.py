@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from synlearner.daemon.tools.synthetic import Gen, Rng, cap
+from synlearner.daemon.tools.demo import Gen, Rng, cap
 
 _H_GOOD = ["excellent", "superb", "wonderful", "impressive", "lovely", "first-rate",
            "outstanding", "great", "fantastic", "spot on"]

@@ -13,7 +13,7 @@ import json
 import random
 from typing import Any
 
-from synlearner.daemon.tools.hard_pairs import (
+from synlearner.bench.streams.hard_pairs import (
     CIVIC,
     EVERYDAY,
     PARAPHRASE,
@@ -21,7 +21,7 @@ from synlearner.daemon.tools.hard_pairs import (
     inference_of,
     paraphrase_of,
 )
-from synlearner.daemon.tools.hard_reviews import (
+from synlearner.bench.streams.hard_reviews import (
     APP,
     GADGET,
     HOTEL,
@@ -31,7 +31,7 @@ from synlearner.daemon.tools.hard_reviews import (
     mood_of,
     rating_of,
 )
-from synlearner.daemon.tools.hard_texts import (
+from synlearner.bench.streams.hard_texts import (
     COMPONENTS,
     FORUM_BOARDS,
     NEWS_SECTIONS,
@@ -41,7 +41,7 @@ from synlearner.daemon.tools.hard_texts import (
     news_sample,
     severity_sample,
 )
-from synlearner.daemon.tools.synthetic import Spec, make_task
+from synlearner.daemon.tools.demo import Spec, make_task
 
 NLI = ["entailment", "neutral", "contradiction"]
 CLAIMS = ["supported", "not mentioned", "refuted"]

@@ -227,12 +227,21 @@ def _metrics(matrix: list[list[float | None]], zero: list[float], joint: bool) -
     return m
 
 
+def _figures(entry: dict[str, Any], method: str) -> dict[str, Any]:
+    """A committed entry's figures of one learning method (or a synthesis task's own)."""
+    return dict((entry.get("extras") or {}).get(method) or {})
+
+
+def _rounds(entry: dict[str, Any]) -> list[dict[str, float]]:
+    return list(_figures(entry, "self_train").get("rounds") or [])
+
+
 def _sampling(entries: list[dict[str, Any]]) -> dict[str, Any]:
     """What a generation strategy sampled: answers generated (self-training's, its search's
     and the preference phase's candidates), pass@K and the balance score per round, and the
     preference pairs by source."""
-    rounds = [r for e in entries for r in e.get("rounds") or []]
-    prefs = [e["preference"] for e in entries if e.get("preference")]
+    rounds = [r for e in entries for r in _rounds(e)]
+    prefs = [_figures(e, "preference") for e in entries if _figures(e, "preference")]
     if not rounds and not prefs:
         return {}
     pairs: dict[str, float] = {}
@@ -245,7 +254,7 @@ def _sampling(entries: list[dict[str, Any]]) -> dict[str, Any]:
                                  + sum(p.get("candidates", 0) for p in prefs)),
         "pass_at_k": (sum(r["pass_at_k"] for r in rounds) / len(rounds)) if rounds else None,
         "balance_by_round": [[e["task_id"], int(r["round"]), r["balance"]]
-                             for e in entries for r in e.get("rounds") or []],
+                             for e in entries for r in _rounds(e)],
         "preference_pairs": pairs,
     }
 
@@ -283,9 +292,9 @@ def summarise(runs: list[dict[str, Any]], settings: BenchSettings) -> dict[str, 
             "seconds": run["seconds"], "seconds_per_task": run["seconds"] / max(1, len(entries)),
             "peak_rss_mib": run["peak_rss_mib"],
             "steps_per_task": settings.steps, "steps_to_per_task_final": reach,
-            "tasks": [{k: e.get(k) for k in ("task_id", "zero_shot", "initial", "final",
-                                                 "init_from", "probe", "curve", "steps",
-                                                 "rounds", "preference")}
+            "tasks": [{**{k: e.get(k) for k in ("task_id", "zero_shot", "initial", "final",
+                                                    "init_from", "probe", "curve", "steps")},
+                       "rounds": _rounds(e), "preference": _figures(e, "preference")}
                       for e in entries],
             **_sampling(entries),
         })
@@ -299,7 +308,7 @@ def summarise(runs: list[dict[str, Any]], settings: BenchSettings) -> dict[str, 
 def asked(runs: list[dict[str, Any]]) -> list[str]:
     """The classification tasks of a synthesis stream that ask for synthetic data."""
     return list(dict.fromkeys(e["task_id"] for r in runs for e in r["state"]["entries"]
-                              if "generated" in (e.get("synthesis") or {})))
+                              if "generated" in _figures(e, "synthesis")))
 
 
 def _synthesis(run: dict[str, Any], few: list[str]) -> dict[str, Any]:
@@ -313,12 +322,12 @@ def _synthesis(run: dict[str, Any], few: list[str]) -> dict[str, Any]:
     for task_id in few:
         e = next(x for x in entries if x["task_id"] == task_id)
         tasks.append({"task_id": task_id, "accuracy": last[column[task_id]],
-                      **(e.get("synthesis") or {}),
+                      **_figures(e, "synthesis"),
                       **{f"kept_{k}": v for k, v in (run.get("synthetic") or {}).get(
                           task_id, {}).items()}})
     scores = [t["accuracy"] for t in tasks if t["accuracy"] is not None]
-    writers = [{"task_id": e["task_id"], "final": e["final"], **e["synthesis"]}
-               for e in entries if e["kind"] == "synthesis"]
+    writers = [{"task_id": e["task_id"], "final": e["final"], **_figures(e, "grpo"),
+                **_figures(e, "synthesis")} for e in entries if e["kind"] == "synthesis"]
     return {"task_aware": {"acc": sum(scores) / len(scores) if scores else None, "bwt": None,
                            "fwt": None, "forgetting": None},
             "classification": tasks, "writers": writers}

@@ -21,8 +21,8 @@ import json
 import random
 from typing import Any
 
-from synlearner.daemon.tools.hard_reviews import APP, GADGET, HOTEL, MOODS, RESTAURANT, mood_of
-from synlearner.daemon.tools.synthetic import Spec, make_task
+from synlearner.bench.streams.hard_reviews import APP, GADGET, HOTEL, MOODS, RESTAURANT, mood_of
+from synlearner.daemon.tools.demo import Spec, make_task
 
 FEW_SHOT = ("few-apps", "few-hotels")
 DESCRIPTIONS = {"negative": "nothing about it is good", "mixed": "some things are good, "

@@ -4,7 +4,7 @@ questions, severity and component (`hard.py` has the stream)."""
 
 from __future__ import annotations
 
-from synlearner.daemon.tools.synthetic import Rng, cap
+from synlearner.daemon.tools.demo import Rng, cap
 
 # -- topics: the section with the most keywords wins (three against at most two) --------
 TOPIC_BANK: dict[str, list[str]] = {

@@ -1,7 +1,7 @@
 """A real single-node KRaft Apache Kafka broker on 127.0.0.1, for trying the Kafka stream
-on one machine and for the Kafka tests and benchmark: Apache Kafka's own jars, which
-`.ci/tools.sh` fetches from Maven Central (`tests/kafka_broker/pom.xml`) into
-`~/.cache/synlearner/tools`, run with Java 17 on free loopback ports."""
+on one machine and for the Kafka tests and benchmark (`bench/bench_kafka.py`): Apache
+Kafka's own jars, which `.ci/tools.sh` fetches from Maven Central (`pom.xml` beside this
+module) into `~/.cache/synlearner/tools`, run with Java 17 on free loopback ports."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from synlearner.daemon.tools.synthetic import Gen, Rng, cap
+from synlearner.daemon.tools.demo import Gen, Rng, cap
 
 
 @dataclass(frozen=True)
