@@ -55,15 +55,15 @@ def generation_strategy(name: str, steps: int) -> dict[str, Any]:
     errors). B-STaR's rewards lie in [-1, 1], synlearner's in [0, 1]: its fixed tau 0 (keep
     what the reward scores positive) is tau 0.5 here; tau 0 would keep every answer."""
     half, quarter = max(1, steps // 2), max(1, steps // 4)
-    sft_only = {"learner.generation.phases": ["sft"], "learner.train.steps": steps}
+    sft_only = {"learner.generation.methods": ["sft"], "learner.train.steps": steps}
 
     def self_train(search: str) -> dict[str, Any]:
-        return {"learner.generation.phases": ["sft", "self_train"], "learner.train.steps": half,
+        return {"learner.generation.methods": ["sft", "self_train"], "learner.train.steps": half,
                 f"{_ST}.rounds": 2, f"{_ST}.steps": max(1, (steps - half) // 2),
                 f"{_ST}.search": search, f"{_ST}.temperature": 0.7, f"{_ST}.tau": 0.5}
 
     def dpo(negatives: list[str]) -> dict[str, Any]:
-        return {"learner.generation.phases": ["sft", "preference"], "learner.train.steps": half,
+        return {"learner.generation.methods": ["sft", "preference"], "learner.train.steps": half,
                 f"{_PF}.steps": steps - half, f"{_PF}.negatives": negatives}
 
     table: dict[str, dict[str, Any]] = {
@@ -72,7 +72,7 @@ def generation_strategy(name: str, steps: int) -> dict[str, Any]:
         "self-train-balanced": self_train("balanced"),
         "dpo-errors": dpo(["own", "neighbour", "candidate"]),
         "dpo-template": dpo(["candidate", "template"]),
-        "synlearner": {"learner.generation.phases": ["sft", "self_train", "preference"],
+        "synlearner": {"learner.generation.methods": ["sft", "self_train", "preference"],
                        "learner.train.steps": half, f"{_ST}.rounds": 1, f"{_ST}.steps": quarter,
                        f"{_ST}.search": "balanced",
                        f"{_PF}.steps": max(1, steps - half - quarter)},
@@ -94,9 +94,9 @@ SYNTHESIS_STRATEGIES: dict[str, dict[str, Any]] = {
     # the few-shot tasks learn from their own examples only: the stream's synthesis tasks
     # and the classification tasks' `synthesize` requests are left out
     "few-shot": {},
-    "synthesis-sft": {f"{_SY}.phases": ["sft"]},  # the generator after SFT alone
-    "synthesis-hro": {f"{_SY}.phases": ["sft", "grpo"]},  # then GRPO, hierarchical reward
-    "synthesis-hro-nodiversity": {f"{_SY}.phases": ["sft", "grpo"], f"{_SY}.weights": {
+    "synthesis-sft": {f"{_SY}.methods": ["sft"]},  # the generator after SFT alone
+    "synthesis-hro": {f"{_SY}.methods": ["sft", "grpo"]},  # then GRPO, hierarchical reward
+    "synthesis-hro-nodiversity": {f"{_SY}.methods": ["sft", "grpo"], f"{_SY}.weights": {
         "label": 0.1, "attribute": 0.1, "quality": 0.5, "diversity": 0.0}},
 }
 

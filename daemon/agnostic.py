@@ -77,6 +77,7 @@ class TaskAgnostic:
         if event is None:
             return None
         path = self.state.adapter_dir(consolidated_key(kind), event)
+        self.state.will_write([str(path.relative_to(self.state.root))])
         learner.save_adapter(consolidated_key(kind), path)
         return str(path.relative_to(self.state.root))
 

@@ -7,10 +7,12 @@ another process's load, a crash-looping host) dies wherever it happens to be ins
 the message it held is as good as any. The two are told apart by where an attempt died:
 before a message is worked on, its attempt is written and fsynced; how far it gets (the
 phase, the training step, the task being scored) is noted as it goes (no fsync: a process
-crash keeps the page cache). An attempt that died at the very point the one before it died
-adds to the message's count; one that died anywhere else starts the count again at one. A
-message whose count reaches `max_attempts` is dead-lettered with
-`crashed N times at the same point: <that point>`. Once settled (learned, duplicate, dead
+crash keeps the page cache). An attempt that died at the point the one before it died (the
+same note, or training of the same task one step apart, `same_point`) adds to the
+message's count; one that died anywhere else starts the count again at one. A message whose
+count reaches `max_attempts` is dead-lettered with `crashed N times at the same point:
+<that point>`; so is one taken up `FLOOR` x `max_attempts` times without settling, wherever
+it died (a crash that wanders). Once settled (learned, duplicate, dead
 letter) its record is removed.
 
 Records are small JSON files named after the delivery's `ref`, which every source keeps
@@ -23,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +35,24 @@ from urllib.parse import quote
 from synlearner.stream.io import write_atomic
 
 SUFFIX = ".attempts"
+FLOOR = 5  # x max_attempts: taken up this often without settling, a message is quarantined
+
+
+STEP = re.compile(r"^(.*) step (\d+)/(\d+)( of .*)$")  # how the daemon notes training
+
+
+def same_point(a: str, b: str | None) -> bool:
+    """Whether two attempts died at the same point: the same note, or training of the same
+    task one step apart at most (a kill races the step it lands in; the total may differ
+    where the replay changed)."""
+    if b is None:
+        return False
+    if a == b:
+        return True
+    ma, mb = STEP.match(a), STEP.match(b)
+    if not (ma and mb) or (ma[1], ma[4]) != (mb[1], mb[4]):
+        return False
+    return abs(int(ma[2]) - int(mb[2])) <= 1
 
 
 @dataclass(frozen=True)
@@ -81,7 +102,7 @@ class Attempts:
         died: str | None = body.get("last")  # None: no attempt died (or none was made)
         same, point = int(body.get("same", 0)), body.get("point")
         if died is not None:
-            same, point = (same + 1, point) if same and died == point else (1, died)
+            same, point = (same + 1, point) if same and same_point(died, point) else (1, died)
         self._write(ref, {"attempts": body["attempts"] + 1, "same": same, "point": point,
                           "last": ""}, durable=True)
         return Attempt(body["attempts"] + 1, died or "", same)

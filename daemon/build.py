@@ -16,6 +16,7 @@ from synlearner.daemon.loop import Daemon
 from synlearner.daemon.metrics import Metrics
 from synlearner.daemon.state import State
 from synlearner.learner.base import Learner
+from synlearner.learner.methods import default_methods, unknown_methods
 from synlearner.memory import ExperienceMemory, HashingEmbedder
 from synlearner.memory.base import Embedder
 from synlearner.stream import InMemoryResultSink, InMemorySource, JsonlResultSink, SpoolSource, spool_dlq
@@ -149,6 +150,9 @@ def lock_dirs(cfg: Config) -> list[int]:
 def build_daemon(cfg: Config, learners: dict[str, Learner] | None = None,
                  reset: bool = False) -> Parts:
     """`reset`: begin a new state where the state database is missing or unreadable."""
+    for kind, names in default_methods(cfg.learner).items():
+        if unknown := unknown_methods(kind, names):
+            raise ConfigError(f"learner: {kind} tasks' default methods: {unknown[0]}")
     locks = lock_dirs(cfg)
     try:  # first: a state that cannot be opened stops the start before minutes of loading
         state = State.load(cfg.state_dir, cfg.daemon.jobs.adapter_versions, reset=reset)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import os
 import types
 from collections.abc import Mapping, Sequence
@@ -161,6 +162,9 @@ class Config(_Section):
         return self.stream.spool_dir or self.state_dir / "spool"
 
 
+log = logging.getLogger("synlearner.daemon")
+
+
 class ConfigError(ValueError):
     pass
 
@@ -231,7 +235,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if len(raw) > MAX_CONFIG_BYTES:
         raise ConfigError(f"{path}: over {MAX_CONFIG_BYTES} bytes; not a config file")
     try:
-        loaded = yaml.safe_load(raw.decode("utf-8")) or {}
+        text = raw.decode("utf-8")
+        # an alias repeats a node without its bytes: a small file could expand past memory
+        if any(isinstance(token, yaml.AliasToken) for token in yaml.scan(text)):
+            raise ConfigError(f"{path}: YAML aliases (*name) are not taken in a config")
+        loaded = yaml.safe_load(text) or {}
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
     except yaml.YAMLError as exc:  # its text quotes the file, which may hold secrets
@@ -259,6 +267,28 @@ def _depth(value: Any) -> int:
     return deepest
 
 
+# keys that were renamed: old dotted name -> new one (the old one is read, with a warning)
+RENAMED = {
+    "learner.generation.phases": "learner.generation.methods",
+    "learner.generation.synthesis.phases": "learner.generation.synthesis.methods",
+}
+
+
+def _rename_old_keys(data: dict[str, Any], where: str) -> None:
+    for old, new in RENAMED.items():
+        *parents, leaf = old.split(".")
+        node: Any = data
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or leaf not in node:
+            continue
+        new_leaf = new.rsplit(".", 1)[1]
+        if new_leaf in node:
+            raise ConfigError(f"{old}{where}: the old name of {new}; give {new} only")
+        node[new_leaf] = node.pop(leaf)
+        log.warning("config%s: %s is the old name of %s; rename it", where, old, new)
+
+
 def load_config(
     path: Path | None = None,
     overrides: Mapping[str, Any] | None = None,
@@ -275,6 +305,7 @@ def load_config(
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = value
+    _rename_old_keys(data, f" in {path}" if path else "")
     try:
         return Config.model_validate(data)
     except ValidationError as exc:

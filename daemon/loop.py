@@ -46,6 +46,9 @@ from synlearner.stream.errors import DeadLetterCode, InvalidTask
 from synlearner.stream.schema import Task, TaskResult
 
 log = logging.getLogger("synlearner.daemon")
+# the holds an operator may end by parking the message held (`park.py`): those of its
+# decoding and learning, up to its commit (not its acknowledgement: it is learned by then)
+PARKABLE = frozenset({"decode", "learn", "persist", "commit"})
 __all__ = ["Daemon", "Stopped"]
 
 
@@ -96,7 +99,6 @@ class Daemon:
         self.current: str | None = None
         self._snapshot: dict[str, Any] = {}
         self._idle_failed = -1  # the event count at which the idle work last failed
-        self._last_fault = ""  # the fault the current hold waits out (for a park's reason)
         self.strategy = build_strategy(cfg.learner.adapters)
         self.ctx = Context(cfg, memory, self.learners, state, metrics, self.strategy,
                            TaskAgnostic(cfg.learner.consolidate, memory, self.learners, state,
@@ -258,10 +260,9 @@ class Daemon:
         learning holds, an operator may park it (`park.py`)."""
         self.phase = f"holding ({what})"
         self.heartbeat = time.monotonic()
-        if (what in ("learn", "commit") and self.current is not None
+        if (what in PARKABLE and self._delivery is not None
                 and take_park_request(self.state.root, self.current)):
-            log.warning("task %s: parked by an operator while holding", self.current)
-            raise Parked(self._last_fault or what)
+            raise Parked(self.settler.fault or what)
 
     @property
     def held(self) -> bool:
@@ -291,10 +292,18 @@ class Daemon:
         if not self.settler.begin(delivery):
             return
         self._delivery = delivery
+        task = None
         try:
             task = self._accept(delivery)
             if task is not None:
                 self._learn_settled(task, delivery)
+        except Parked as parked:
+            log.warning("message %r: parked by an operator while holding", delivery.ref)
+            self.settler.unheld()
+            self.settler.dead_letter(
+                delivery, f"parked by an operator while holding: {parked}", "parked",
+                task.task_id if task else None, "failed" if task else "invalid",
+                task.content_hash if task else "")
         finally:
             self._delivery = None
 
@@ -316,27 +325,21 @@ class Daemon:
                     break
                 except Stopped:
                     raise
+                except Parked:  # an operator moved it aside while it held
+                    restore_committed(self.ctx, task)
+                    raise
                 except Exception as exc:
                     if self.state.next_event > event:  # committed: what failed came after
                         log.exception("task %s: failed after its commit point", task.task_id)
                         self._publish_committed(event, delivery)
                         return
                     restore_committed(self.ctx, task)
-                    try:
-                        if isinstance(exc, Parked):
-                            raise exc
-                        if is_transient(exc) or (is_out_of_memory(exc)
-                                                 and oom < self.cfg.stream.max_attempts - 1):
-                            oom += is_out_of_memory(exc)
-                            failures += 1
-                            self._last_fault = describe(exc)
-                            self.settler.hold("learn", exc, failures)
-                            continue
-                    except Parked as parked:
-                        self.settler.dead_letter(
-                            delivery, f"parked by an operator while holding: {parked}",
-                            "parked", task.task_id, "failed", task.content_hash)
-                        return
+                    if is_transient(exc) or (is_out_of_memory(exc)
+                                             and oom < self.cfg.stream.max_attempts - 1):
+                        oom += is_out_of_memory(exc)
+                        failures += 1
+                        self.settler.hold("learn", exc, failures)  # may raise Parked
+                        continue
                     log.exception("task %s: failed", task.task_id)
                     code: DeadLetterCode = "learning_failed"
                     reason = f"learning failed: {describe(exc)}"

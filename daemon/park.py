@@ -1,12 +1,14 @@
 """Moving a held message aside: an operator's way out of a hold that does not end.
 
-A message whose learning holds on a resource fault (a full disk, a database locked by
-another process) is retried until the fault is gone, without counting an attempt. When the
-operator cannot or will not clear the fault, `synlearner dead-letters park [--task ID]`
-writes a request file into the state directory; the daemon reads it while it waits between
-retries, dead-letters the held message (code `parked`, requeue it later) and removes the
-request, which tells the command it was done. A request that names another task than the
-held one is left alone; one nobody takes is withdrawn by the command that wrote it.
+A message whose handling holds on a resource fault (a full disk, a database locked by
+another process, a data file the disk cannot read) is retried until the fault is gone,
+without counting an attempt. When the operator cannot or will not clear the fault,
+`synlearner dead-letters park [--task ID]` writes a request file into the state directory,
+valid until the command stops waiting; the daemon reads it while it waits between retries,
+dead-letters the held message (code `parked`, to be requeued once the fault is fixed) and
+removes the request, which tells the command it was done. A request that names another task
+than the held one is left alone; one nobody took in time is withdrawn, and an expired one
+is never taken.
 """
 
 from __future__ import annotations
@@ -20,22 +22,29 @@ from synlearner.stream.io import write_atomic
 REQUEST = "park-request.json"
 
 
-def request_park(state_dir: Path, task_id: str | None) -> Path:
+def request_park(state_dir: Path, task_id: str | None, wait_s: float) -> Path:
     """Ask the daemon of `state_dir` to park its held message (that of `task_id` only, if
-    given); returns the request file, removed by the daemon once it parked one."""
+    given) within `wait_s`; returns the request file, removed by the daemon once it parked
+    one."""
     path = state_dir / REQUEST
-    write_atomic(path, json.dumps({"task_id": task_id, "at": time.time()}).encode())
+    body = {"task_id": task_id, "until": time.time() + wait_s}
+    write_atomic(path, json.dumps(body).encode())
     return path
 
 
-def take_park_request(state_dir: Path, task_id: str) -> bool:
-    """Whether a park request for the held `task_id` is waiting; it is taken (removed)."""
+def take_park_request(state_dir: Path, task_id: str | None) -> bool:
+    """Whether a park request for the held message (of `task_id`, None: not decoded yet) is
+    waiting; it is taken (removed). An expired request is removed and not taken."""
     path = state_dir / REQUEST
     try:
-        wanted = json.loads(path.read_bytes()).get("task_id")
-    except (OSError, ValueError, AttributeError):
+        body = json.loads(path.read_bytes())
+        wanted, until = body.get("task_id"), float(body["until"])
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
         return False
-    if wanted not in (None, task_id):
+    if until < time.time():
+        path.unlink(missing_ok=True)
+        return False
+    if wanted is not None and wanted != task_id:
         return False
     path.unlink(missing_ok=True)
     return True

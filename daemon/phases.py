@@ -186,6 +186,7 @@ class Persist:
     """The trained adapter and the task's definition, in this event's own paths."""
 
     name = "persist"
+    stores = True  # a failure here is the storage's, never the message's
 
     def applies(self, ctx: Context) -> bool:
         return True
@@ -193,6 +194,9 @@ class Persist:
     def run(self, run: TaskRun, ctx: Context) -> None:
         key = ctx.strategy.adapter_key(run.task.task_id)
         run.adapter_dir = ctx.state.adapter_dir(key, run.event)
+        ctx.retry("persist", ctx.state.will_write,  # holds on a locked or full disk
+                  [str(run.adapter_dir.relative_to(ctx.state.root)),
+                   ctx.state.task_file(run.task.task_id, run.version)])
         run.learner.save_adapter(key, run.adapter_dir)
         run.task_file = ctx.state.save_task(run.task, run.version)
 
@@ -204,6 +208,7 @@ class Remember:
     rounds, never as a train example)."""
 
     name = "remember"
+    stores = True  # a failure here is the storage's, never the message's
 
     def applies(self, ctx: Context) -> bool:
         return True
@@ -356,7 +361,7 @@ def _after_commit(run: TaskRun, ctx: Context, entry: TaskEntry) -> None:
     pending memory records take the task's id (redone on start where this fails)."""
     task, outcome = run.task, run.learned
     try:
-        ctx.retry("commit", ctx.memory.adopt, run.pending, task.task_id)
+        ctx.retry("adopt", ctx.memory.adopt, run.pending, task.task_id)
         ctx.memory.flush()
     except Exception:  # noqa: BLE001  # committed: the next start adopts them (restore.py)
         log.exception("task %s: committed; its memory records are adopted on the next start",

@@ -8,6 +8,7 @@ import logging
 
 from synlearner.daemon.phases import separate_agnostic
 from synlearner.daemon.runner import Context
+from synlearner.learner.base import Learner, consolidated_key
 from synlearner.memory.base import PENDING, pending_id
 from synlearner.stream.io import recover_dir
 from synlearner.stream.schema import Task
@@ -54,21 +55,36 @@ def restore(ctx: Context) -> None:
 
 def restore_committed(ctx: Context, task: Task) -> None:
     """After a failed attempt, undo what it changed outside the state, which it never
-    reached: its pending memory records, the scores measured with its adapter, and the
-    adapters in memory it trained or merged (the committed ones are loaded again)."""
+    reached: its pending memory records, the scores measured with its adapter, the adapters
+    in memory it trained or merged (each goes back to its latest committed version, or is
+    forgotten where none was committed), and the files it wrote (`State.prune`)."""
     ctx.current = None
     try:
         ctx.memory.forget_task(pending_id(task.task_id, task.content_hash))
     except Exception:  # noqa: BLE001  # dropped on the next start or the next attempt
         log.exception("task %s: could not drop the failed attempt's memory records",
                       task.task_id)
-    learner = ctx.learners.get(task.kind)
     key = ctx.strategy.adapter_key(task.task_id)
     ctx.scores = {k: v for k, v in ctx.scores.items() if k[1] != key}
+    learner = ctx.learners.get(task.kind)
     try:
-        if learner is not None and (entry := ctx.state.latest(task.task_id)) is not None:
-            learner.load_adapter(entry.adapter_key or entry.task_id, ctx.state.root / entry.adapter)
+        if learner is not None:
+            _reload(learner, key, ctx)
         if separate_agnostic(ctx):
+            for kind, other in ctx.learners.items():
+                if kind not in ctx.state.consolidated:  # a merge the attempt made, uncommitted
+                    other.drop_adapter(consolidated_key(kind))
             ctx.agnostic.restore()
+        ctx.state.prune()
     except Exception:  # noqa: BLE001  # best effort: the next start loads them again
         log.exception("task %s: could not reload the committed adapters", task.task_id)
+
+
+def _reload(learner: Learner, key: str, ctx: Context) -> None:
+    """Adapter `key` as its latest committed entry saved it, or gone where none did."""
+    entry = next((e for e in reversed(ctx.state.entries)
+                  if (e.adapter_key or e.task_id) == key), None)
+    if entry is None:
+        learner.drop_adapter(key)
+    else:
+        learner.load_adapter(key, ctx.state.root / entry.adapter)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from synlearner.daemon.config import Config
 from synlearner.daemon.metrics import Metrics
+from synlearner.daemon.settle import Parked, Stopped
 from synlearner.daemon.state import State
 from synlearner.learner.base import (
     Learner,
@@ -31,6 +32,8 @@ from synlearner.learner.base import (
 )
 from synlearner.learner.methods import Method, default_methods, methods_of
 from synlearner.memory.base import Memory, ReplayItem, pending_id
+from synlearner.stream.boundary import describe, is_out_of_memory, is_transient
+from synlearner.stream.errors import StorageFault
 from synlearner.stream.schema import Example, Task, TaskResult
 
 if TYPE_CHECKING:
@@ -161,7 +164,7 @@ class Runner:
             for phase in [*self.phases, _Commit(self._commit)]:
                 self.ctx.beat(phase.name, task.task_id)
                 started = time.perf_counter()
-                phase.run(run, self.ctx)
+                _run_phase(phase, run, self.ctx)
                 spent = time.perf_counter() - started
                 run.timings[phase.name] = run.timings.get(phase.name, 0.0) + spent
                 self.ctx.metrics.task_duration.labels(phase=phase.name).observe(spent)
@@ -170,10 +173,23 @@ class Runner:
         return run
 
 
+def _run_phase(phase: Phase, run: TaskRun, ctx: Context) -> None:
+    """Run `phase`; in a phase that keeps what the task produced (`stores`), any failure
+    but running out of memory or a requested stop is the storage's (`StorageFault`)."""
+    try:
+        phase.run(run, ctx)
+    except Exception as exc:
+        if (not getattr(phase, "stores", False) or is_transient(exc) or is_out_of_memory(exc)
+                or isinstance(exc, (Stopped, Parked))):
+            raise
+        raise StorageFault(f"{phase.name}: {describe(exc)}") from exc
+
+
 @dataclass
 class _Commit:
     commit: Callable[[TaskRun, Context], None]
     name: str = "commit"
+    stores: bool = True
 
     def applies(self, ctx: Context) -> bool:
         return True

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Literal, TypeVar
 
-from synlearner.daemon.attempts import Attempts
+from synlearner.daemon.attempts import FLOOR, Attempts
 from synlearner.daemon.metrics import Metrics
 from synlearner.stream.base import Delivery, ResultSink, TaskSource
 from synlearner.stream.boundary import describe, is_transient
@@ -56,6 +56,7 @@ class Settler:
         self.backoff_max_s = backoff_max_s
         self.on_wait = on_wait or (lambda _what: None)  # keeps the heartbeat while holding
         self.held = False  # holding on a failure now (until the held call works or ends)
+        self.fault = ""  # the failure the current hold waits out
 
     # -- holding on transient failures ---------------------------------------------------
     def hold(self, what: str, exc: BaseException, failures: int) -> None:
@@ -64,7 +65,7 @@ class Settler:
         log.warning("%s: %s is not the message's fault; holding the stream, retry %d in %.1f s",
                     what, describe(exc), failures, delay)
         self.metrics.backoffs.labels(operation=what).inc()
-        self.held = True
+        self.held, self.fault = True, describe(exc)
         self.metrics.stream_held.set(1)
         deadline = time.monotonic() + delay
         while (left := deadline - time.monotonic()) > 0:
@@ -75,7 +76,7 @@ class Settler:
     def unheld(self) -> None:
         """The held call ended (it worked, or it was settled otherwise)."""
         if self.held:
-            self.held = False
+            self.held, self.fault = False, ""
             self.metrics.stream_held.set(0)
 
     def retry(self, what: str, fn: Callable[..., T], *args: object) -> T:
@@ -99,16 +100,18 @@ class Settler:
         """Count an attempt; False (and dead-lettered) when the message is quarantined: the
         attempts before this one died `max_attempts` times in a row at the same point."""
         attempt = self.attempts.begin(delivery.ref)
-        if attempt.same < self.max_attempts:
+        if attempt.same < self.max_attempts and attempt.number <= FLOOR * self.max_attempts:
             if attempt.number > 1:
                 log.warning("message %r: taken up again (attempt %d; the last one died in %s)",
                             delivery.ref, attempt.number, attempt.last or "no noted point")
             return True
         last = attempt.last or "no phase recorded"
-        log.error("message %r: died %d times in a row at the same point; quarantined",
-                  delivery.ref, attempt.same)
-        self.dead_letter(delivery, f"crashed {attempt.same} times at the same point: last in "
-                         f"{last}", "crashed", None, attempts=attempt.number - 1)
+        if attempt.same >= self.max_attempts:
+            reason = f"crashed {attempt.same} times at the same point: last in {last}"
+        else:
+            reason = f"crashed {attempt.number - 1} times at different points: last in {last}"
+        log.error("message %r: %s; quarantined", delivery.ref, reason)
+        self.dead_letter(delivery, reason, "crashed", None, attempts=attempt.number - 1)
         return False
 
     def note(self, delivery: Delivery | None, text: str) -> None:

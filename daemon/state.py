@@ -15,13 +15,14 @@ import logging
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from synlearner.daemon.transfer import TransferMetrics, sparse_transfer_metrics, transfer_metrics
+from synlearner.stream.boundary import is_transient
 from synlearner.stream.io import write_atomic
 from synlearner.stream.schema import Limits, Task, parse_task
 
@@ -55,8 +56,10 @@ def _has_version(path: Path) -> bool:
             return db.execute("SELECT value FROM meta WHERE key='version'").fetchone() is not None
         finally:
             db.close()
-    except sqlite3.OperationalError:
-        return False  # a database without the state's tables: never written
+    except sqlite3.OperationalError as exc:
+        # a database without the state's tables was never written; any other failure (a
+        # lock, an I/O error) is for the real open to report
+        return (getattr(exc, "sqlite_errorcode", 1) & 0xFF) != 1  # SQLITE_ERROR: no table
     except sqlite3.DatabaseError:
         return True  # not a database: opening it says what is wrong with it
 
@@ -81,8 +84,9 @@ def _move_aside(root: Path) -> Path:
     reset). The memory stays: every example seen is kept, whatever the state says."""
     dest = root / time.strftime(f"orphaned-%Y%m%d-%H%M%S-{time.time_ns() % 10**6:06d}")
     dest.mkdir()
-    for name in ("adapters", "tasks", "state.sqlite3", "state.sqlite3-wal",
-                 "state.sqlite3-shm"):
+    # the database first: a crash part-way leaves the adapters where a start refuses them
+    for name in ("state.sqlite3", "state.sqlite3-wal", "state.sqlite3-shm", "adapters",
+                 "tasks"):
         if (root / name).exists():
             (root / name).replace(dest / name)
     return dest
@@ -193,6 +197,11 @@ class State:
                 state._read()
         except (sqlite3.DatabaseError, ValueError, TypeError, KeyError) as exc:
             state.close()
+            damaged = (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in (11, 26)  # CORRUPT, NOTADB
+            if is_transient(exc) and not damaged:  # locked elsewhere, a disk error: not its content
+                raise StateError(f"{state.path} cannot be opened now ({type(exc).__name__}: "
+                                 f"{exc}); nothing was changed. Try again once the other "
+                                 "process or the disk lets go of it") from None
             if reset:
                 log.warning("state: --reset: %s cannot be read (%s); moved aside to %s",
                             state.path, exc, _move_aside(root))
@@ -201,7 +210,7 @@ class State:
                              "nothing was changed. Put it back from a backup, or start with "
                              "--reset to begin a new state (the old one is moved aside, not "
                              "deleted)") from None
-        state._prune_after_commit()
+        state._prune_after_commit(report=True)
         return state
 
     @classmethod
@@ -314,9 +323,14 @@ class State:
         base = self.root / "adapters" / key
         return base if event is None else base / f"{event:06d}"
 
+    @staticmethod
+    def task_file(task_id: str, version: int) -> str:
+        """Where the definition of `version` of a task is kept, relative to the root."""
+        return f"tasks/{task_id}.v{version}.json"
+
     def save_task(self, task: Task, version: int) -> str:
         """Write the task's definition for `version`; returns its path relative to the root."""
-        path = self.root / "tasks" / f"{task.task_id}.v{version}.json"
+        path = self.root / self.task_file(task.task_id, version)
         write_atomic(path, json.dumps(task.to_message()).encode())
         return str(path.relative_to(self.root))
 
@@ -331,32 +345,57 @@ class State:
                         max_eval_examples=2**31, max_field_chars=2**31, max_labels=2**31)
         return parse_task(self.task_path(task_id).read_bytes(), limits)
 
-    def prune(self) -> int:
-        """Remove the event folders and task files the committed entries account for and no
-        longer need: versions older than the `keep_versions` latest of each adapter key, and
-        what an uncommitted attempt left (an attempt writes only to the next event's paths).
-        A folder of a later event, which no entry can explain, is kept and logged. Returns
-        the folders removed."""
+    # -- what may be deleted -------------------------------------------------------------
+    # A learning event writes its adapter folders and task file before its commit; it names
+    # them first (`will_write`, durable), so that a failed or crashed attempt's leftovers are
+    # known as such. `prune` deletes only what the database accounts for: versions its entries
+    # name and no longer need, merges it names a later one of, and the named leftovers of an
+    # attempt that did not commit. Anything else (a folder of a database restored from an older
+    # backup, a folder put there by hand) is kept and logged.
+    def will_write(self, paths: Sequence[str]) -> None:
+        """Name the paths (relative to the root) an attempt is about to write."""
+        with self._tx() as db:
+            row = db.execute("SELECT value FROM meta WHERE key='inflight'").fetchone()
+            named = sorted({*json.loads(row[0] if row else "[]"), *paths})
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('inflight', ?)", (json.dumps(named),))
+
+    def _inflight(self) -> set[str]:
+        if self.db is None:
+            return set()
+        row = self.db.execute("SELECT value FROM meta WHERE key='inflight'").fetchone()
+        return set(json.loads(row[0])) if row else set()
+
+    def prune(self, report: bool = False) -> int:
+        """Delete what the database accounts for and no longer needs (see above): versions of
+        an adapter key older than its `keep_versions` latest, superseded merges, and the
+        leftovers of an attempt that did not commit. `report`: log what is kept because no
+        entry accounts for it. Returns the folders removed."""
         n = self.keep_versions
         keep = {e.adapter for e in self._latest_per_key(n=n)} | set(self.consolidated.values())
         keep |= {e.task_file for e in self._latest_per_key(by_task=True, n=n) if e.task_file}
+        named = {e.adapter for e in self.entries} | {e.task_file for e in self.entries}
+        merged = {Path(p).parent.name: int(Path(p).name) for p in self.consolidated.values()
+                  if Path(p).name.isdigit()}
+        leftovers = self._inflight() - named - keep
         removed = 0
         for key_dir in (self.root / "adapters").iterdir():
             for event_dir in key_dir.iterdir() if key_dir.is_dir() else []:
                 rel = str(event_dir.relative_to(self.root))
                 if not (event_dir.is_dir() and event_dir.name.isdigit()) or rel in keep:
                     continue
-                if int(event_dir.name) > self.next_event:
-                    log.warning("state: %s is of an event no entry accounts for; kept", rel)
-                    continue
-                shutil.rmtree(event_dir, ignore_errors=True)
-                removed += 1
-        versions = {e.task_id: e.version for e in self.entries}
+                superseded_merge = int(event_dir.name) < merged.get(key_dir.name, -1)
+                if rel in named or rel in leftovers or superseded_merge:
+                    shutil.rmtree(event_dir, ignore_errors=True)
+                    removed += 1
+                elif report:
+                    log.warning("state: %s is named by no entry of the database; kept", rel)
         for path in (self.root / "tasks").glob("*.v*.json"):
-            task_id, _, version = path.name[: -len(".json")].rpartition(".v")
-            superseded = version.isdigit() and int(version) < versions.get(task_id, 0)
-            if superseded and str(path.relative_to(self.root)) not in keep:
+            rel = str(path.relative_to(self.root))
+            if rel not in keep and (rel in named or rel in leftovers):
                 path.unlink(missing_ok=True)
+        if self.db is not None and self._inflight():
+            with self._tx() as db:
+                db.execute("DELETE FROM meta WHERE key='inflight'")
         return removed
 
     def _latest_per_key(self, by_task: bool = False, n: int = 1) -> list[TaskEntry]:
@@ -482,12 +521,12 @@ class State:
             raise
         self._prune_after_commit()
 
-    def _prune_after_commit(self) -> None:
+    def _prune_after_commit(self, report: bool = False) -> None:
         """Old versions are dropped after a commit; a failure here is logged, never the
         commit's (what it left is dropped by the next prune)."""
         try:
-            self.prune()
-        except OSError as exc:
+            self.prune(report)
+        except (OSError, sqlite3.Error) as exc:
             log.warning("state: pruning old adapter versions failed (%s); retried later", exc)
 
     # -- the result outbox -----------------------------------------------------------------

@@ -369,6 +369,9 @@ class BiEncoderClassifier:
     def has_adapter(self, task_id: str) -> bool:
         return self.bank.has(task_id)
 
+    def drop_adapter(self, task_id: str) -> None:
+        self.bank.drop(task_id)
+
     def save_adapter(self, task_id: str, path: Path) -> None:
         self.bank.save(task_id, path)
 

@@ -4,9 +4,18 @@ takes its `LoraConfig`); each default is declared here and nowhere else. No torc
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
+
+from synlearner.stream.schema import METHOD_NAME
 
 
 class _Section(BaseModel):
@@ -57,7 +66,7 @@ _B_STAR_TEMPERATURES = [round(0.5 + 0.05 * i, 2) for i in range(15)]
 
 
 class SelfTrainConfig(_Section):
-    """Self-training with balanced exploration (the `self_train` phase of generation tasks)."""
+    """Self-training with balanced exploration (the `self_train` method of generation tasks)."""
 
     rounds: int = Field(2, gt=0, description="self-training rounds per task")
     prompts: int = Field(32, gt=0, description="train prompts sampled per round")
@@ -85,10 +94,10 @@ _ERROR_NEGATIVES: tuple[NegativeSource, ...] = ("own", "neighbour", "candidate")
 
 
 class PreferenceConfig(_Section):
-    """Preference learning from errors (the `preference` phase of generation tasks): pairs
+    """Preference learning from errors (the `preference` method of generation tasks): pairs
     of a chosen and a rejected answer per train prompt, DPO on the task's adapter."""
 
-    prompts: int = Field(32, gt=0, description="train prompts per phase")
+    prompts: int = Field(32, gt=0, description="train prompts per task")
     # RLearner cycles 0.3 .. 1.3
     temperatures: list[float] = Field(default_factory=lambda: [0.3, 0.7, 1.0, 1.3], min_length=1,
                                       description="one candidate answer per temperature per prompt")
@@ -102,7 +111,7 @@ class PreferenceConfig(_Section):
     pairs_per_prompt: int = Field(2, gt=0, description="preference pairs per prompt")
     min_score_gap: float = Field(0.3, ge=0, description="pairs closer than this in reward are skipped")
     beta: float = Field(0.1, gt=0, description="DPO's beta (how far the adapter may move from the base)")
-    steps: int = Field(20, gt=0, description="DPO steps per phase")
+    steps: int = Field(20, gt=0, description="DPO steps per task")
     batch_size: int = Field(8, gt=0, description="pairs per step")
     lr: float = Field(5e-4, gt=0, description="learning rate")
 
@@ -111,8 +120,9 @@ class SynthesisConfig(_Section):
     """Synthesis tasks (SynLearner, `learner.synth_learner`): SFT on the task's texts, then
     GRPO on the plan's requests with the hierarchical reward."""
 
-    phases: tuple[Literal["sft", "grpo"], ...] = Field(
-        ("sft", "grpo"), min_length=1, description="a synthesis task's phases unless it names its own")
+    methods: tuple[Annotated[str, StringConstraints(pattern=METHOD_NAME)], ...] = Field(
+        ("sft", "grpo"), min_length=1,
+        description="a synthesis task's learning methods unless it names its own")
     sft_steps: int = Field(0, ge=0, description="SFT steps (0: learner.generation.max_steps)")
     max_length: int = Field(
         320, gt=0, description="longest request and text, in tokens (few-shot texts are long)")
@@ -146,7 +156,7 @@ class SynthesisConfig(_Section):
 
 
 class GenerationConfig(_Section):
-    """Generation tasks: the causal LM, its supervised training and its learning phases."""
+    """Generation tasks: the causal LM, its supervised training and its learning methods."""
 
     # "model_path" is read as "model" (older configs)
     model: str = Field("smollm2", min_length=1, validation_alias=AliasChoices("model", "model_path"),
@@ -160,13 +170,14 @@ class GenerationConfig(_Section):
     max_new_tokens: int = Field(16, gt=0, description="longest answer generated, in tokens")
     max_length: int = Field(128, gt=0, description="longest prompt and answer, in tokens")
     generate_batch: int = Field(32, gt=0, description="sequences per `generate` call")
-    phases: tuple[Literal["sft", "self_train", "preference"], ...] = Field(
-        ("sft",), min_length=1, description="a generation task's phases unless it names its own")
+    methods: tuple[Annotated[str, StringConstraints(pattern=METHOD_NAME)], ...] = Field(
+        ("sft",), min_length=1,
+        description="a generation task's learning methods unless it names its own")
     self_train: SelfTrainConfig = Field(
-        SelfTrainConfig(), description="the `self_train` phase: self-training with balanced exploration")
+        SelfTrainConfig(), description="the `self_train` method: self-training with balanced exploration")
     preference: PreferenceConfig = Field(
         PreferenceConfig(),
-        description="the `preference` phase: DPO on pairs whose rejected answers are errors")
+        description="the `preference` method: DPO on pairs whose rejected answers are errors")
     synthesis: SynthesisConfig = Field(
         SynthesisConfig(), description="synthesis tasks: SFT, then GRPO with the hierarchical reward")
     lora: LoraSettings = Field(LoraSettings(dropout=0.0, target_modules=["all-linear"]),
@@ -228,6 +239,6 @@ class LearnerConfig(_Section):
     lora: LoraSettings = Field(LoraSettings(), description="the encoder's LoRA adapters")
     train: TrainConfig = Field(TrainConfig(), description="training of classification tasks")
     generation: GenerationConfig = Field(
-        GenerationConfig(), description="generation tasks: the causal LM, its training and phases")
+        GenerationConfig(), description="generation tasks: the causal LM and its learning methods")
     synthesize: SynthesizeConfig = Field(
         SynthesizeConfig(), description="the data flywheel: synthetic data for classification tasks")

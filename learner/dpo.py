@@ -2,7 +2,7 @@
 
 The loss is TRL's default (`loss_type="sigmoid"`): -log sigmoid(beta * ((log pi(chosen) -
 log ref(chosen)) - (log pi(rejected) - log ref(rejected)))), log-probabilities summed over
-the answer's tokens only. The reference is the adapter itself as it was when the phase
+the answer's tokens only. The reference is the adapter itself as it was when the method
 began; its log-probabilities are computed once, before the first step (TRL's
 `precompute_ref_log_probs`), so no copy of the model or of the adapter is kept.
 
@@ -161,10 +161,10 @@ def learn_preference_task(gen: SftGenerator, task: Task, key: str, steps: int, s
 def run_preference(gen: SftGenerator, task: Task, key: str, reward: Reward,
                    negatives: Mapping[str, Sequence[Negative]], own: Sequence[Prediction],
                    seed: int, progress: Progress) -> tuple[dict[str, float], list[Prediction]]:
-    """The `preference` phase: candidates sampled for a sample of train prompts (one per
+    """The `preference` method: candidates sampled for a sample of train prompts (one per
     configured temperature), pairs built from them and the recalled wrong answers (`own`
     adds this learning's own mistakes, e.g. self-training's), DPO on adapter `key`. Returns
-    the phase's figures and the wrong candidates (for the error memory)."""
+    the method's figures and the wrong candidates (for the error memory)."""
     cfg = gen.settings.preference
     rng = random.Random(seed)
     prompts = rng.sample(list(task.train), min(cfg.prompts, len(task.train)))

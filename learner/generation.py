@@ -253,10 +253,10 @@ class SftGenerator:
     def _learn_stages(self, task: Task, replay: Sequence[ReplayItem], key: str, plan: LearnPlan,
                       seed: int, progress: Progress, seconds: dict[str, float]) -> _Trained:
         """A generation task's training: the stages its methods add, in order (those of
-        `learner.generation.phases` when the plan has none); each method's figures go in
+        `learner.generation.methods` when the plan has none); each method's figures go in
         `extras[name]`."""
         done = _Trained(replay=len(replay))
-        stages = plan.stages or stages_of(task, self.settings.phases)
+        stages = plan.stages or stages_of(task, self.settings.methods)
         for stage in stages:
             t = time.perf_counter()
             got = stage.train(self, task, key, replay, plan.steps, seed, progress, done.extra)
@@ -338,6 +338,9 @@ class SftGenerator:
 
     def has_adapter(self, task_id: str) -> bool:
         return self.bank.has(task_id)
+
+    def drop_adapter(self, task_id: str) -> None:
+        self.bank.drop(task_id)
 
     def save_adapter(self, task_id: str, path: Path) -> None:
         """A verifier's adapter folder also keeps its prompt's instruction, so a restarted

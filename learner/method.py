@@ -15,7 +15,7 @@ registry:
 Its figures live in one `extras[name]` mapping that the outcome, the state, the result, the
 report and /metrics carry without knowing its fields. A task names its methods by registry
 name (`methods` in the message); a task that names none gets its kind's defaults
-(`learner.generation.methods` and its synthesis counterpart). Method modules import their
+(`learner.generation.methods` and `learner.generation.synthesis.methods`). Method modules import their
 algorithms (torch and the like) only inside their hooks, so the registry loads without them.
 """
 
@@ -112,8 +112,8 @@ def stages_of(task: Task, defaults: Sequence[str], ctx: MethodContext | None = N
 
 def default_methods(cfg: LearnerConfig) -> dict[str, tuple[str, ...]]:
     """Each task kind's methods where a task names none."""
-    return {"generation": tuple(cfg.generation.phases),
-            "synthesis": tuple(cfg.generation.synthesis.phases)}
+    return {"generation": tuple(cfg.generation.methods),
+            "synthesis": tuple(cfg.generation.synthesis.methods)}
 
 
 def methods_of(task: Task, defaults: Mapping[str, Sequence[str]]) -> list[Method]:

@@ -1,15 +1,15 @@
 """Preference pairs for DPO from the model's own errors (RLearner, with the error memory).
 
-For each prompt the `preference` phase has the reference, a few candidates the model
+For each prompt the `preference` method has the reference, a few candidates the model
 sampled (each scored by the task's reward) and the wrong answers the error memory recalled
 for it. One pair is (chosen, rejected):
 
 - chosen: the best-scored candidate when it scores at least as well as the reference,
   else the reference;
 - rejected, in the order `sources` names them: `own` (the model's own recorded wrong
-  answers to this very prompt: earlier versions, earlier phases), `neighbour` (wrong answers
+  answers to this very prompt: earlier versions, earlier methods), `neighbour` (wrong answers
   to the nearest inputs in the error memory: real hard negatives), `candidate` (the
-  worst-scored of this phase's candidates), `template` (RLearner's template negatives: an
+  worst-scored of this method's candidates), `template` (RLearner's template negatives: an
   off-topic answer, the reference reversed, a confident near miss).
 
 Every rejected answer is scored with the task's reward against this prompt's reference (a

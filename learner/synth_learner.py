@@ -4,7 +4,7 @@ labels, learned task after task on the one resident model of `SftGenerator`.
 A synthesis task's examples are labelled texts (`input` the text, `output` its label); its
 `synthesis` section (`stream.schema.SynthesisSpec`) describes the labels and the attribute
 pools, and names the judge. Learning it runs the training its methods add (its own
-`methods`, else `learner.generation.synthesis.phases`: `sft`, then `grpo`), each on the
+`methods`, else `learner.generation.synthesis.methods`: `sft`, then `grpo`), each on the
 task's adapter:
 
 - the start: a copy of the nearest past synthesis task's adapter (`plan.init_from`) is kept
@@ -296,7 +296,7 @@ class SynthesisLearner:
         steps, loss = 0, math.nan
         attempts: list[Prediction] = []
         extras: dict[str, Any] = {}
-        stages = plan.stages or stages_of(task, self.settings.phases)
+        stages = plan.stages or stages_of(task, self.settings.methods)
         for stage in stages:  # the training its methods add, in order
             t = time.perf_counter()
             got = stage.train(self, task, key, replay, plan.steps, seed, progress, attempts)
@@ -343,6 +343,9 @@ class SynthesisLearner:
 
     def has_adapter(self, task_id: str) -> bool:
         return self.gen.bank.has(task_id)
+
+    def drop_adapter(self, task_id: str) -> None:
+        self.gen.bank.drop(task_id)
 
     def save_adapter(self, task_id: str, path: Path) -> None:
         """A synthesis adapter's folder also keeps its judge, so that a restarted daemon

@@ -54,11 +54,16 @@ class Tx:
 
 def where(**equal: str | tuple[str, ...] | None) -> tuple[str, list[str]]:
     """A WHERE clause over `records` (`exclude_task` is the one inequality; a tuple is any
-    of its values)."""
+    of its values; `task_kind` keeps the records of tasks of that kind, by a subquery on
+    `tasks`, so that it costs one SQL variable however many tasks are of that kind)."""
     clauses: list[str] = ["1=1"]
     args: list[str] = []
     for column, value in equal.items():
-        if isinstance(value, tuple):
+        if column == "task_kind":
+            if value is not None:
+                clauses.append("task_id IN (SELECT t.task_id FROM tasks AS t WHERE t.kind = ?)")
+                args.append(str(value))
+        elif isinstance(value, tuple):
             clauses.append(f"{column} IN ({','.join('?' * len(value))})")
             args += value
         elif value is not None:

@@ -25,20 +25,13 @@ Policy = Callable[["ExperienceMemory", ReplayRequest], list[Record]]
 REPLAYED = ("train", "synthetic")  # the only splits replay draws from
 
 
-def _sources(memory: ExperienceMemory, req: ReplayRequest) -> tuple[str, ...] | None:
-    """The memory task ids replay may draw from: those of `req.task_kind` (None: any)."""
-    if req.task_kind is None:
-        return None
-    return tuple(t for t in memory.task_ids() if committed_id(t) != req.task_id
-                 and (info := memory.task_info(t)) is not None and info.kind == req.task_kind)
-
-
 def _past(
     memory: ExperienceMemory, req: ReplayRequest, kind: RecordKind = "experience"
 ) -> list[Record]:
-    sources = _sources(memory, req)
-    return [r for r in memory.records(kind=kind, split=REPLAYED)
-            if committed_id(r.task_id) != req.task_id and (sources is None or r.task_id in sources)]
+    """Every replayable record of another task (of `req.task_kind`'s tasks when it names
+    one: filtered in SQL by the kind in the tasks table, never by a list of task ids)."""
+    return [r for r in memory.records(kind=kind, split=REPLAYED, task_kind=req.task_kind)
+            if committed_id(r.task_id) != req.task_id]
 
 
 def reservoir(memory: ExperienceMemory, req: ReplayRequest) -> list[Record]:
@@ -74,18 +67,18 @@ def _nearest(memory: ExperienceMemory, req: ReplayRequest, kind: RecordKind, n: 
     Neighbour lists of similar queries overlap, so the search widens until `n` distinct
     records are found or every candidate has been seen.
     """
-    sources = _sources(memory, req)
-    if n <= 0 or len(req.queries) == 0 or sources == ():
+    if n <= 0 or len(req.queries) == 0:
         return []
     k = max(1, -(-n // len(req.queries)) * 2)
     while True:
-        hits = memory.search(req.queries, k, task_id=sources, kind=kind,
-                             exclude_task=req.task_id, split=REPLAYED)
+        hits = memory.search(req.queries, k, kind=kind, exclude_task=req.task_id,
+                             split=REPLAYED, task_kind=req.task_kind)
         seen: set[int] = set()
         out: list[Record] = []
         for depth in range(k):
             for row in hits:
-                if depth < len(row) and row[depth].record.id not in seen:
+                if depth < len(row) and row[depth].record.id not in seen \
+                        and committed_id(row[depth].record.task_id) != req.task_id:
                     seen.add(row[depth].record.id)
                     out.append(row[depth].record)
                     if len(out) == n:

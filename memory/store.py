@@ -220,12 +220,18 @@ class ExperienceMemory:
         kind: RecordKind | None = None,
         exclude_task: str | None = None,
         split: str | tuple[str, ...] | None = None,
+        task_kind: str | None = None,
     ) -> list[list[Hit]]:
+        """For each query row, its `k` nearest records among those that pass the filters:
+        `task_id` (an id or a tuple of ids), record `kind`, not of `exclude_task`, `split`
+        (a split or a tuple of splits) and `task_kind` (records of tasks of that kind)."""
         query = np.atleast_2d(np.asarray(query, dtype=np.float32))
-        if task_id is None and kind is None and exclude_task is None and split is None:
+        filters = {"split": split, "task_id": task_id, "exclude_task": exclude_task,
+                   "kind": kind, "task_kind": task_kind}
+        if all(v is None for v in filters.values()):
             scores, ids = fx.search(self._index, query, k)
         else:
-            scores, ids = self._filtered_search(query, k, task_id, kind, exclude_task, split)
+            scores, ids = self._filtered_search(query, k, *where(**filters))
         records = records_by_id(self._db, {int(i) for i in ids.ravel() if i >= 0})
         return [
             [Hit(records[int(i)], float(s)) for s, i in zip(srow, irow, strict=True) if int(i) in records]
@@ -233,10 +239,8 @@ class ExperienceMemory:
         ]
 
     def _filtered_search(
-        self, query: Vectors, k: int, task_id: str | tuple[str, ...] | None, kind: str | None,
-        exclude_task: str | None, split: str | tuple[str, ...] | None = None,
+        self, query: Vectors, k: int, cond: str, args: list[str]
     ) -> tuple[np.ndarray, np.ndarray]:
-        cond, args = where(split=split, task_id=task_id, exclude_task=exclude_task, kind=kind)
         n = self._db.execute(f"SELECT COUNT(*) FROM records WHERE {cond}", args).fetchone()[0]
         if n > EXACT_FILTER_LIMIT:
             allowed = [r[0] for r in self._db.execute(f"SELECT id FROM records WHERE {cond}", args)]
@@ -245,9 +249,11 @@ class ExperienceMemory:
         return fx.exact_search(query, ids, vecs, k)
 
     def records(self, task_id: str | None = None, kind: RecordKind | None = None,
-                split: str | tuple[str, ...] | None = None) -> list[Record]:
-        """Records in the order added; `split` a split or a tuple of splits."""
-        cond, args = where(split=split, task_id=task_id, kind=kind)
+                split: str | tuple[str, ...] | None = None,
+                task_kind: str | None = None) -> list[Record]:
+        """Records in the order added; `split` a split or a tuple of splits; `task_kind`:
+        only records of tasks of that kind (None: of any task)."""
+        cond, args = where(split=split, task_id=task_id, kind=kind, task_kind=task_kind)
         return [row_to_record(r) for r in
                 self._db.execute(f"SELECT {COLS} FROM records WHERE {cond} ORDER BY id", args)]
 

@@ -18,10 +18,11 @@ from synlearner.stream.schema import Limits, Task, parse_task
 
 # the machine, not the message: out of disk, files, memory for buffers
 TRANSIENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EMFILE, errno.ENFILE,
-                              errno.ENOMEM, errno.EAGAIN, errno.EIO})
-# SQLite's primary result codes for the same: busy or locked by another process, an I/O
-# error, a full disk, a database file that cannot be opened now
-SQLITE_TRANSIENT = frozenset({5, 6, 10, 13, 14})  # BUSY, LOCKED, IOERR, FULL, CANTOPEN
+                              errno.ENOMEM, errno.EAGAIN, errno.EIO, errno.EROFS})
+# SQLite's primary result codes for the same: busy or locked by another process, read-only
+# (a disk remounted after I/O errors), an I/O error, corrupt, a full disk, a database file
+# that cannot be opened now, not a database: none is a message's doing
+SQLITE_TRANSIENT = frozenset({5, 6, 8, 10, 11, 13, 14, 26})
 MAX_REASON_CHARS = 300
 
 
@@ -32,24 +33,35 @@ def is_transient(exc: BaseException) -> bool:
     Faults are told apart by their type and code (errno, SQLite's result code), never by
     their text, which a message's own content can fill.
     """
+    return any(_machine_fault(e) for e in _chain(exc))
+
+
+def _machine_fault(exc: BaseException) -> bool:
     if isinstance(exc, SourceUnavailable):
         return True
     if isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS:
         return True
-    if isinstance(exc, sqlite3.OperationalError):
-        return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in SQLITE_TRANSIENT
-    return False
+    return isinstance(exc, sqlite3.DatabaseError) and (
+        getattr(exc, "sqlite_errorcode", 0) & 0xFF) in SQLITE_TRANSIENT
+
+
+def _chain(exc: BaseException, limit: int = 8) -> list[BaseException]:
+    """`exc` and the errors it was raised from or while handling (a library's wrapping)."""
+    out: list[BaseException] = []
+    at: BaseException | None = exc
+    while at is not None and at not in out and len(out) < limit:
+        out.append(at)
+        at = at.__cause__ or at.__context__
+    return out
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
     """An allocation that failed (torch.OutOfMemoryError, Python's MemoryError): the
     machine's memory or the task's size; retried a bounded number of times, then counted
     against the task."""
-    if isinstance(exc, MemoryError):
-        return True
-    # torch.OutOfMemoryError (and torch.cuda's alias), by type, without importing torch
-    return any(c.__name__ == "OutOfMemoryError" and c.__module__.split(".")[0] == "torch"
-               for c in type(exc).__mro__)
+    return any(isinstance(e, MemoryError) or any(  # torch.OutOfMemoryError, without torch
+        c.__name__ == "OutOfMemoryError" and c.__module__.split(".")[0] == "torch"
+        for c in type(e).__mro__) for e in _chain(exc))
 
 
 def describe(exc: BaseException) -> str:

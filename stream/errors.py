@@ -42,3 +42,9 @@ class InvalidTask(ValueError):
 
 class SourceUnavailable(RuntimeError):
     """The source or one of its sinks cannot be reached now; retry later, keep the message."""
+
+
+class StorageFault(SourceUnavailable):
+    """The daemon's own storage failed while keeping what a task produced (its adapter, its
+    memory records, its commit): whatever the error says, nothing in a message makes that
+    fail, so the stream holds (and alerts) rather than dead-letter every task after it."""

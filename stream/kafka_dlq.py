@@ -16,7 +16,9 @@ go back only when named.
 
 Anyone who may write to the dead-letter topic can put a stub there, so a stub is trusted
 only as far as it is checked: its original is read back only from the configured tasks
-topic, and only when its bytes have the SHA-256 the stub gives.
+topic, and only when its bytes have the SHA-256 the stub gives. A dead letter that is no
+stub is republished as it is: who may write to the dead-letter topic may put a task on
+the stream through a requeue, so give that topic the same write ACLs as the tasks topic.
 """
 
 from __future__ import annotations

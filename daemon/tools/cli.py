@@ -252,7 +252,7 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     if args.action == "park":
-        return _park(cfg.state_dir, args.task)
+        return _park(cfg.state_dir, args.task, args.wait)
     store = dead_letter_store(cfg)
     if args.action == "list":
         letters = store.entries()
@@ -284,11 +284,14 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
     return 0
 
 
-def _park(state_dir: Path, task_id: str | None) -> int:
-    """Ask the daemon to move the message it holds on a fault aside (`daemon/park.py`)."""
+def _park(state_dir: Path, task_id: str | None, wait_s: float) -> int:
+    """Ask the daemon to move the message it holds on a fault aside (`daemon/park.py`); it
+    takes the request between two retries, so the command waits up to `wait_s`."""
     from synlearner.daemon.park import request_park, wait_parked
 
-    if wait_parked(request_park(state_dir, task_id), timeout_s=10):
+    print(f"waiting up to {wait_s:.0f} s for the daemon's next retry ...",  # noqa: T201
+          file=sys.stderr)
+    if wait_parked(request_park(state_dir, task_id, wait_s), timeout_s=wait_s):
         print("parked: the held message is a dead letter now (dead-letters list; requeue it "  # noqa: T201
               "once the fault is fixed)")
         return 0
@@ -377,6 +380,8 @@ def main(argv: list[str] | None = None) -> int:
                        "park the message the daemon holds on a fault")
     p.add_argument("action", choices=["list", "requeue", "park"])
     p.add_argument("--task", help="park: only if the held message is this task")
+    p.add_argument("--wait", type=float, default=120.0, help="park: seconds to wait for the "
+                   "daemon's next retry (default 120)")
     p.add_argument("ids", nargs="*", help="requeue: the dead letters' ids (see list)")
     p.add_argument("--all", action="store_true", help="requeue: every dead letter but those "
                    "quarantined for crashing the daemon (requeue those by id)")

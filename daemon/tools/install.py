@@ -14,7 +14,10 @@ It never overwrites a config or an environment file, never writes through a syml
 systemctl: staging a root and a live host differ there). Input that would give a unit or
 files the service cannot use (a user that does not exist on the live root, a state
 directory that is relative or holds what a unit would split or expand) is refused with an
-`InstallError` before anything is written.
+`InstallError` before anything is written, and so is a state directory it must not take
+over: it is made 0750 (and, as root, given to the service user), so a system folder (/,
+/etc and below, /usr, /run, ...), a folder shared by many programs (/var/lib) or an
+existing folder that holds anything but a synlearner state directory is never one.
 """
 
 from __future__ import annotations
@@ -37,6 +40,17 @@ ENV_TEMPLATE = """\
 # such as ReadWritePaths= on it), no quotes, backslashes or `%` specifiers
 _UNIT_PATH = re.compile(r"/[A-Za-z0-9._@+/-]*")
 _USER = re.compile(r"[A-Za-z_][A-Za-z0-9._-]{0,31}")  # a user name, nothing a unit would split
+# trees no state directory may be in: the system's programs and configuration (the service
+# must not write its own config), the kernel's and the runtime's folders, root's home, and
+# /tmp and /var/tmp (lost at boot, and private to the unit: PrivateTmp=yes); /lib* as well
+SYSTEM_TREES = tuple(Path(p) for p in (
+    "/etc", "/usr", "/bin", "/sbin", "/boot", "/proc", "/sys", "/dev", "/run", "/var/run",
+    "/var/lock", "/root", "/tmp", "/var/tmp"))
+# folders where many programs keep their own: a state directory goes below them, is never one
+SHARED = frozenset(Path(p) for p in (
+    "/var/lib", "/var/cache", "/var/log", "/var/spool", "/var/opt", "/var/local", "/var/mail",
+    "/var/backups"))
+STATE_MARKS = ("state.sqlite3", "adapters", "spool")  # what only a synlearner state dir holds
 
 
 class InstallError(ValueError):
@@ -52,17 +66,53 @@ def check(root: Path, user: str, state_dir: Path, exe: Path) -> None:
     if not _USER.fullmatch(user):
         raise InstallError(f"--user {user!r}: not a user name (letters, digits, '._-', "
                            "at most 32)")
-    if not state_dir.is_absolute():
-        raise InstallError(f"--state-dir {str(state_dir)!r}: must be an absolute path")
-    if ".." in state_dir.parts or not _UNIT_PATH.fullmatch(str(state_dir)):
-        raise InstallError(f"--state-dir {str(state_dir)!r}: only letters, digits and "
-                           "'._@+-/' can go into a systemd unit as they are (no spaces, no '..')")
+    state_dir = state_path(state_dir)
+    _check_state_dir(root, state_dir)
     if not _UNIT_PATH.fullmatch(str(exe)):
         raise InstallError(f"the synlearner executable {str(exe)!r} has characters a systemd "
                            "unit cannot take as they are; install from a path without them")
     if _user(user) is None and root.resolve() == Path("/"):
         raise InstallError(f"user {user!r} does not exist, and the files must belong to it; "
                            f"create it first: {useradd(user, state_dir)}")
+
+
+def state_path(state_dir: Path) -> Path:
+    """`state_dir` as the unit names it: absolute, one '/' between parts (`//srv/x`, which
+    POSIX lets a system read otherwise, is /srv/x); `InstallError` if relative, with '..'
+    or with what a unit would split or expand."""
+    if not state_dir.is_absolute():
+        raise InstallError(f"--state-dir {str(state_dir)!r}: must be an absolute path")
+    if ".." in state_dir.parts or not _UNIT_PATH.fullmatch(str(state_dir)):
+        raise InstallError(f"--state-dir {str(state_dir)!r}: only letters, digits and "
+                           "'._@+-/' can go into a systemd unit as they are (no spaces, no '..')")
+    return Path("/", *state_dir.parts[1:])
+
+
+def _check_state_dir(root: Path, state_dir: Path) -> None:
+    """Refuse a (normalised) state directory that install would take from others: it is
+    made 0750 and, as root, given to the service user."""
+    name = f"--state-dir {str(state_dir)!r}"
+    top = state_dir.parts[1] if len(state_dir.parts) > 1 else ""
+    tree = next((t for t in SYSTEM_TREES if state_dir.is_relative_to(t)), None)
+    if tree is not None or top.startswith("lib"):
+        raise InstallError(f"{name}: in the system tree {tree or '/' + top}, which the "
+                           "service must not own; use a folder of its own such as "
+                           f"{DEFAULT_STATE} or /srv/synlearner")
+    if len(state_dir.parts) < 3:
+        raise InstallError(f"{name}: / and the folders right in it are the whole system's; "
+                           "name one of synlearner's own at least two levels deep, such as "
+                           f"{DEFAULT_STATE} or /srv/synlearner")
+    if state_dir in SHARED:
+        raise InstallError(f"{name}: a folder where many programs keep theirs; name one of "
+                           f"synlearner's own in it, such as {state_dir / 'synlearner'}")
+    path = root / state_dir.relative_to("/")
+    if path.is_symlink() or not os.path.lexists(path):
+        return  # a symlink is refused where it would be written through (`_inside`)
+    if not path.is_dir():
+        raise InstallError(f"{name}: {path} exists and is not a directory")
+    if any(path.iterdir()) and not any(os.path.lexists(path / m) for m in STATE_MARKS):
+        raise InstallError(f"{name}: {path} holds files and is not a synlearner state "
+                           f"directory (no {', '.join(STATE_MARKS)}); name a new or empty folder")
 
 
 def render_unit(unit: str, exe: Path, user: str, state_dir: Path) -> str:
@@ -85,6 +135,7 @@ def install(root: Path, user: str = "synlearner", state_dir: Path = DEFAULT_STAT
         raise FileNotFoundError(f"install-service runs from a checkout (make venv): no {source}")
     exe = exe or Path(sys.prefix) / "bin" / "synlearner"
     check(root, user, state_dir, exe)
+    state_dir = state_path(state_dir)
     root.mkdir(parents=True, exist_ok=True)
     done: list[str] = []
     unit = _inside(root, "etc/systemd/system/synlearner.service")
@@ -153,6 +204,7 @@ def _owns(user: str) -> bool:
 def next_steps(root: Path, user: str, state_dir: Path = DEFAULT_STATE) -> list[str]:
     """What is left to do as root on the host, in order: the user before the files are
     given to it, the files before the service starts."""
+    state_dir = state_path(state_dir)
     steps = []
     if _user(user) is None:
         steps.append(useradd(user, state_dir))

@@ -125,6 +125,9 @@ class CentroidLearner:
     def has_adapter(self, task_id: str) -> bool:
         return task_id in self.adapters
 
+    def drop_adapter(self, task_id: str) -> None:
+        self.adapters.pop(task_id, None)
+
     def save_adapter(self, task_id: str, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
         (path / "centroids.json").write_text(json.dumps(self.adapters[task_id]))

@@ -41,16 +41,19 @@ def snapshot(state: State) -> Any:
 
 
 class FailingAt:
-    """A connection that fails its `n`-th statement (counting from 0) with `error`."""
+    """A connection that fails the `n`-th statement (counting from 0) of its first
+    transaction, COMMIT included, with `error`."""
 
     def __init__(self, db: sqlite3.Connection, n: int, error: Exception) -> None:
-        self.db, self.n, self.error, self.count = db, n, error, 0
+        self.db, self.n, self.error, self.count, self.done = db, n, error, 0, False
 
     def _maybe_fail(self, sql: str) -> None:
-        if sql.strip().upper() != "ROLLBACK":
-            self.count += 1
-            if self.count - 1 == self.n:
-                raise self.error
+        if self.done or sql.strip().upper() == "ROLLBACK":
+            return
+        self.count += 1
+        self.done = sql.strip().upper() == "COMMIT"
+        if self.count - 1 == self.n:
+            raise self.error
 
     def execute(self, sql: str, *args: Any) -> Any:
         self._maybe_fail(sql)
@@ -62,6 +65,23 @@ class FailingAt:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.db, name)
+
+
+def fail_commit_once(daemon: Any, when: Any, statement: int) -> None:
+    """The first commit for which `when(run)` holds fails at its `statement`-th SQL
+    statement (a corrupt page, as SQLite says it)."""
+    real, original, failed = daemon.state.db, daemon.runner._commit, []
+
+    def commit(run: Any, ctx: Any) -> None:
+        if when(run) and not failed:
+            failed.append(run.task.task_id)
+            daemon.state.db = FailingAt(real, statement, sqlite3.DatabaseError("malformed"))
+        try:
+            original(run, ctx)
+        finally:
+            daemon.state.db = real
+
+    daemon.runner._commit = commit
 
 
 def test_a_commit_that_fails_at_any_statement_changes_nothing(tmp_path: Path) -> None:
@@ -93,39 +113,22 @@ def test_a_commit_that_fails_at_any_statement_changes_nothing(tmp_path: Path) ->
 
 
 def test_a_failed_commit_in_the_daemon_leaves_no_phantom_task(tmp_path: Path) -> None:
-    """A failure at the commit dead-letters the task (it was not learned); the next task
-    commits as the next event and the state opens again."""
+    """A failure at the commit is the storage's, never the message's: the stream holds and
+    the task is learned again once it can commit, as the next event; nothing of the failed
+    attempt shows, and the state opens again."""
     learner = CentroidLearner()
     source = InMemorySource([task_raw("a"), task_raw("b"), task_raw("c")])
     daemon = unit_daemon(unit_config(tmp_path), source, learner)
-    real = daemon.state.db
-    failing: dict[str, Any] = {}
-
-    def one_failed_commit(event: int) -> None:
-        if daemon.state.next_event == 2 and "done" not in failing:
-            failing["done"] = True
-            daemon.state.db = FailingAt(real, 2, sqlite3.DatabaseError("malformed"))  # type: ignore
-        else:
-            daemon.state.db = real
-
-    original = daemon.runner._commit
-
-    def commit(run: Any, ctx: Any) -> None:
-        one_failed_commit(run.event)
-        try:
-            original(run, ctx)
-        finally:
-            daemon.state.db = real
-
-    daemon.runner._commit = commit
+    fail_commit_once(daemon, lambda run: run.event == 2, statement=2)
     daemon.run()
     statuses = [(r.task_id, r.status) for r in daemon.results.results]  # type: ignore[attr-defined]
-    assert statuses == [("a", "learned"), ("b", "failed"), ("c", "learned")]
-    assert [e.task_id for e in daemon.state.entries] == ["a", "c"]
+    assert statuses == [("a", "learned"), ("b", "learned"), ("c", "learned")]
+    assert learner.trained == ["a", "b", "b", "c"]  # b again after its failed commit
+    assert daemon.metrics.backoffs.labels(operation="learn")._value.get() == 1
     daemon.state.close()
     state = State.load(tmp_path)
-    assert [e.task_id for e in state.entries] == ["a", "c"]
-    assert [len(r) for r in state.matrix] == [2, 2]
+    assert [e.task_id for e in state.entries] == ["a", "b", "c"]
+    assert [len(r) for r in state.matrix] == [2, 3, 3]
     assert state.unpublished() == []
 
 
@@ -157,7 +160,8 @@ def test_a_database_locked_by_another_process_holds_the_task_until_it_commits(
     assert held == [True]
     statuses = [(r.task_id, r.status) for r in daemon.results.results]  # type: ignore[attr-defined]
     assert statuses == [("a", "learned"), ("b", "learned")]
-    assert daemon.metrics.backoffs.labels(operation="commit")._value.get() >= 1
+    backoffs = daemon.metrics.backoffs
+    assert sum(backoffs.labels(operation=op)._value.get() for op in ("persist", "commit")) >= 1
     assert not daemon.held and daemon.metrics.stream_held._value.get() == 0
     assert learner.trained == ["a", "b"]  # held at the commit: not trained again
 
@@ -190,16 +194,42 @@ def test_start_without_the_database_deletes_nothing_and_says_how_to_go_on(tmp_pa
 
 
 def test_prune_deletes_only_what_the_entries_account_for(tmp_path: Path) -> None:
-    state = State.load(tmp_path)
+    state = State.load(tmp_path, keep_versions=1)
     record(state, "a")
     leftover = state.adapter_dir("b", state.next_event)  # an attempt that did not commit
-    unknown = state.adapter_dir("c", state.next_event + 3)  # no entry can explain it
-    for path in (leftover, unknown):
-        path.mkdir(parents=True)
+    state.will_write([str(leftover.relative_to(tmp_path)), state.task_file("b", 1)])
+    leftover.mkdir(parents=True)
+    (tmp_path / state.task_file("b", 1)).write_text("{}")
+    unknown = state.adapter_dir("c", state.next_event)  # no entry names it, nor an attempt
+    unknown.mkdir(parents=True)
     state.close()
     State.load(tmp_path).close()
-    assert not leftover.exists()
+    assert not leftover.exists() and not (tmp_path / "tasks" / "b.v1.json").exists()
     assert unknown.exists() and (tmp_path / "adapters" / "a" / "000001").exists()
+
+
+def test_a_database_restored_from_a_backup_loses_no_adapter(tmp_path: Path) -> None:
+    """The start-up error says to put the database back from a backup: the adapters of the
+    events after the backup are then named by no entry, and are kept, however many events
+    are committed after it."""
+    state = State.load(tmp_path)
+    record(state, "a")
+    state.close()
+    backup = (tmp_path / "state.sqlite3").read_bytes()
+    state = State.load(tmp_path)
+    record(state, "b")
+    record(state, "c")
+    state.close()
+    for name in ("state.sqlite3-wal", "state.sqlite3-shm"):
+        (tmp_path / name).unlink(missing_ok=True)
+    (tmp_path / "state.sqlite3").write_bytes(backup)
+    state = State.load(tmp_path)
+    record(state, "d")  # commits as event 2, where b's folder is
+    record(state, "e")
+    state.close()
+    kept = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "adapters").glob("*/*"))
+    assert kept == ["adapters/a/000001", "adapters/b/000002", "adapters/c/000003",
+                    "adapters/d/000002", "adapters/e/000003"]
 
 
 def test_faults_are_classified_by_type_and_code_never_by_text() -> None:
@@ -280,10 +310,10 @@ def test_an_operator_parks_a_held_task_and_the_stream_goes_on(tmp_path: Path) ->
         deadline = time.monotonic() + 30
         while not daemon.held and time.monotonic() < deadline:
             time.sleep(0.01)
-        request_park(tmp_path, "another-task")  # names another task: left alone
+        request_park(tmp_path, "another-task", 30)  # names another task: left alone
         time.sleep(0.5)
         parked.append(daemon.held)
-        parked.append(wait_parked(request_park(tmp_path, "stuck"), 10))
+        parked.append(wait_parked(request_park(tmp_path, "stuck", 10), 10))
 
     thread = threading.Thread(target=operator)
     thread.start()
@@ -336,7 +366,88 @@ def test_park_from_the_command_line_says_when_nothing_is_held(
     config = tmp_path / "c.yaml"
     config.write_text(f"state_dir: {tmp_path}\n")
     started = time.monotonic()
-    assert cli.main(["--config", str(config), "dead-letters", "park", "--task", "x"]) == 1
+    assert cli.main(["--config", str(config), "dead-letters", "park", "--task", "x",
+                     "--wait", "1"]) == 1
     assert time.monotonic() - started < 15
     assert "not holding task x" in capsys.readouterr().err
     assert not (tmp_path / "park-request.json").exists()  # withdrawn
+
+
+def test_a_failed_attempt_leaves_the_shared_adapter_as_committed(tmp_path: Path) -> None:
+    """One adapter for every task: what a failed attempt trained into it is undone, so the
+    next task trains on from what was committed."""
+    learner = CentroidLearner()
+    fit = learner._fit
+    seen: dict[str, list[list[str]]] = {}
+
+    def recording_fit(task: Any, replay: Any) -> Any:
+        seen.setdefault(task.task_id, []).append(sorted(learner.adapters.get("@shared", {})))
+        return fit(task, replay)
+
+    learner._fit = recording_fit  # type: ignore[method-assign]
+    cats = raw("b", labels=["cat", "dog"], train=[{"input": "meow", "output": "cat"},
+                                                   {"input": "woof", "output": "dog"}],
+               eval=[{"input": "meow meow", "output": "cat"}])
+    source = InMemorySource([task_raw("a"), cats, task_raw("c")])
+    cfg = unit_config(tmp_path, **{"learner.adapters": "shared", "learner.task_agnostic": False})
+    daemon = unit_daemon(cfg, source, learner)
+    fail_commit_once(daemon, lambda run: run.task.task_id == "b", statement=1)  # after b trained
+    daemon.run()
+    statuses = [(r.task_id, r.status) for r in daemon.results.results]  # type: ignore[attr-defined]
+    assert statuses == [("a", "learned"), ("b", "learned"), ("c", "learned")]
+    # b's retry trains on from what a committed, not from its failed attempt's training
+    assert seen["b"] == [["negative", "positive"], ["negative", "positive"]]
+
+
+def test_a_database_locked_at_start_is_no_reason_to_reset(tmp_path: Path) -> None:
+    state = State.load(tmp_path)
+    record(state, "a")
+    state.close()
+    other = sqlite3.connect(tmp_path / "state.sqlite3", isolation_level=None, timeout=0.1)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        for reset in (False, True):
+            with pytest.raises(StateError, match="cannot be opened now") as raised:
+                State.load(tmp_path, reset=reset)
+            assert "--reset" not in str(raised.value)
+    finally:
+        other.execute("ROLLBACK")
+    assert not list(tmp_path.glob("orphaned-*"))
+    assert [e.task_id for e in State.load(tmp_path).entries] == ["a"]
+
+
+def test_a_message_held_before_it_is_decoded_can_be_parked_and_stale_requests_expire(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from synlearner.daemon import loop
+    from synlearner.daemon.park import take_park_request
+    from synlearner.stream.errors import SourceUnavailable
+
+    stale = request_park(tmp_path, None, wait_s=-1)  # left by a command that was cut off
+    assert not take_park_request(tmp_path, "anything") and not stale.exists()
+    real_decode = loop.decode
+
+    def unreadable(raw_bytes: bytes, limits: Any) -> Any:  # its data file: EIO every time
+        if b'"stuck"' in raw_bytes:
+            raise SourceUnavailable("data.train: OSError: [Errno 5] Input/output error")
+        return real_decode(raw_bytes, limits)
+
+    monkeypatch.setattr(loop, "decode", unreadable)
+    source = InMemorySource([task_raw("stuck"), task_raw("a")])
+    daemon = unit_daemon(unit_config(tmp_path, **{"stream.backoff_max_s": 0.2}), source,
+                         CentroidLearner())
+
+    def operator() -> None:
+        deadline = time.monotonic() + 30
+        while not daemon.held and time.monotonic() < deadline:
+            time.sleep(0.01)
+        wait_parked(request_park(tmp_path, None, 10), 10)
+
+    thread = threading.Thread(target=operator)
+    thread.start()
+    daemon.run()
+    thread.join()
+    statuses = [(r.task_id, r.status) for r in daemon.results.results]  # type: ignore[attr-defined]
+    assert statuses == [("", "invalid"), ("a", "learned")]
+    assert source.dead_letters[0][1] == ("parked by an operator while holding: SourceUnavailable: "
+                                         "data.train: OSError: [Errno 5] Input/output error")

@@ -53,6 +53,9 @@ def test_environment_overrides(tmp_path: Path) -> None:
     "a: " + "[" * 5000 + "]" * 5000,  # the YAML composer recursed past Python's limit
     "daemon:\n" + "".join(f"{'  ' * (i + 1)}k{i}:\n" for i in range(40)) + "      x: 1\n",
     "k: v\n" * 300_000,  # over 1 MiB
+    "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(  # 511 bytes that expand to 10^9
+        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+        for p, c in zip("abcdefgh", "bcdefghi", strict=True)),
     "\xff\xfe",
 ])
 def test_a_config_nested_too_deep_or_too_big_is_one_error_line(tmp_path: Path, body: str) -> None:
@@ -89,3 +92,27 @@ def test_sighup_with_a_bad_config_keeps_the_running_one(tmp_path: Path) -> None:
     daemon.reload_config()
     assert daemon.cfg is running
     assert daemon.metrics.config_reloads.labels(outcome="invalid")._value.get() == 1
+
+
+def test_renamed_keys_are_read_under_their_old_name_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    path = tmp_path / "old.yaml"
+    path.write_text("learner:\n  generation:\n    phases: [sft, self_train]\n"
+                    "    synthesis: {phases: [sft]}\n")
+    cfg = load_config(path, env={})
+    assert cfg.learner.generation.methods == ("sft", "self_train")
+    assert cfg.learner.generation.synthesis.methods == ("sft",)
+    assert "learner.generation.phases is the old name of learner.generation.methods" in caplog.text
+    path.write_text("learner:\n  generation: {phases: [sft], methods: [sft]}\n")
+    with pytest.raises(ConfigError, match="give learner.generation.methods only"):
+        load_config(path, env={})
+
+
+def test_a_default_method_that_is_not_registered_stops_the_start(tmp_path: Path) -> None:
+    from synlearner.daemon.build import build_daemon
+
+    cfg = load_config(None, {"state_dir": str(tmp_path), "learner.generation.methods": ["dance"]},
+                      env={})
+    with pytest.raises(ConfigError, match="'dance' is not a method"):
+        build_daemon(cfg)

@@ -1,5 +1,11 @@
 """The metrics port (daemon/http.py) under clients that never finish their request, or
-that hold every thread that answers."""
+that hold every thread that answers.
+
+Speed is measured in bench/, never here: the one deadline these tests keep is the
+requirement's (/healthz and /readyz within 1 s while the port is saturated or its threads
+held). "At once" elsewhere means before whatever it would otherwise have waited for (a
+slow client's request timeout, a held thread), with a wide margin.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +18,14 @@ from collections.abc import Callable, Iterator
 import pytest
 from prometheus_client import CollectorRegistry
 
+from synlearner.daemon.config import HTTP_REQUEST_TIMEOUT_S
 from synlearner.daemon.http import CONNECTION_THREAD, HttpServer, is_loopback
 from tests.unit.slow_clients import closed_by_peer, connect, probe, saturated
 
 TIMEOUT_S = 0.5
 CAP = 8
 TOKEN = "metrics-token-0123456789"
+PROBE_S = 1.0  # the requirement: /healthz and /readyz answer within a second, whatever holds the port
 
 
 def wait_for(check: Callable[[], bool], within_s: float = 5.0) -> bool:
@@ -32,6 +40,13 @@ def wait_for(check: Callable[[], bool], within_s: float = 5.0) -> bool:
 def held() -> int:
     """Handler threads alive now, over all servers."""
     return sum(t.name == CONNECTION_THREAD for t in threading.enumerate())
+
+
+def answers_in_time(port: int, path: str, within_s: float) -> None:
+    """`path` answers 200 within `within_s` (the probe's own timeout is wider, so that a
+    late answer fails here with its time, not as a socket timeout)."""
+    status, took, _ = probe(port, path, timeout_s=within_s + 5)
+    assert status == 200 and took < within_s, (path, status, took)
 
 
 def half_request(port: int) -> socket.socket:
@@ -63,8 +78,7 @@ def test_half_open_connections_hold_no_thread_and_are_closed_at_the_deadline(
     finally:
         for sock in socks:
             sock.close()
-    status, took, _ = probe(server.port, "/healthz")
-    assert status == 200 and took < 1
+    answers_in_time(server.port, "/healthz", PROBE_S)
 
 
 def test_a_trickled_head_is_cut_off_when_its_whole_time_is_up() -> None:
@@ -86,7 +100,9 @@ def test_a_trickled_head_is_cut_off_when_its_whole_time_is_up() -> None:
                 break
             time.sleep(0.3)
         sock.close()
-        assert closed_after is not None and 0.9 <= closed_after < 2.5
+        # closed when its 1 s is up, not before; a per-read timeout (each byte comes within
+        # 0.3 s) would let the trickle, 17 s in all, run to its end (closed_after None)
+        assert closed_after is not None and 0.9 <= closed_after < 5, closed_after
     finally:
         srv.stop()
 
@@ -100,10 +116,10 @@ def test_past_max_pending_the_connection_waiting_longest_is_closed() -> None:
         time.sleep(0.2)
         assert not any(closed_by_peer(s) for s in socks)
         socks.append(half_request(srv.port))
-        assert wait_for(lambda: closed_by_peer(socks[0]), within_s=2)
+        # well before its own request timeout (30 s)
+        assert wait_for(lambda: closed_by_peer(socks[0]), within_s=10)
         assert not any(closed_by_peer(s) for s in socks[1:])
-        status, took, _ = probe(srv.port, "/readyz")
-        assert status == 200 and took < 1
+        answers_in_time(srv.port, "/readyz", PROBE_S)
     finally:
         for sock in socks:
             sock.close()
@@ -127,11 +143,13 @@ def test_requests_over_the_cap_get_503_at_once_and_probes_have_threads_of_their_
         for c in clients:
             c.start()
         assert wait_for(lambda: held() == 2)
-        status, took, body = probe(srv.port, "/status")
-        assert (status, body) == (503, b"busy\n") and took < 1
+        # refused, not queued for a thread: answered while both still hold theirs (until
+        # released, or 10 s), well before either would free one
+        status, took, body = probe(srv.port, "/status", timeout_s=15)
+        assert (status, body) == (503, b"busy\n") and took < 5 and not answers
         for path in ("/healthz", "/readyz"):
-            status, took, _ = probe(srv.port, path)
-            assert status == 200 and took < 1
+            answers_in_time(srv.port, path, PROBE_S)
+        assert not answers  # the probes did not wait for those threads either
     finally:
         release.set()
         for c in clients:
@@ -142,15 +160,17 @@ def test_requests_over_the_cap_get_503_at_once_and_probes_have_threads_of_their_
 
 def test_probes_and_metrics_answer_within_a_second_while_slow_clients_fill_the_port() -> None:
     """70 idle connections and 32 that trickle a byte every 3 s, against the defaults
-    (32 connections answered at once, 5 s to send a request head)."""
+    (32 connections answered at once, 5 s to send a request head): the probes within their
+    second; /metrics before that request timeout, the least it would wait if the slow
+    clients held the threads that answer (they reconnect when cut off)."""
     srv = HttpServer("127.0.0.1", 0, CollectorRegistry(), dict, lambda: True)
     srv.start()
     try:
         with saturated(srv.port, idle=70, trickle=32):
             for _ in range(3):
-                for path in ("/healthz", "/readyz", "/metrics"):
-                    status, took, _ = probe(srv.port, path)
-                    assert status == 200 and took < 1, (path, status, took)
+                for path in ("/healthz", "/readyz"):
+                    answers_in_time(srv.port, path, PROBE_S)
+                answers_in_time(srv.port, "/metrics", HTTP_REQUEST_TIMEOUT_S)
                 time.sleep(1)
     finally:
         srv.stop()

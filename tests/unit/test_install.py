@@ -110,3 +110,62 @@ def test_the_staged_unit_verifies(tmp_path: Path) -> None:
     unit = tmp_path / "etc/systemd/system/synlearner.service"
     out = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout + out.stderr == "", out.stdout + out.stderr
+
+
+@pytest.mark.parametrize(("state_dir", "words"), [
+    ("/", ["'/'", "at least two levels deep"]),
+    ("/srv", ["'/srv'", "at least two levels deep"]),
+    ("/etc", ["'/etc'", "system tree /etc"]),
+    ("/etc/synlearner", ["'/etc/synlearner'", "system tree /etc"]),  # its own config folder
+    ("//etc", ["'/etc'", "system tree /etc"]),
+    ("/./etc/", ["'/etc'", "system tree /etc"]),
+    ("/usr/bin", ["'/usr/bin'", "system tree /usr"]),
+    ("/usr/local/synlearner", ["system tree /usr"]),
+    ("/lib64/synlearner", ["system tree /lib64"]),
+    ("/boot/x", ["system tree /boot"]),
+    ("/var/run/synlearner", ["system tree /var/run"]),
+    ("/run/synlearner", ["system tree /run"]),
+    ("/root/state", ["system tree /root"]),
+    ("/tmp/synlearner", ["system tree /tmp"]),
+    ("/var/lib", ["'/var/lib'", "such as /var/lib/synlearner"]),
+])
+def test_a_state_dir_it_must_not_take_over_is_refused_before_anything_is_written(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], state_dir: str,
+        words: list[str]) -> None:
+    """It would be made 0750 and, as root, given to the service user: with the default
+    --root /, a typo would lock every other user out of / or /etc."""
+    refused(cli(capsys, "--root", str(tmp_path / "root"), "--user", "svc",
+                "--state-dir", state_dir), *words)
+    assert not (tmp_path / "root").exists()
+
+
+def test_a_state_dir_with_doubled_slashes_is_the_same_folder(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = cli(capsys, "--root", str(tmp_path), "--user", "svc", "--state-dir",
+                         "//srv//learner/")
+    assert code == 0, err
+    unit = (tmp_path / "etc/systemd/system/synlearner.service").read_text()
+    assert "ReadWritePaths=/srv/learner\n" in unit and "//" not in unit.replace("file://", "")
+    assert (tmp_path / "srv/learner").is_dir() and "//srv" not in out
+
+
+def test_an_existing_folder_is_taken_only_empty_or_as_a_state_dir(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "root"
+    data = root / "srv/data"
+    data.mkdir(parents=True)
+    (data / "thesis.tex").write_text("years of work")
+    data.chmod(0o755)
+    refused(cli(capsys, "--root", str(root), "--user", "svc", "--state-dir", "/srv/data"),
+            str(data), "not a synlearner state directory")
+    assert not (root / "etc").exists() and oct(data.stat().st_mode & 0o777) == "0o755"
+    (root / "srv/file").write_text("")
+    refused(cli(capsys, "--root", str(root), "--user", "svc", "--state-dir", "/srv/file"),
+            "not a directory")
+    (root / "srv/empty").mkdir()
+    assert cli(capsys, "--root", str(root), "--user", "svc", "--state-dir", "/srv/empty")[0] == 0
+    state = root / "srv/state"
+    (state / "adapters").mkdir(parents=True)
+    (state / "state.sqlite3").write_text("")
+    assert cli(capsys, "--root", str(root), "--user", "svc", "--state-dir", "/srv/state")[0] == 0
+    assert (state / "state.sqlite3").exists()  # a reinstall keeps the daemon's state

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
 from pathlib import Path
 
@@ -87,3 +88,33 @@ def test_replay_of_a_kind_is_chosen_among_that_kinds_tasks(tmp_path: Path, polic
     assert {i.record.task_id for i in m.replay(policy, request)} == {"write"}
     assert m.recall("more", texts, task_kind="generation") == []  # no past task of that kind
     assert {i.record.task_id for i in m.recall("more", texts * 4)} == {"judge", "write"}
+
+
+
+@pytest.mark.skipif(not hasattr(sqlite3.Connection, "setlimit"), reason="Python 3.11+")
+@pytest.mark.parametrize("policy", ["reservoir", "balanced", "nearest", "errors_first"])
+def test_replay_of_a_kind_needs_no_sql_variable_per_past_task(tmp_path: Path, policy: str) -> None:
+    """More past tasks of the kind than the connection takes SQL variables (lowered here to
+    50; 32766 on default builds): recall still works, as many as asked for, and only of
+    that kind, though the other kind's examples are the nearest to the new task's."""
+    m = ExperienceMemory(tmp_path, EMB)
+    near = [f"the soup number {j} was tasty" for j in range(10)]
+    for i in range(60):
+        texts = [f"the pasta number {i} {j} was tasty" for j in range(2)]
+        m.register_task(TaskInfo(f"c{i:02d}", "classification", "?", ("pos", "neg"), 2), texts)
+        m.add([Record(f"c{i:02d}", t, "pos") for t in texts])
+    m.register_task(TaskInfo("s", "synthesis", "?", ("pos", "neg"), len(near)), near)
+    m.add([Record("s", t, "pos") for t in near])
+    m.add([Record("c01", near[0], "neg", "error", prediction="pos", correct=False)])
+    m._db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 50)  # the test's own connection
+    statements: list[str] = []
+    m._db.set_trace_callback(statements.append)  # and no query per past task of the kind
+    for task_kind, n, tasks in (("classification", 20, {f"c{i:02d}" for i in range(1, 60)}),
+                                ("synthesis", 10, {"s"})):
+        request = ReplayRequest("c00", EMB.embed(near), n, task_kind=task_kind)
+        items = m.replay(policy, request)
+        assert len(items) == n and {i.record.task_id for i in items} <= tasks
+        assert all(i.task.kind == task_kind for i in items)
+        assert len(statements) < 60, statements
+        statements.clear()
+    assert m.recall("c00", near, task_kind="generation") == []

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import errno
 import json
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 
 from synlearner.daemon.attempts import Attempts
 from synlearner.daemon.loop import Daemon
+from synlearner.daemon.park import request_park
 from synlearner.daemon.state import State
 from synlearner.learner.base import LearnOutcome, LearnPlan, Progress, no_progress
 from synlearner.memory import ReplayItem
@@ -109,6 +112,24 @@ def test_only_deaths_at_the_same_point_count_toward_the_quarantine(tmp_path: Pat
         sames.append(ledger.begin("bad").same)
         ledger.note("bad", point)
     assert sames + [ledger.begin("bad").same] == [0, 1, 2, 1, 1, 2, 3]
+    sames = []
+    for step in (37, 38, 37, 38):  # the kill races the step it lands in
+        sames.append(ledger.begin("oom").same)
+        ledger.note("oom", f"train step {step}/{100 + step % 3} of task big")
+    assert sames + [ledger.begin("oom").same] == [0, 1, 2, 3, 4]
+
+
+def test_a_message_that_never_settles_is_quarantined_wherever_it_died(tmp_path: Path) -> None:
+    source = InMemorySource([task_raw("wander"), task_raw("next")])
+    ledger = Attempts(tmp_path / "attempts")
+    for i in range(15):  # fifteen deaths, each at another point
+        ledger.begin("mem-1")
+        ledger.note("mem-1", f"train step {10 * i + 1}/200 of task wander")
+    daemon = build(tmp_path, source, CentroidLearner(), **{"stream.max_attempts": 3})
+    daemon.run()
+    (delivery, reason), = source.dead_letters
+    assert reason == "crashed 15 times at different points: last in train step 141/200 of task wander"
+    assert statuses(daemon) == [("", "invalid"), ("next", "learned")]
 
 
 def test_a_good_task_killed_at_different_points_is_learned(tmp_path: Path) -> None:
@@ -181,8 +202,20 @@ def test_a_failed_new_version_leaves_the_committed_one_untouched(tmp_path: Path)
 
     daemon.state.record = fail_at_commit  # type: ignore[method-assign]  # v2 dies at the commit
     source.submit(task_raw("a", flip=True), "")
+
+    def operator() -> None:  # the commit holds (the storage's fault): park it
+        deadline = time.monotonic() + 30
+        while not daemon.held and time.monotonic() < deadline:
+            time.sleep(0.01)
+        request_park(tmp_path, "a", 30)
+
+    thread = threading.Thread(target=operator)
+    thread.start()
     daemon.run()
+    thread.join()
     assert statuses(daemon)[-1] == ("a", "failed")
+    assert source.dead_letters[-1][1].startswith("parked by an operator while holding: "
+                                                 "StorageFault: commit: RuntimeError")
     state = State.load(tmp_path)
     assert [e.version for e in state.entries] == [1]
     assert state.load_task("a").train[0].output == "positive"  # v1's definition

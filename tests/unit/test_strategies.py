@@ -100,11 +100,11 @@ def test_generation_strategies_split_one_budget_of_steps_between_their_phases(
     for name, c in cfgs.items():
         g = c.learner.generation
         spent[name] = (c.learner.train.steps
-                       + (g.self_train.rounds * g.self_train.steps if "self_train" in g.phases else 0)
-                       + (g.preference.steps if "preference" in g.phases else 0))
+                       + (g.self_train.rounds * g.self_train.steps if "self_train" in g.methods else 0)
+                       + (g.preference.steps if "preference" in g.methods else 0))
         assert c.learner.task_agnostic is False and c.learner.adapters == "per-task"
     assert spent == dict.fromkeys(GENERATION_STRATEGIES, 24)
-    phases = {n: cfgs[n].learner.generation.phases for n in GENERATION_STRATEGIES}
+    phases = {n: cfgs[n].learner.generation.methods for n in GENERATION_STRATEGIES}
     assert phases["sft"] == ("sft",) and phases["synlearner"] == ("sft", "self_train", "preference")
     st = {n: cfgs[n].learner.generation.self_train for n in ("self-train-fixed", "self-train-balanced")}
     assert (st["self-train-fixed"].search, st["self-train-fixed"].temperature,
