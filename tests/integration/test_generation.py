@@ -166,7 +166,7 @@ def test_a_self_training_task_through_the_daemon(tiny_causal_lm: Path, tmp_path:
     assert [r["past_successes"] for r in rounds] == [0.0, 0.0]  # nothing learned before
     assert 'synlearner_selftrain_balance_ratio{round="2",task="colours-daemon"}' in text
     assert "synlearner_selftrain_samples_total" in text
-    assert 'synlearner_memory_search_duration_seconds_count{operation="successes"} 2.0' in text
+    assert 'synlearner_memory_search_duration_seconds_count{operation="self_train"} 2.0' in text
     paths = write_report(state, tmp_path / "report")
     assert "self-training rounds" in paths["text"].read_text()
     assert paths["self_training_png"].exists()
@@ -241,6 +241,7 @@ def test_preference_phase_trains_dpo_on_recalled_errors_first(tiny_causal_lm: Pa
     from synlearner.learner.base import Negative
     from synlearner.learner.config import GenerationConfig, PreferenceConfig
     from synlearner.learner.generation import SftGenerator
+    from synlearner.learner.methods import stages_of
 
     pref = PreferenceConfig(prompts=6, temperatures=[0.7, 1.3], pairs_per_prompt=2, steps=12,
                             batch_size=4, lr=5e-3)
@@ -252,7 +253,8 @@ def test_preference_phase_trains_dpo_on_recalled_errors_first(tiny_causal_lm: Pa
                 (("apple", "green"), ("banana", "blue"), ("grass", "red"), ("sky", "black"),
                  ("snow", "yellow"), ("coal", "white"))}
     phases: list[str] = []
-    outcome = gen.learn(task, [], LearnPlan(task.task_id, negatives=recalled),
+    stages = stages_of(task, ["sft"], recalled={"preference": recalled})  # what it recalled
+    outcome = gen.learn(task, [], LearnPlan(task.task_id, stages=stages),
                         lambda phase, step, total, loss: phases.append(phase))
     p = outcome.extras["preference"]
     assert p["prompts"] == 6 and p["candidates"] == 12
