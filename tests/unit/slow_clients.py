@@ -14,6 +14,25 @@ from collections.abc import Iterator
 HEAD = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 200 + b"\r\n\r\n"
 
 
+def trickle_until_closed(port: int, every_s: float) -> float | None:
+    """Send a request head one byte every `every_s`; the seconds until the server closed
+    the connection (None: it never did, and the head was sent whole)."""
+    sock = connect(port)
+    started = time.monotonic()
+    try:
+        for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: aaaaaaaaaaaaaaaaaaaaaa":
+            if closed_by_peer(sock):
+                return time.monotonic() - started
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:
+                return time.monotonic() - started
+            time.sleep(every_s)
+        return None
+    finally:
+        sock.close()
+
+
 def connect(port: int) -> socket.socket:
     return socket.create_connection(("127.0.0.1", port), timeout=5)
 

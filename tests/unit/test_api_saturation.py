@@ -23,7 +23,7 @@ from synlearner.daemon.api import ApiServer, create_app
 from synlearner.daemon.config import Config, load_config
 from synlearner.daemon.serving import Busy, ModelQueue, Predictor
 from synlearner.daemon.state import State
-from tests.unit.slow_clients import closed_by_peer, connect, probe, saturated
+from tests.unit.slow_clients import closed_by_peer, connect, probe, saturated, trickle_until_closed
 
 PROBE_S = 1.0  # the requirement: /healthz and /readyz answer within a second, whatever holds the port
 HOLD_S = 10.0  # how long a held prediction keeps the model unless released
@@ -110,19 +110,7 @@ def test_probes_answer_within_a_second_while_slow_clients_fill_the_port(tmp_path
 def test_a_trickled_request_is_cut_off_when_its_whole_time_is_up(tmp_path: Path) -> None:
     s = Serving(config(tmp_path, request_timeout_s=1.0))
     try:
-        sock = connect(s.port)
-        started, closed_after = time.monotonic(), None
-        for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: aaaaaaaaaaaaaaaaaaaaaa":
-            if closed_by_peer(sock):
-                closed_after = time.monotonic() - started
-                break
-            try:
-                sock.sendall(bytes([byte]))
-            except OSError:
-                closed_after = time.monotonic() - started
-                break
-            time.sleep(0.3)
-        sock.close()
+        closed_after = trickle_until_closed(s.port, every_s=0.3)
         # closed when its 1 s is up, not before; a per-read timeout (each byte comes within
         # 0.3 s) would let the trickle, 17 s in all, run to its end (closed_after None)
         assert closed_after is not None and 0.9 <= closed_after < 5, closed_after

@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from synlearner.daemon.config import HTTP_REQUEST_TIMEOUT_S
 from synlearner.daemon.http import CONNECTION_THREAD, HttpServer, is_loopback
-from tests.unit.slow_clients import closed_by_peer, connect, probe, saturated
+from tests.unit.slow_clients import closed_by_peer, connect, probe, saturated, trickle_until_closed
 
 TIMEOUT_S = 0.5
 CAP = 8
@@ -87,19 +87,7 @@ def test_a_trickled_head_is_cut_off_when_its_whole_time_is_up() -> None:
     srv = HttpServer("127.0.0.1", 0, CollectorRegistry(), dict, lambda: True, request_timeout_s=1.0)
     srv.start()
     try:
-        sock = connect(srv.port)
-        started, closed_after = time.monotonic(), None
-        for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: aaaaaaaaaaaaaaaaaaaaaa":
-            if closed_by_peer(sock):
-                closed_after = time.monotonic() - started
-                break
-            try:
-                sock.sendall(bytes([byte]))
-            except OSError:
-                closed_after = time.monotonic() - started
-                break
-            time.sleep(0.3)
-        sock.close()
+        closed_after = trickle_until_closed(srv.port, every_s=0.3)
         # closed when its 1 s is up, not before; a per-read timeout (each byte comes within
         # 0.3 s) would let the trickle, 17 s in all, run to its end (closed_after None)
         assert closed_after is not None and 0.9 <= closed_after < 5, closed_after
