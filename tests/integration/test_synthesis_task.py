@@ -78,10 +78,10 @@ def test_the_daemon_learns_synthesis_tasks_judged_by_a_learned_classifier(
     # the untrained model writes no label's words; after SFT and GRPO many texts are new
     # combinations of the asked label's words, which the learned judge labels so
     assert write.final - write.zero_shot >= 0.3, (write.zero_shot, write.final)
-    figures = write.synthesis
-    assert figures["samples"] == 2 * 2 * 4 and write.steps == 30 + 2  # steps x requests x G
-    assert 0.0 <= figures["sample_agreement"] <= 1.0 and figures["eval_agreement"] == write.final
-    assert figures["eval_pairwise_distance"] > 0.0 and figures["eval_distinct_2"] > 0.0
+    grpo, own = write.extras["grpo"], write.extras["synthesis"]  # the method's, the kind's
+    assert grpo["samples"] == 2 * 2 * 4 and write.steps == 30 + 2  # steps x requests x G
+    assert 0.0 <= grpo["sample_agreement"] <= 1.0 and own["eval_agreement"] == write.final
+    assert own["eval_pairwise_distance"] > 0.0 and own["eval_distinct_2"] > 0.0
     assert write.seconds["learner_sft"] > 0 and write.seconds["learner_grpo"] > 0
     assert more.extras["grpo"]["samples"] == 2 * 2 * 4
     # replay is drawn from past synthesis tasks only ("write"), never crowded out by the
@@ -90,7 +90,8 @@ def test_the_daemon_learns_synthesis_tasks_judged_by_a_learned_classifier(
     assert more.replay_examples == round(cfg.memory.replay.ratio * 24) > 0
     # the nearest past synthesis task's adapter, kept: the task's texts are likelier under it
     assert more.init_from == "write"
-    assert more.extras["synthesis"]["start_logp_transferred"] >= more.extras["synthesis"]["start_logp_fresh"]
+    start = more.extras["synthesis"]
+    assert start["start_logp_transferred"] >= start["start_logp_fresh"]
     (dead,) = list_dead_letters(cfg.spool_dir)
     assert dead.reason == "synthesis.judge: 'nothing' is not a learned classification task"
     assert "synlearner_synthesis_samples_total 32.0" in text
