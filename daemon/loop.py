@@ -256,8 +256,8 @@ class Daemon:
         logging.getLogger().setLevel(cfg.daemon.log_level)
 
     def _holding(self, what: str) -> None:
-        """Backing off a transient failure is a deliberate wait, not a stall; while a task's
-        learning holds, an operator may park it (`park.py`)."""
+        """Backing off a transient failure is a deliberate wait, not a stall; while a
+        message's decoding or learning holds, an operator may park it (`park.py`)."""
         self.phase = f"holding ({what})"
         self.heartbeat = time.monotonic()
         if (what in PARKABLE and self._delivery is not None
