@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from synlearner.daemon.transfer import TransferMetrics, sparse_transfer_metrics, transfer_metrics
+from synlearner.learner.methods import REGISTRY
 from synlearner.stream.boundary import is_transient
 from synlearner.stream.io import write_atomic
 from synlearner.stream.schema import Limits, Task, parse_task
@@ -123,10 +124,9 @@ class TaskEntry:
         them moved there."""
         body = dict(body)
         extras = body.setdefault("extras", {})
-        if rounds := body.pop("rounds", None):
-            extras["self_train"] = {"rounds": rounds}
-        if preference := body.pop("preference", None):
-            extras["preference"] = preference
+        for method in REGISTRY.values():  # each method knows where it kept its figures
+            if method.stored_as and (stored := body.pop(method.stored_as, None)):
+                extras[method.name] = method.restored(stored)
         if synthesis := body.pop("synthesis", None):
             extras["synthesis"] = synthesis
         return cls(**body)

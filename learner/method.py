@@ -52,6 +52,11 @@ class Method:
     name: ClassVar[str]
     kinds: ClassVar[frozenset[str]]
     config_key: ClassVar[str] = ""  # its config section, a dotted path ("": none)
+    stored_as: ClassVar[str] = ""  # the state entry field that held its figures before extras
+
+    def restored(self, stored: Any) -> Figures:
+        """Its figures from the value an entry stored before `extras` (`stored_as`)."""
+        return dict(stored)
 
     def recall(self, task: Task, ctx: MethodContext) -> Any:
         """What the method needs from memory before training (None: nothing)."""

@@ -40,6 +40,7 @@ class Preference(Method):
     name = "preference"
     kinds = frozenset({"generation"})
     config_key = "learner.generation.preference"
+    stored_as = "preference"
 
     def recall(self, task: Task, ctx: MethodContext) -> dict[str, list[Negative]]:
         """Wrong answers the error memory holds for each train input: the model's own to the

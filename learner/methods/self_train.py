@@ -54,6 +54,10 @@ class SelfTrain(Method):
     name = "self_train"
     kinds = frozenset({"generation"})
     config_key = "learner.generation.self_train"
+    stored_as = "rounds"
+
+    def restored(self, stored: Any) -> Figures:
+        return {"rounds": list(stored)}
 
     def recall(self, task: Task, ctx: MethodContext) -> list[ReplayItem]:
         n = ctx.section(self.config_key).past_successes

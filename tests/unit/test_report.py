@@ -55,3 +55,16 @@ def test_synthesis_tasks_and_the_synthetic_data_asked_for_are_reported(tmp_path:
     (f,) = [x for x in text.split("synthetic training data")[1].splitlines()
             if x.startswith("few ")]
     assert f.split()[1:] == ["48", "30", "27", "0.926"]
+
+
+def test_entries_stored_before_extras_are_read_with_their_figures_moved_there() -> None:
+    from synlearner.daemon.state import TaskEntry
+
+    body = {"task_id": "t", "column": "t", "version": 1, "content_hash": "h",
+            "kind": "generation", "adapter": "adapters/t/000001", "zero_shot": 0.0,
+            "initial": 0.0, "final": 0.5, "init_from": None, "steps": 4,
+            "train_examples": 8, "replay_examples": 0, "rounds": [{"round": 1.0}],
+            "preference": {"pairs": 3.0}, "synthesis": {"generated": 2.0}}
+    entry = TaskEntry.of(body)
+    assert entry.extras == {"self_train": {"rounds": [{"round": 1.0}]},
+                            "preference": {"pairs": 3.0}, "synthesis": {"generated": 2.0}}
